@@ -1,0 +1,8 @@
+"""Regression-test harness for LiteLLM proxy budgets.
+
+A scenario flows loader -> runner -> target (database, proxy, clock) -> assertions -> report;
+each has one home: harness/scenario, harness/runner.py, harness/db + harness/releases +
+harness/engine + harness/target, harness/assertions.py, harness/report.py.
+"""
+
+__version__ = "0.1.0"

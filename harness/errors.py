@@ -1,0 +1,19 @@
+"""Errors a person can act on: one line, optionally a hint."""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """A problem with the input or the machine, reported as one line (no traceback)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
+
+
+class ScenarioError(HarnessError):
+    """A scenario file is invalid; the message starts with `file:line:`."""

@@ -1,0 +1,249 @@
+"""Scenario files -> `Scenario`, with every error as one line `file:line: what, and what is allowed`.
+
+PyYAML's node tree keeps line numbers; we build plain Python values from it while recording
+the line of every mapping key and list item, so a pydantic error location maps back to a line.
+Nothing is started for an invalid file: the CLI and the pytest collector both call `load()`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import ScenarioError
+from .model import (
+    SHORTHAND_FIELD,
+    STEP_TYPES,
+    Metadata,
+    PlacedStep,
+    ProxySettings,
+    Scenario,
+)
+
+Path_ = tuple[Any, ...]
+TOP_LEVEL = {"name", "description", "issue", "affects", "tags", "proxy", "steps"}
+
+
+class _Lines:
+    """Line (1-based) of each value, by its path from the document root."""
+
+    def __init__(self) -> None:
+        self.at: dict[Path_, int] = {}
+
+    def line(self, path: Path_) -> int:
+        while path and path not in self.at:
+            path = path[:-1]
+        return self.at.get(path, 1)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps as text: the model parses times itself."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _plain(node: yaml.Node, path: Path_, lines: _Lines, file: str) -> Any:
+    lines.at.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _plain(key_node, path + ("<key>",), lines, file)
+            if not isinstance(key, (str, int, float, bool)):
+                raise ScenarioError(f"{file}:{key_node.start_mark.line + 1}: a mapping key must be a plain value")
+            if key in out:
+                raise ScenarioError(f"{file}:{key_node.start_mark.line + 1}: `{key}` is given twice")
+            lines.at[path + (key,)] = key_node.start_mark.line + 1
+            out[key] = _plain(value_node, path + (key,), lines, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(item, path + (i,), lines, file) for i, item in enumerate(node.value)]
+    return _Loader("").construct_object(node)  # scalars: str, int, float, bool, null
+
+
+def _read(path: Path) -> tuple[Any, _Lines, list[str]]:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{file}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{file}: cannot read: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}:{mark.line + 1}" if mark else file
+        raise ScenarioError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{file}: not valid YAML: {exc}") from None
+    lines = _Lines()
+    if node is None:
+        raise ScenarioError(f"{file}:1: the file is empty: a scenario needs `name` and `steps`")
+    return _plain(node, (), lines, file), lines, text.splitlines()
+
+
+def _describe_error(err: dict[str, Any]) -> str:
+    kind, loc, msg = err["type"], err["loc"], err["msg"]
+    field = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        return f"unknown key `{field}`"
+    if kind == "missing":
+        return f"`{field}` is required"
+    msg = msg.removeprefix("Value error, ")
+    return f"`{field}`: {msg}" if field and not isinstance(loc[-1], int) else msg
+
+
+def _allowed_keys(model: type) -> str:
+    names = [f.alias or n for n, f in model.model_fields.items()]
+    return ", ".join(names)
+
+
+def _validation_error(file: str, lines: _Lines, base: Path_, exc: ValidationError, model: type) -> ScenarioError:
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(err["loc"])
+    # model-level checks carry no field; point at the mapping itself
+    line = lines.line(base + loc)
+    text = _describe_error(err)
+    if err["type"] == "extra_forbidden":
+        owner = model
+        for part in loc[:-1]:
+            field = owner.model_fields.get(part) if isinstance(part, str) else None
+            sub = getattr(field, "annotation", None) if field else None
+            if isinstance(sub, type) and hasattr(sub, "model_fields"):
+                owner = sub
+        text += f"; allowed: {_allowed_keys(owner)}"
+    return ScenarioError(f"{file}:{line}: {text}")
+
+
+def _parse_step(file: str, raw: Any, index: int, lines: _Lines, source: list[str]) -> PlacedStep:
+    path: Path_ = ("steps", index)
+    line = lines.line(path)
+    actions = ", ".join(STEP_TYPES)
+    if isinstance(raw, str) and raw in STEP_TYPES:
+        raw = {raw: {}}
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise ScenarioError(f"{file}:{line}: a step is one action as `- action: {{...}}`; actions: {actions}")
+    (action, params), = raw.items()
+    cls = STEP_TYPES.get(action)
+    if cls is None:
+        raise ScenarioError(f"{file}:{line}: unknown action `{action}`; actions: {actions}")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        if action not in SHORTHAND_FIELD:
+            raise ScenarioError(f"{file}:{line}: `{action}` takes a mapping of parameters, e.g. `{action}: {{...}}`")
+        params = {SHORTHAND_FIELD[action]: params}
+        lines.at[path + (action, SHORTHAND_FIELD[action])] = lines.line(path + (action,))
+    try:
+        step = cls.model_validate(params)
+    except ValidationError as exc:
+        raise _validation_error(file, lines, path + (action,), exc, cls) from None
+    return PlacedStep(index=index, line=line, source=source[line - 1].strip() if line <= len(source) else "", step=step)
+
+
+def _check_references(file: str, steps: list[PlacedStep], lines: _Lines) -> None:
+    known: dict[str, str] = {}
+    for placed in steps:
+        step = placed.step
+        for field, kinds in type(step).references.items():
+            value = getattr(step, field)
+            for name in value if isinstance(value, list) else [value]:
+                if name is None:
+                    continue
+                line = lines.line(("steps", placed.index, step.action, field))
+                if name not in known:
+                    raise ScenarioError(
+                        f"{file}:{line}: `{field}: {name}` names no entity created by an earlier step"
+                        + (f"; known: {', '.join(sorted(known))}" if known else "")
+                    )
+                if known[name] not in kinds:
+                    raise ScenarioError(
+                        f"{file}:{line}: `{field}: {name}` is {_a(known[name])}, but `{field}` takes {' or '.join(map(_a, kinds))}"
+                    )
+        if step.creates is not None:
+            name = step.name  # type: ignore[attr-defined]
+            if name in known:
+                raise ScenarioError(
+                    f"{file}:{placed.line}: `{name}` is already the name of {_a(known[name])}; names must be unique"
+                )
+            known[name] = step.creates
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and validate one scenario file; raise `ScenarioError` (one line) on the first problem."""
+    path = Path(path)
+    file = str(path)
+    data, lines, source = _read(path)
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{file}:1: a scenario is a mapping with `name` and `steps`")
+    for key in data:
+        if key not in TOP_LEVEL:
+            raise ScenarioError(f"{file}:{lines.line((key,))}: unknown key `{key}`; allowed: {', '.join(sorted(TOP_LEVEL))}")
+    meta_raw = {k: data[k] for k in ("name", "description", "issue", "affects", "tags") if k in data}
+    try:
+        meta = Metadata.model_validate(meta_raw)
+    except ValidationError as exc:
+        raise _validation_error(file, lines, (), exc, Metadata) from None
+    try:
+        proxy = ProxySettings.model_validate(data.get("proxy") or {})
+    except ValidationError as exc:
+        raise _validation_error(file, lines, ("proxy",), exc, ProxySettings) from None
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise ScenarioError(f"{file}:{lines.line(('steps',))}: `steps` must be a non-empty list of actions")
+    steps = [_parse_step(file, raw, i, lines, source) for i, raw in enumerate(raw_steps)]
+    _check_references(file, steps, lines)
+    return Scenario(path=file, meta=meta, proxy=proxy, steps=tuple(steps))
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema editors use (published as scenarios/scenario.schema.json)."""
+    step_variants: list[dict[str, Any]] = []
+    defs: dict[str, Any] = {}
+    for action, cls in STEP_TYPES.items():
+        schema = cls.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        defs.update(schema.pop("$defs", {}))
+        variants: list[dict[str, Any]] = [schema]
+        if action in SHORTHAND_FIELD:
+            variants.append(schema["properties"][SHORTHAND_FIELD[action]])
+        if not schema.get("required"):
+            variants.append({"type": "null"})
+        step_variants.append(
+            {
+                "type": "object",
+                "properties": {action: {"anyOf": variants} if len(variants) > 1 else schema},
+                "required": [action],
+                "additionalProperties": False,
+                "description": (cls.__doc__ or action).strip().splitlines()[0],
+            }
+        )
+        if not schema.get("required"):
+            step_variants.append({"const": action})
+    meta = Metadata.model_json_schema(ref_template="#/$defs/{model}")
+    proxy = ProxySettings.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(proxy.pop("$defs", {}))
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "LiteLLM budget harness scenario",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "steps"],
+        "properties": {
+            **meta["properties"],
+            "proxy": proxy,
+            "steps": {"type": "array", "minItems": 1, "items": {"anyOf": step_variants}},
+        },
+        "$defs": defs,
+    }
+
