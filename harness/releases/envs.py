@@ -1,0 +1,476 @@
+"""One cached uv environment per LiteLLM release, with LiteLLM's Prisma client generated.
+
+Layout (``cache_dir()/envs/``)::
+
+    litellm-<V>-<key12>/          the venv (bin/, lib/pythonX.Y/site-packages/ ...)
+    litellm-<V>-<key12>/harness-release.json   marker, written LAST: pins, engine, timings
+    litellm-<V>-<key12>.lock      filelock serialising builds of that key across processes
+
+``key12`` hashes everything that changes the result: the litellm version, the harness's python
+(path and version), the resolved prisma and litellm-proxy-extras pins, the freezegun pin,
+``RECIPE_VERSION`` and the Prisma engine (kind and description: ``prisma generate`` records the
+engine path in the generated client; at run time ``ReleaseEnv.env()`` sets
+``PRISMA_QUERY_ENGINE_BINARY``, which takes precedence).
+
+Pins come from the release's own wheel METADATA (see ``index.resolve_pins``): prisma = newest
+inside litellm's ``extra-proxy`` range; litellm-proxy-extras = the lower bound of litellm's
+range (the extras the release was cut with), falling back to the newest extras uploaded before
+the litellm wheel when the range has no lower bound.
+
+Warm path: an existing env for the version whose marker matches the current python, recipe,
+freezegun pin and engine is reused WITHOUT asking the index (its pins were resolved when it was
+built) and without running any subprocess: only files are stat'ed. A dir without a valid marker
+is removed and rebuilt under the lock; the import check of the generated client runs at build
+time, before the marker is written (``check_release`` re-runs it on demand).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from harness.engine import EngineInfo, ensure_engine
+from harness.errors import HarnessError
+from harness.settings import cache_dir
+
+Progress = Callable[[str], None] | None
+
+#: Bump when the way an environment is built changes (forces a rebuild of every env).
+RECIPE_VERSION = 1
+#: The proxy agent (harness/target) imports freezegun inside the proxy process.
+FREEZEGUN_PIN = "1.5.5"
+MARKER_NAME = "harness-release.json"
+MARKER_FORMAT = 1
+#: Releases never installed, whatever is asked.
+DENYLIST: dict[str, str] = {
+    "1.107.0": "a compromised release (supply-chain attack on the package index); never installed",
+}
+INSTALL_TIMEOUT_S = 1200
+GENERATE_TIMEOUT_S = 600
+CHECK_TIMEOUT_S = 300
+LOCK_TIMEOUT_S = INSTALL_TIMEOUT_S + GENERATE_TIMEOUT_S + CHECK_TIMEOUT_S + 120
+
+
+@dataclass(frozen=True)
+class ReleaseEnv:
+    """A ready environment for one LiteLLM release (venv + generated Prisma client)."""
+
+    version: str
+    root: Path
+    python: Path
+    bin_dir: Path
+    site_packages: Path
+    litellm_dir: Path
+    schema_prisma: Path
+    migrations_dir: Path  # litellm_proxy_extras/migrations ("" extras: may not exist)
+    extras_version: str  # "" when the release has no litellm-proxy-extras requirement
+    prisma_version: str
+    engine: EngineInfo
+    marker: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def env(self, base: dict | None = None) -> dict[str, str]:
+        """``base`` (default ``os.environ``) with the venv first on PATH and the engine's variables."""
+        env = dict(os.environ if base is None else base)
+        env.pop("PYTHONHOME", None)
+        env.pop("CONDA_PREFIX", None)
+        path = env.get("PATH", "")
+        env["PATH"] = str(self.bin_dir) + (os.pathsep + path if path else "")
+        env["VIRTUAL_ENV"] = str(self.root)
+        env["PRISMA_HIDE_UPDATE_MESSAGE"] = "true"
+        env.update(self.engine.env())
+        return env
+
+
+# --------------------------------------------------------------------------------------------
+# public entry point
+
+
+def ensure_release(version: str, progress: Progress = None) -> ReleaseEnv:
+    """Return the environment of litellm ``version``, building and caching it on first use."""
+    from harness.releases.index import parse_version
+
+    say = progress or (lambda _line: None)
+    v = str(parse_version(version))
+    if v in DENYLIST:
+        raise HarnessError(f"litellm {v} is refused: {DENYLIST[v]}")
+    engine = ensure_engine()
+    envs_root = cache_dir() / "envs"
+
+    found = _find_ready(envs_root, v, engine)  # warm path: files only
+    if found is not None:
+        return found
+
+    pins = _resolve_pins(v)
+    inputs = _key_inputs(v, pins.prisma, pins.extras, engine)
+    key = _key(inputs)
+    root = envs_root / f"litellm-{v}-{key}"
+    envs_root.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(envs_root / f"litellm-{v}-{key}.lock"))
+    try:
+        lock.acquire(timeout=5)
+    except Timeout:
+        say(f"waiting for another process building litellm {v}")
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
+        except Timeout:
+            raise HarnessError(f"timed out waiting for the build lock of {root}") from None
+    try:
+        marker = _valid_marker(root, inputs)
+        if marker is not None:
+            return _release_env(root, marker, engine)
+        if root.exists():
+            say(f"removing incomplete environment {root.name}")
+            shutil.rmtree(root)
+        marker = _build(root, v, pins, inputs, engine, say)
+        return _release_env(root, marker, engine)
+    finally:
+        lock.release()
+
+
+def check_release(env: ReleaseEnv) -> dict:
+    """Run the (slow, ~1-5 s) import check inside ``env``; returns the installed versions."""
+    return _verify(env.python, env.env(), expect=None)
+
+
+# --------------------------------------------------------------------------------------------
+# cache keys and markers
+
+
+def _python_identity() -> dict:
+    return {
+        "executable": sys.executable,
+        "version": ".".join(map(str, sys.version_info[:3])),
+        "implementation": sys.implementation.name,
+    }
+
+
+def _engine_identity(engine: EngineInfo) -> dict:
+    return {"kind": engine.kind, "description": engine.description}
+
+
+def _key_inputs(version: str, prisma: str, extras: str, engine: EngineInfo) -> dict:
+    return {
+        "litellm": version,
+        "prisma": prisma,
+        "litellm-proxy-extras": extras,
+        "freezegun": FREEZEGUN_PIN,
+        "recipe": RECIPE_VERSION,
+        "python": _python_identity(),
+        "engine": _engine_identity(engine),
+    }
+
+
+def _key(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _pyver_dir() -> str:
+    return f"python{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _layout(root: Path) -> dict[str, Path]:
+    sp = root / "lib" / _pyver_dir() / "site-packages"
+    return {
+        "python": root / "bin" / "python",
+        "bin_dir": root / "bin",
+        "site_packages": sp,
+        "litellm_dir": sp / "litellm",
+        "schema_prisma": sp / "litellm" / "proxy" / "schema.prisma",
+        "migrations_dir": sp / "litellm_proxy_extras" / "migrations",
+        "client": sp / "prisma" / "client.py",
+    }
+
+
+def _valid_marker(root: Path, inputs: dict | None = None) -> dict | None:
+    """The marker of ``root`` if the env is complete (cheap: reads one file, stats a few)."""
+    try:
+        marker = json.loads((root / MARKER_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or marker.get("format") != MARKER_FORMAT:
+        return None
+    got = marker.get("inputs")
+    if not isinstance(got, dict) or root.name != f"litellm-{got.get('litellm')}-{_key(got)}":
+        return None
+    if inputs is not None and got != inputs:
+        return None
+    lay = _layout(root)
+    # the venv's python is a symlink to the harness's interpreter: exists() follows it
+    for name in ("python", "schema_prisma", "client"):
+        if not lay[name].exists():
+            return None
+    if marker.get("pins", {}).get("litellm-proxy-extras") and not lay["migrations_dir"].is_dir():
+        return None
+    return marker
+
+
+def _find_ready(envs_root: Path, version: str, engine: EngineInfo) -> ReleaseEnv | None:
+    """A complete env of ``version`` built for this python/recipe/engine, newest first."""
+    if not envs_root.is_dir():
+        return None
+    want = {k: v for k, v in _key_inputs(version, "", "", engine).items()
+            if k not in ("prisma", "litellm-proxy-extras")}
+    candidates = []
+    for root in envs_root.glob(f"litellm-{version}-*"):
+        if not root.is_dir():
+            continue
+        marker = _valid_marker(root)
+        if marker is None:
+            continue
+        got = {k: v for k, v in marker["inputs"].items() if k not in ("prisma", "litellm-proxy-extras")}
+        if got == want:
+            candidates.append((marker.get("created_at", ""), root, marker))
+    if not candidates:
+        return None
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    _, root, marker = candidates[0]
+    return _release_env(root, marker, engine)
+
+
+def _release_env(root: Path, marker: dict, engine: EngineInfo) -> ReleaseEnv:
+    lay = _layout(root)
+    pins = marker["pins"]
+    return ReleaseEnv(
+        version=pins["litellm"],
+        root=root,
+        python=lay["python"],
+        bin_dir=lay["bin_dir"],
+        site_packages=lay["site_packages"],
+        litellm_dir=lay["litellm_dir"],
+        schema_prisma=lay["schema_prisma"],
+        migrations_dir=lay["migrations_dir"],
+        extras_version=pins["litellm-proxy-extras"],
+        prisma_version=pins["prisma"],
+        engine=engine,
+        marker=marker,
+    )
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------
+# building
+
+
+def _resolve_pins(version: str):
+    from harness.releases.index import nearby, published_versions, resolve_pins
+    from packaging.version import Version
+
+    if Version(version) not in set(published_versions("litellm")):
+        near = ", ".join(str(x) for x in nearby(version, 3))
+        raise HarnessError(f"litellm {version} is not on the package index; nearby: {near}")
+    return resolve_pins(version)
+
+
+def _uv() -> list[str]:
+    try:
+        import uv
+
+        return [uv.find_uv_bin()]
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found:
+            return [found]
+    raise HarnessError("uv is not installed in the harness's python", hint="pip install uv")
+
+
+def _uv_env() -> dict[str, str]:
+    from harness.releases.index import DEFAULT_INDEX, index_url
+
+    env = dict(os.environ)
+    env["UV_NO_PROGRESS"] = "1"
+    if _cross_device_uv_cache():
+        env.setdefault("UV_LINK_MODE", "copy")  # hardlinks cannot cross filesystems
+    if index_url() != DEFAULT_INDEX:
+        env.setdefault("UV_INDEX_URL", index_url())  # follow PIP_INDEX_URL as the harness does
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def _cross_device_uv_cache() -> bool:
+    """True when uv's cache and our envs are on different filesystems (hardlinks would fail)."""
+    try:
+        uv_cache = Path(os.environ.get("UV_CACHE_DIR") or Path.home() / ".cache" / "uv")
+        uv_cache.mkdir(parents=True, exist_ok=True)
+        return uv_cache.stat().st_dev != cache_dir().stat().st_dev
+    except OSError:
+        return True
+
+
+def _decisive_uv_line(output: str) -> str:
+    """The line of uv's output that says why it failed (``cause:`` / ``╰─▶`` / ``error:``)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for marker in ("cause:", "╰─▶", "Caused by:"):
+        for ln in lines:
+            if ln.startswith(marker):
+                text = ln[len(marker):].strip()
+                if text:
+                    return text
+    for ln in lines:
+        if ln.startswith("error:") or ln.startswith("×"):
+            return ln.split(":", 1)[-1].strip() if ln.startswith("error:") else ln.lstrip("× ").strip()
+    return lines[-1] if lines else "no output"
+
+
+def _run_streaming(cmd: list[str], env: dict, timeout: float, say, forward) -> tuple[int, str]:
+    """Run ``cmd``; lines for which ``forward(line)`` is true go to ``say``. Returns (rc, output)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1, cwd=str(cache_dir()))
+    out: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        out.append(line)
+        if forward(line):
+            say("  " + line.strip())
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise HarnessError(f"`{' '.join(cmd[:3])} ...` took over {timeout:.0f}s")
+    return proc.wait(), "".join(out)
+
+
+def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say) -> dict:
+    timings: dict[str, float] = {}
+    t_all = time.monotonic()
+    lay = _layout(root)
+    extras_desc = f", litellm-proxy-extras {pins.extras}" if pins.extras else ""
+    say(f"creating environment for litellm {version} (prisma {pins.prisma}{extras_desc})")
+    uv = _uv()
+    uenv = _uv_env()
+    try:
+        t = time.monotonic()
+        proc = subprocess.run(uv + ["venv", "--quiet", "--python", sys.executable, str(root)],
+                              env=uenv, capture_output=True, text=True, timeout=300, cwd=str(cache_dir()))
+        if proc.returncode != 0:
+            raise HarnessError(f"uv venv failed for litellm {version}: "
+                               f"{_decisive_uv_line(proc.stderr + proc.stdout)}")
+        timings["venv_s"] = round(time.monotonic() - t, 3)
+
+        reqs = [f"litellm[proxy]=={version}", f"prisma=={pins.prisma}"]
+        if pins.extras:
+            reqs.append(f"litellm-proxy-extras=={pins.extras}")
+        elif pins.extras_spec:  # declared but nothing published matches: let uv say why
+            reqs.append(f"litellm-proxy-extras{pins.extras_spec}")
+        reqs.append(f"freezegun=={FREEZEGUN_PIN}")
+        say("installing " + " ".join(reqs))
+        t = time.monotonic()
+        rc, out = _run_streaming(
+            uv + ["pip", "install", "--python", str(lay["python"]), *reqs], uenv, INSTALL_TIMEOUT_S,
+            say, lambda ln: ln.lstrip().startswith(("Resolved", "Prepared", "Installed", "Downloading")),
+        )
+        if rc != 0:
+            raise HarnessError(f"litellm {version} cannot be installed: {_decisive_uv_line(out)}")
+        timings["install_s"] = round(time.monotonic() - t, 3)
+        if not lay["schema_prisma"].is_file():
+            raise HarnessError(f"litellm {version} ships no {lay['schema_prisma'].relative_to(root)}")
+
+        say("generating Prisma client")
+        t = time.monotonic()
+        renv = _release_env(root, {"pins": {"litellm": version, "prisma": pins.prisma,
+                                            "litellm-proxy-extras": pins.extras}}, engine)
+        generate(renv)
+        timings["generate_s"] = round(time.monotonic() - t, 3)
+
+        say("checking the generated client imports")
+        t = time.monotonic()
+        installed = _verify(lay["python"], renv.env(), expect={
+            "litellm": version, "prisma": pins.prisma,
+            **({"litellm-proxy-extras": pins.extras} if pins.extras else {}),
+            "freezegun": FREEZEGUN_PIN,
+        })
+        if installed.get("site_packages") != str(lay["site_packages"]):
+            raise HarnessError(f"unexpected site-packages {installed.get('site_packages')} in {root}")
+        timings["check_s"] = round(time.monotonic() - t, 3)
+        timings["total_s"] = round(time.monotonic() - t_all, 3)
+
+        marker = {
+            "format": MARKER_FORMAT,
+            "inputs": inputs,
+            "pins": {"litellm": version, "prisma": pins.prisma, "litellm-proxy-extras": pins.extras,
+                     "freezegun": FREEZEGUN_PIN},
+            "declared": {"prisma": pins.prisma_spec, "litellm-proxy-extras": pins.extras_spec,
+                         "extras_rule": pins.extras_rule},
+            "installed": installed["versions"],
+            "engine": {"kind": engine.kind, "description": engine.description,
+                       "query_engine": str(engine.query_engine or ""),
+                       "schema_engine": str(engine.schema_engine or "")},
+            "timings": timings,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "built_by_pid": os.getpid(),
+        }
+        _write_json_atomic(root / MARKER_NAME, marker)  # LAST: marks the env complete
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    say(f"litellm {version} ready in {timings['total_s']:.1f}s")
+    return marker
+
+
+def generate(env: ReleaseEnv) -> float:
+    """Run ``prisma generate`` on LiteLLM's schema inside ``env``; returns the seconds it took."""
+    prisma = env.bin_dir / "prisma"
+    if not prisma.exists():
+        raise HarnessError(f"{prisma} is missing: prisma is not installed in {env.root}")
+    t = time.monotonic()
+    try:
+        proc = subprocess.run([str(prisma), "generate", "--schema", str(env.schema_prisma)],
+                              env=env.env(), capture_output=True, text=True, cwd=str(env.root),
+                              timeout=GENERATE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise HarnessError(f"prisma generate for litellm {env.version} took over {GENERATE_TIMEOUT_S}s") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (proc.stderr + "\n" + proc.stdout).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "rror" in ln), lines[-1] if lines else "no output")
+        raise HarnessError(f"prisma generate failed for litellm {env.version}: {detail}")
+    return time.monotonic() - t
+
+
+_CHECK = r"""
+import json, sysconfig
+from importlib.metadata import version
+import prisma
+from prisma import Prisma
+names = ["litellm", "prisma", "litellm-proxy-extras", "freezegun"]
+vs = {}
+for n in names:
+    try:
+        vs[n] = version(n)
+    except Exception:
+        vs[n] = ""
+print(json.dumps({"versions": vs, "site_packages": sysconfig.get_paths()["purelib"]}))
+"""
+
+
+def _verify(python: Path, env: dict, expect: dict | None) -> dict:
+    try:
+        proc = subprocess.run([str(python), "-c", _CHECK], env=env, capture_output=True, text=True,
+                              timeout=CHECK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise HarnessError(f"importing the generated Prisma client in {python.parent.parent} hung") from None
+    if proc.returncode != 0:
+        last = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise HarnessError(f"the generated Prisma client does not import in {python.parent.parent}: "
+                           f"{last[-1] if last else 'exit ' + str(proc.returncode)}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name, want in (expect or {}).items():
+        got = data["versions"].get(name)
+        if got != want:
+            raise HarnessError(f"{name} {got or '(missing)'} installed where {want} was pinned "
+                               f"in {python.parent.parent}")
+    return data
