@@ -225,12 +225,12 @@ def parse_version(text: str) -> Version:
 def nearest(available: list[Version], version: Version | str, n: int = 3) -> list[Version]:
     """The ``n`` published versions around where ``version`` would sort (more below than above)."""
     v = version if isinstance(version, Version) else parse_version(version)
-    ordered = sorted(available)
+    ordered = sorted(a for a in set(available) if a != v)
     i = sum(1 for a in ordered if a < v)
     lo = max(0, i - (n + 1) // 2)
     hi = min(len(ordered), lo + n)
     lo = max(0, hi - n)
-    return [a for a in ordered[lo:hi] if a != v][:n]
+    return ordered[lo:hi]
 
 
 def nearby(version: Version | str, n: int = 3, package: str = "litellm") -> list[Version]:
@@ -445,8 +445,6 @@ def resolve_pins(version: Version | str, package: str = "litellm") -> Pins:
     if ereq is None:
         return Pins(str(v), str(prisma), str(preq.specifier), "", "", "absent")
     extras, rule = pick_extras(ereq.specifier, upload_times("litellm-proxy-extras"), uploaded_at)
-    if extras is None:
-        raise HarnessError(
-            f"no published litellm-proxy-extras matches litellm {v}'s range {ereq.specifier}"
-        )
+    if extras is None:  # nothing published fits: the installer lets uv say why (one line)
+        return Pins(str(v), str(prisma), str(preq.specifier), "", str(ereq.specifier), "unpublished")
     return Pins(str(v), str(prisma), str(preq.specifier), str(extras), str(ereq.specifier), rule)
