@@ -1,0 +1,309 @@
+"""What every PostgreSQL provider shares: URLs, the admin connection, `Database` handles."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import secrets
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from harness.errors import HarnessError
+
+#: Every database the harness creates starts with this; nothing else is ever dropped.
+PREFIX = "lh_"
+TEMPLATE_PREFIX = "lh_tpl_"
+BUILD_PREFIX = "lh_tplbuild_"
+CLONE_PREFIX = "lh_c_"
+
+_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by `***` (for logs, reprs and error messages)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{quote(unquote(user), safe='')}:***@{host}"))
+
+
+def replace_dbname(url: str, dbname: str) -> str:
+    """The same server URL (user, password, host, query such as `?host=/socket/dir`) for `dbname`."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(dbname, safe="")))
+
+
+def make_url(user: str, password: str | None, host: str, port: int, dbname: str) -> str:
+    auth = quote(user, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    return f"postgresql://{auth}@{host}:{port}/{quote(dbname, safe='')}"
+
+
+def quote_ident(name: str) -> str:
+    """A double-quoted identifier (names here are generated, but quote anyway)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for a one-line `HarnessError`."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def connect(url: str, *, autocommit: bool = True, timeout: float = 10.0):
+    """A psycopg connection; connection problems become one-line `HarnessError`s."""
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=max(1, int(timeout)))
+    except psycopg.OperationalError as exc:
+        raise HarnessError(
+            f"cannot connect to PostgreSQL at {redact_url(url)}: {one_line(exc)}",
+            hint="check that the server runs and the URL (user, password, database) is right",
+        ) from None
+
+
+class Server:
+    """One running PostgreSQL server (the `harness.db.Server` contract).
+
+    Attributes: `kind` ("container" | "embedded" | "url"), `version` (e.g. "16.14"),
+    `reason` (why this provider was chosen), `maintenance_db` (where admin statements run).
+    `url(dbname)` gives a `postgresql://` URL usable by psycopg, psql and Prisma/node-pg.
+    """
+
+    kind: str = "?"
+    version: str = ""
+    version_num: int = 0
+    reason: str = ""
+    maintenance_db: str = "postgres"
+
+    def __init__(self) -> None:
+        self._admin_conn = None
+        self._admin_lock = threading.Lock()
+        self._stopped = False
+
+    # --- contract -----------------------------------------------------------------------
+    def url(self, dbname: str) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Close the admin connection and stop (or detach from) the server; idempotent."""
+        self._close_admin()
+        self._stopped = True
+
+    # --- helpers ------------------------------------------------------------------------
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        try:
+            where = redact_url(self.url(self.maintenance_db))
+        except Exception:  # noqa: BLE001 - a repr must never fail
+            where = "?"
+        return f"<{type(self).__name__} kind={self.kind} version={self.version} url={where}>"
+
+    def connect(self, dbname: str | None = None, *, autocommit: bool = True):
+        """A new psycopg connection to `dbname` (default: the maintenance database)."""
+        return connect(self.url(dbname or self.maintenance_db), autocommit=autocommit)
+
+    @contextmanager
+    def admin(self) -> Iterator[object]:
+        """The server's cached autocommit connection to the maintenance database (one user at a time)."""
+        with self._admin_lock:
+            conn = self._admin_conn
+            if conn is None or conn.closed or conn.broken:
+                conn = self._admin_conn = self.connect()
+            try:
+                yield conn
+            except Exception:
+                if conn.broken:
+                    self._admin_conn = None
+                raise
+
+    def _close_admin(self) -> None:
+        with self._admin_lock:
+            if self._admin_conn is not None:
+                try:
+                    self._admin_conn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                self._admin_conn = None
+
+    def _read_version(self) -> None:
+        with self.admin() as conn:
+            row = conn.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int").fetchone()
+        self.version = str(row[0]).split()[0]
+        self.version_num = int(row[1])
+
+    def list_databases(self, prefix: str = PREFIX) -> list[str]:
+        with self.admin() as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY datname", (prefix,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def drop_database(self, name: str) -> None:
+        """Drop one of the harness's own databases (refuses anything not prefixed `lh_`)."""
+        if not name.startswith(PREFIX) or not _IDENT_RE.match(name):
+            raise HarnessError(f"refusing to drop database {name!r}: not created by the harness ({PREFIX}...)")
+        with self.admin() as conn:
+            if self.version_num >= 130000:
+                conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+            else:  # pragma: no cover - PostgreSQL < 13
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
+                conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+
+
+@dataclass
+class Database:
+    """One database on a server, normally a clone of a template. `drop()` is idempotent."""
+
+    server: Server
+    name: str
+    dropped: bool = field(default=False, compare=False)
+
+    @property
+    def url(self) -> str:
+        return self.server.url(self.name)
+
+    def connect(self, *, autocommit: bool = True):
+        return self.server.connect(self.name, autocommit=autocommit)
+
+    def drop(self) -> None:
+        if self.dropped:
+            return
+        self.server.drop_database(self.name)
+        self.dropped = True
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.drop()
+
+    def __repr__(self) -> str:
+        try:
+            where = redact_url(self.url)
+        except Exception:  # noqa: BLE001
+            where = "?"
+        return f"Database(name={self.name!r}, url={where!r})"
+
+
+def new_password() -> str:
+    return secrets.token_hex(16)
+
+
+# --- process helpers shared by embedded and container providers ------------------------------
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
+    rest = data.rsplit(")", 1)[-1].split()
+    try:
+        return int(rest[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def owner_alive(pid: int, start_ticks: int | None) -> bool:
+    """True if process `pid` runs and (when known) is the same process that was recorded."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if start_ticks is None:
+        return True
+    now = process_start_ticks(pid)
+    return now is None or now == start_ticks
+
+
+def wait_pid_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        # a zombie child of ours counts as gone for our purposes
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+_cleanups: set = set()
+_handlers_installed = False
+_handlers_lock = threading.Lock()
+
+
+def _run_cleanups() -> None:
+    for obj in list(_cleanups):
+        _cleanups.discard(obj)
+        try:
+            obj.stop()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+atexit.register(_run_cleanups)
+
+
+def _exit_on_signal(signum, frame) -> None:  # noqa: ARG001
+    raise SystemExit(128 + signum)
+
+
+def unregister_cleanup(server: Server) -> None:
+    _cleanups.discard(server)
+
+
+def register_cleanup(server: Server) -> None:
+    """Stop `server` at interpreter exit, and on SIGTERM/SIGHUP if nobody else handles them.
+
+    The signal handlers are only installed where the default action (die without running
+    atexit) would otherwise leak the server; a handler someone else set is left alone.
+    """
+    global _handlers_installed
+    _cleanups.add(server)
+    with _handlers_lock:
+        if _handlers_installed or threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                if signal.getsignal(sig) == signal.SIG_DFL:
+                    signal.signal(sig, _exit_on_signal)
+            except (ValueError, OSError):  # pragma: no cover
+                pass
+        _handlers_installed = True

@@ -1,0 +1,307 @@
+"""PostgreSQL in a Docker container through testcontainers' `PostgresContainer`.
+
+The engine is detected up front in at most ~2 s (testcontainers itself would fail in a
+constructor, or wait 60 s on a socket that accepts but never answers). Containers carry
+`io.litellm-harness.*` labels so the ones a killed run left behind are removed at the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+from .base import Server, make_url, new_password, one_line, owner_alive, process_start_ticks, register_cleanup, unregister_cleanup
+
+DEFAULT_IMAGE = "postgres:16-alpine"
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+LABEL = "io.litellm-harness"
+LABEL_HOST = "io.litellm-harness.host"
+LABEL_PID = "io.litellm-harness.pid"
+LABEL_PID_START = "io.litellm-harness.pid-start"
+PROBE_TIMEOUT = 2.0
+
+
+def pg_image() -> str:
+    return os.environ.get("HARNESS_PG_IMAGE", "").strip() or DEFAULT_IMAGE
+
+
+def _read_tc_properties(path: Path | None = None) -> dict[str, str]:
+    """~/.testcontainers.properties as testcontainers reads it (key=value lines)."""
+    path = path or Path.home() / ".testcontainers.properties"
+    props: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return props
+    for line in text.splitlines():
+        if "=" in line:
+            key, _, value = line.partition("=")
+            props[key.strip()] = value.strip()
+    return props
+
+
+def _docker_context_host() -> str | None:
+    """The host of the current non-default docker context (`docker context use ...`), if any."""
+    try:
+        from docker.context import ContextAPI
+
+        ctx = ContextAPI.get_current_context()
+    except Exception:  # noqa: BLE001 - a broken context config just means "no context"
+        return None
+    if ctx is None or not ctx.Host or ctx.Name == "default":
+        return None
+    return ctx.Host
+
+
+def resolve_docker_host(env: dict[str, str] | None = None, properties_file: Path | None = None) -> tuple[str, str]:
+    """(docker host URL, where it came from), in testcontainers' order:
+    `tc.host` in ~/.testcontainers.properties, then DOCKER_HOST, then the docker context, then the default socket.
+    """
+    env = os.environ if env is None else env
+    tc_host = _read_tc_properties(properties_file).get("tc.host")
+    if tc_host:
+        return tc_host, "tc.host in ~/.testcontainers.properties"
+    if env.get("DOCKER_HOST"):
+        return env["DOCKER_HOST"], "DOCKER_HOST"
+    ctx = _docker_context_host()
+    if ctx:
+        return ctx, "docker context"
+    return DEFAULT_DOCKER_HOST, "default socket"
+
+
+def host_is_local(docker_host: str) -> bool:
+    """True when published ports of the engine are reachable on this machine's loopback."""
+    parsed = urllib.parse.urlparse(docker_host)
+    if parsed.scheme in ("unix", "npipe", ""):
+        return True
+    return parsed.hostname in ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class EngineProbe:
+    ok: bool
+    host: str
+    source: str
+    detail: str  # e.g. "socket missing", "no answer within 2 s", "Docker 27.1"
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"Docker engine answered at {self.host} ({self.detail})"
+        return f"no Docker engine answered at {self.host} ({self.detail})"
+
+
+def probe_engine(timeout: float = PROBE_TIMEOUT, env: dict[str, str] | None = None) -> EngineProbe:
+    """Is a Docker engine answering? Never takes much longer than `timeout`."""
+    host, source = resolve_docker_host(env)
+    parsed = urllib.parse.urlparse(host)
+    if parsed.scheme == "unix":
+        path = parsed.path or host[len("unix://"):]
+        if not os.path.exists(path):
+            return EngineProbe(False, host, source, "socket missing")
+        try:  # cheap pre-check: refuses at once when no daemon listens on a stale socket file
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(path)
+        except OSError as exc:
+            return EngineProbe(False, host, source, f"socket does not accept: {exc.strerror or exc}")
+
+    result: list[EngineProbe] = []
+
+    def ping() -> None:
+        try:
+            import docker
+
+            kwargs = {"base_url": host, "timeout": max(1, int(timeout))}
+            if host.startswith("ssh://"):
+                kwargs["use_ssh_client"] = True
+            client = docker.DockerClient(**kwargs)
+            try:
+                client.ping()
+                version = client.version().get("Version", "?")
+            finally:
+                client.close()
+            result.append(EngineProbe(True, host, source, f"Docker {version}"))
+        except Exception as exc:  # noqa: BLE001
+            result.append(EngineProbe(False, host, source, one_line(exc)[:160]))
+
+    thread = threading.Thread(target=ping, name="harness-docker-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.2)
+    if not result:
+        return EngineProbe(False, host, source, f"no answer within {timeout:g} s")
+    return result[0]
+
+
+def _docker_client(host: str):
+    import docker
+
+    kwargs = {"base_url": host, "timeout": 30}
+    if host.startswith("ssh://"):
+        kwargs["use_ssh_client"] = True
+    return docker.DockerClient(**kwargs)
+
+
+def remove_leftover_containers(client) -> list[str]:
+    """Remove harness PostgreSQL containers of this machine whose owning process is dead."""
+    removed: list[str] = []
+    me = socket.gethostname()
+    for ctr in client.containers.list(all=True, filters={"label": f"{LABEL}=db"}):
+        labels = ctr.labels or {}
+        if labels.get(LABEL_HOST) != me:
+            continue
+        try:
+            pid = int(labels.get(LABEL_PID, "0"))
+            start = int(labels[LABEL_PID_START]) if labels.get(LABEL_PID_START) else None
+        except ValueError:
+            pid, start = 0, None
+        if owner_alive(pid, start):
+            continue
+        try:
+            ctr.remove(force=True, v=True)
+            removed.append(f"removed leftover container {ctr.short_id} of dead process {pid}")
+        except Exception:  # noqa: BLE001 - already gone, or being removed by someone else
+            pass
+    return removed
+
+
+def _disable_ryuk_unless_present(client) -> bool:
+    """Disable Ryuk when its image is not present locally (no registry may be reachable).
+
+    Returns True if Ryuk stays enabled.
+    """
+    from testcontainers.core.config import testcontainers_config as tc_config
+
+    if tc_config.ryuk_disabled:
+        return False
+    import docker.errors
+
+    try:
+        client.images.get(tc_config.ryuk_image)
+        return True
+    except docker.errors.ImageNotFound:
+        os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
+        tc_config.ryuk_disabled = True
+        return False
+    except Exception:  # noqa: BLE001 - cannot tell: keep our own cleanup in charge
+        os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
+        tc_config.ryuk_disabled = True
+        return False
+
+
+def image_present(client, image: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(image)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+class ContainerServer(Server):
+    kind = "container"
+
+    def __init__(self, probe: EngineProbe, *, image: str | None = None, reason: str = "") -> None:
+        super().__init__()
+        self.probe = probe
+        self.image = image or pg_image()
+        self.reason = reason
+        self.user = "postgres"
+        self._password = new_password()
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._container = None
+        self.ryuk = False
+        self.cleaned: list[str] = []
+
+    def url(self, dbname: str) -> str:
+        return make_url(self.user, self._password, self.host, self.port, dbname)
+
+    def start(self) -> "ContainerServer":
+        try:
+            from testcontainers.community.postgres import PostgresContainer
+        except ImportError:  # older testcontainers
+            from testcontainers.postgres import PostgresContainer
+
+        host = self.probe.host
+        if self.probe.source != "DOCKER_HOST" and host != DEFAULT_DOCKER_HOST:
+            os.environ["DOCKER_HOST"] = host  # what testcontainers' DockerClient resolves, made explicit
+        client = _docker_client(host)
+        try:
+            self.cleaned = remove_leftover_containers(client)
+            self.ryuk = _disable_ryuk_unless_present(client)
+        finally:
+            client.close()
+
+        local = host_is_local(host)
+        labels = {
+            LABEL: "db",
+            LABEL_HOST: socket.gethostname(),
+            LABEL_PID: str(os.getpid()),
+            LABEL_PID_START: str(process_start_ticks(os.getpid()) or ""),
+        }
+        try:
+            pg = PostgresContainer(
+                self.image,
+                username=self.user,
+                password=self._password,
+                dbname="postgres",
+                driver=None,
+                command="postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                labels=labels,
+            )
+            if local:
+                # publish on loopback only, random free port
+                pg.ports = {"5432/tcp": ("127.0.0.1", None)}
+            self._container = pg
+            register_cleanup(self)
+            pg.start()
+        except HarnessError:
+            self.stop()
+            raise
+        except Exception as exc:  # noqa: BLE001 - docker / testcontainers errors -> one line
+            self.stop()
+            msg = one_line(exc)
+            hint = None
+            if "pull access denied" in msg or "not found" in msg.lower() or "manifest" in msg:
+                hint = (f"image {self.image} is not present locally and cannot be pulled: build one locally "
+                        "(see docs) and set HARNESS_PG_IMAGE, or use --db embedded")
+            raise HarnessError(f"PostgreSQL container {self.image} did not start: {msg}", hint=hint) from None
+
+        self.host = "127.0.0.1" if local else (urllib.parse.urlparse(host).hostname or pg.get_container_host_ip())
+        self.port = int(pg.get_exposed_port(5432))
+        self._read_version()
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        unregister_cleanup(self)
+        pg, self._container = self._container, None
+        if pg is not None:
+            try:
+                pg.stop()  # remove(force=True, v=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    @property
+    def container_id(self) -> str | None:
+        try:
+            return self._container.get_container_id() if self._container is not None else None
+        except Exception:  # noqa: BLE001
+            return None
+
+
+def start_container(probe: EngineProbe | None = None, *, reason: str = "") -> ContainerServer:
+    probe = probe or probe_engine()
+    if not probe.ok:
+        raise HarnessError(
+            f"--db container: {probe.describe()}",
+            hint="start dockerd (or set DOCKER_HOST / tc.host), or use --db embedded",
+        )
+    return ContainerServer(probe, reason=reason).start()
