@@ -72,8 +72,9 @@ def _blocks(text: str) -> list[tuple[str, str, list[str]]]:
         if not m:
             i += 1
             continue
-        body: list[str] = []
-        depth = lines[i].count("{") - lines[i].count("}")
+        rest = lines[i].split("{", 1)[1]
+        depth = 1 + rest.count("{") - rest.count("}")
+        body: list[str] = [rest if depth > 0 else rest.rsplit("}", 1)[0]]
         i += 1
         while i < len(lines) and depth > 0:
             depth += lines[i].count("{") - lines[i].count("}")

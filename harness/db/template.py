@@ -108,7 +108,7 @@ def _drift_error(db: str, schema_prisma: Path, migrations_dir: Path, tables: lis
     return HarnessError(
         f"schema drift: the migrations in {migrations_dir} do not give what {schema_prisma} expects "
         f"({len(tables)} table(s), {len(columns)} column(s) missing in {db}): {shown}",
-        hint="use the litellm-proxy-extras version the release pins, whose migrations match its schema.prisma",
+        hint="take migrations and schema.prisma from matching versions (litellm-proxy-extras floats within litellm's range)",
     )
 
 
