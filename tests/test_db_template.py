@@ -367,6 +367,13 @@ def test_reset_truncates_all_tables_in_one_statement(server, schema_files):
             assert conn.execute("SELECT count(*) FROM _prisma_migrations").fetchone() == (len(MIGRATIONS),)
             conn.execute("INSERT INTO spend_counter (key_alias) VALUES ('c')")
             assert conn.execute("SELECT id FROM spend_counter").fetchone() == (1,)  # identity restarted
+            # rows deleted but the sequence used: still restarted
+            conn.execute("INSERT INTO spend_counter (key_alias) VALUES ('d')")
+            conn.execute("DELETE FROM spend_counter")
+        reset(db)
+        with db.connect() as conn:
+            conn.execute("INSERT INTO spend_counter (key_alias) VALUES ('e')")
+            assert conn.execute("SELECT id FROM spend_counter").fetchone() == (1,)
         idle.close()
     finally:
         db.drop()

@@ -239,7 +239,12 @@ class ContainerServer(Server):
         finally:
             client.close()
 
-        local = host_is_local(host)
+        try:
+            from testcontainers.core.utils import inside_container
+        except ImportError:  # pragma: no cover
+            inside_container = lambda: False  # noqa: E731
+        # published loopback ports are only ours when we run on the engine's host itself
+        local = host_is_local(host) and not inside_container()
         labels = {
             LABEL: "db",
             LABEL_HOST: socket.gethostname(),
@@ -274,7 +279,7 @@ class ContainerServer(Server):
                         "(see docs) and set HARNESS_PG_IMAGE, or use --db embedded")
             raise HarnessError(f"PostgreSQL container {self.image} did not start: {msg}", hint=hint) from None
 
-        self.host = "127.0.0.1" if local else (urllib.parse.urlparse(host).hostname or pg.get_container_host_ip())
+        self.host = "127.0.0.1" if local else pg.get_container_host_ip()
         self.port = int(pg.get_exposed_port(5432))
         self._read_version()
         return self
