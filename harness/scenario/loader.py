@@ -8,7 +8,7 @@ Nothing is started for an invalid file: the CLI and the pytest collector both ca
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
@@ -105,6 +105,17 @@ def _allowed_keys(model: type) -> str:
     return ", ".join(names)
 
 
+def _submodel(annotation: Any) -> type | None:
+    """The pydantic model inside `X`, `X | None` or `list[X]`, if any."""
+    if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+        return annotation
+    for arg in get_args(annotation):
+        found = _submodel(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _validation_error(file: str, lines: _Lines, base: Path_, exc: ValidationError, model: type) -> ScenarioError:
     err = exc.errors(include_url=False)[0]
     loc = tuple(err["loc"])
@@ -112,13 +123,13 @@ def _validation_error(file: str, lines: _Lines, base: Path_, exc: ValidationErro
     line = lines.line(base + loc)
     text = _describe_error(err)
     if err["type"] == "extra_forbidden":
-        owner = model
-        for part in loc[:-1]:
-            field = owner.model_fields.get(part) if isinstance(part, str) else None
-            sub = getattr(field, "annotation", None) if field else None
-            if isinstance(sub, type) and hasattr(sub, "model_fields"):
-                owner = sub
-        text += f"; allowed: {_allowed_keys(owner)}"
+        owner: type | None = model
+        for part in loc[:-1]:  # walk down to the model that refused the key; list indexes stay put
+            if owner is not None and isinstance(part, str):
+                field = owner.model_fields.get(part)
+                owner = _submodel(field.annotation) if field else None
+        if owner is not None:
+            text += f"; allowed: {_allowed_keys(owner)}"
     return ScenarioError(f"{file}:{line}: {text}")
 
 

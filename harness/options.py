@@ -1,0 +1,52 @@
+"""One option table for the CLI and the pytest plugin, so the two never drift apart."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+DB_KINDS = ("auto", "container", "embedded", "url")
+
+
+@dataclass(frozen=True)
+class Option:
+    flags: tuple[str, ...]
+    dest: str
+    help: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+OPTIONS = (
+    Option(
+        ("--litellm-version", "--litellm"),
+        "litellm_versions",
+        "a LiteLLM release to run against (repeatable)",
+        {"action": "append", "metavar": "VERSION"},
+    ),
+    Option(
+        ("--db",),
+        "db",
+        "PostgreSQL provider: auto (container if a Docker engine answers, else embedded), "
+        "container, embedded, or url (default: $HARNESS_DB or auto)",
+        {"choices": DB_KINDS, "default": None},
+    ),
+    Option(("--db-url",), "db_url", "server URL for --db url (default: $HARNESS_DB_URL)", {"metavar": "URL"}),
+    Option(
+        ("--report-dir",),
+        "report_dir",
+        "write a JSON report per (scenario, release) into this directory",
+        {"metavar": "DIR"},
+    ),
+)
+
+
+def add_to(adder) -> None:
+    """`adder` is argparse's `add_argument` or pytest's `group.addoption`."""
+    for option in OPTIONS:
+        adder(*option.flags, dest=option.dest, help=option.help, **option.kwargs)
+
+
+def db_choice(value: str | None) -> str:
+    """The provider asked for: the option, then $HARNESS_DB, then auto. An empty value is not unset."""
+    return value if value is not None else os.environ.get("HARNESS_DB", "auto")

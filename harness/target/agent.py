@@ -1,0 +1,227 @@
+"""Runs INSIDE the proxy process, in the release's own environment (not the harness's).
+
+It starts LiteLLM's real FastAPI app with uvicorn, exactly as `litellm --config` does after
+its schema management (which the harness replaces by applying the release's own migrations),
+and adds a few control routes under /__harness/ so the harness can act where production acts:
+
+* the clock: freezegun, started in this process, so the auth path, caches, the reset job and
+  the spend writer all see the scenario's time;
+* the proxy's own APScheduler jobs (`reset_budget_job`, `update_spend_job`) run on demand; the
+  scheduler itself is paused right after start-up so nothing fires behind the scenario's back;
+* a reset between scenarios: unfreeze, and empty every in-memory cache the proxy holds.
+
+Only the standard library, LiteLLM's own dependencies and freezegun may be imported here.
+Control routes need the `X-Harness-Token` header; the harness generates it per run.
+"""
+
+import asyncio
+import gc
+import inspect
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import weakref
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+
+# Long-lived infrastructure must keep real time: the event loop (or every timer would fire at
+# once when the clock jumps a day), the scheduler (paused anyway), the HTTP stack.
+REAL_TIME_MODULES = [
+    "asyncio", "uvicorn", "uvloop", "anyio", "starlette", "h11", "httptools", "httpx", "httpcore",
+    "aiohttp", "apscheduler", "concurrent", "selectors", "socket", "ssl", "logging",
+]
+
+_state: dict = {"freezer": None, "clock": None, "caches": None, "started_at": time.time()}
+
+
+def _watch_parent() -> None:
+    """Exit when the harness that started us is gone (Ctrl-C, SIGKILL): nothing left behind."""
+    parent = os.getppid()
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(3)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _clock_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _freeze(at: str | None) -> str:
+    import freezegun
+
+    _unfreeze()
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(timezone.utc)
+    freezer = freezegun.freeze_time(moment, tick=False)
+    _state["clock"] = freezer.start()
+    _state["freezer"] = freezer
+    return _clock_now().isoformat()
+
+
+def _advance(seconds: float) -> str:
+    if _state["clock"] is None:
+        raise RuntimeError("the clock is not frozen: freeze it before advancing it")
+    _state["clock"].tick(timedelta(seconds=seconds))
+    return _clock_now().isoformat()
+
+
+def _unfreeze() -> None:
+    if _state["freezer"] is not None:
+        _state["freezer"].stop()
+    _state["freezer"] = _state["clock"] = None
+
+
+def _in_memory_caches() -> list:
+    """Every InMemoryCache the proxy built (user_api_key_cache, spend counters, router state...)."""
+    if _state["caches"] is None:
+        from litellm.caching.in_memory_cache import InMemoryCache
+
+        _state["caches"] = weakref.WeakSet(o for o in gc.get_objects() if isinstance(o, InMemoryCache))
+    return list(_state["caches"])
+
+
+async def _settle(timeout: float = 10.0) -> list[str]:
+    """Wait until request follow-up work (success logging -> spend queues) has finished.
+
+    Tasks that were already running after start-up, or that live longer than a request's
+    follow-up ever does, are background loops and are not waited for.
+    """
+    me = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    first_seen: dict = _state.setdefault("first_seen", weakref.WeakKeyDictionary())
+    baseline = _state["baseline_tasks"]
+    while True:
+        now = loop.time()
+        pending = [t for t in asyncio.all_tasks() if t is not me and not t.done() and t not in baseline]
+        for task in pending:
+            first_seen.setdefault(task, now)
+        young = [t for t in pending if now - first_seen[t] < 2.0]
+        if not young:
+            return []
+        if now > deadline:
+            return [t.get_name() for t in young]
+        await asyncio.sleep(0.02)
+
+
+async def _run_job(job_id: str) -> dict:
+    from litellm.proxy import proxy_server
+
+    scheduler = getattr(proxy_server, "scheduler", None)
+    job = scheduler.get_job(job_id) if scheduler is not None else None
+    if job is None:
+        known = [j.id for j in scheduler.get_jobs()] if scheduler is not None else []
+        raise LookupError(f"the proxy scheduled no job {job_id!r} (scheduled: {', '.join(known) or 'none'})")
+    started = time.perf_counter()
+    result = job.func(*job.args, **job.kwargs)
+    if inspect.isawaitable(result):
+        await result
+    return {"job": job_id, "seconds": round(time.perf_counter() - started, 4)}
+
+
+def _install_routes(app) -> None:
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+    token = os.environ["HARNESS_CONTROL_TOKEN"]
+
+    async def control(request: Request):
+        if request.headers.get("x-harness-token") != token:
+            return JSONResponse({"error": "bad harness token"}, status_code=403)
+        raw = await request.body()
+        body = json.loads(raw) if raw else {}
+        op = request.path_params["op"]
+        try:
+            if op == "info":
+                import litellm
+
+                from litellm.proxy import proxy_server
+
+                scheduler = getattr(proxy_server, "scheduler", None)
+                out = {
+                    "litellm_version": getattr(litellm, "version", None) or _litellm_version(),
+                    "pid": os.getpid(),
+                    "peak_rss_mb": round(_peak_rss_mb(), 1),
+                    "uptime_s": round(time.time() - _state["started_at"], 3),
+                    "jobs": [j.id for j in scheduler.get_jobs()] if scheduler is not None else [],
+                    "scheduler_paused": bool(scheduler is not None and scheduler.state == 2),
+                }
+            elif op == "clock":
+                out = {"now": _clock_now().isoformat(), "frozen": _state["freezer"] is not None}
+            elif op == "freeze":
+                out = {"now": _freeze(body.get("at"))}
+            elif op == "advance":
+                out = {"now": _advance(float(body["seconds"]))}
+            elif op == "run-job":
+                out = await _run_job(body["job"])
+            elif op == "settle":
+                out = {"still_running": await _settle(float(body.get("timeout", 10)))}
+            elif op == "reset":
+                _unfreeze()
+                caches = _in_memory_caches()
+                for cache in caches:
+                    cache.flush_cache()
+                out = {"caches_flushed": len(caches)}
+            else:
+                return JSONResponse({"error": f"unknown control operation {op!r}"}, status_code=404)
+        except Exception as exc:  # reported to the harness, which fails the step with it
+            return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=500)
+        return JSONResponse(out)
+
+    app.add_api_route("/__harness/{op}", control, methods=["GET", "POST"], include_in_schema=False)
+
+
+def _litellm_version() -> str:
+    from importlib.metadata import version
+
+    return version("litellm")
+
+
+def _wrap_lifespan(app) -> None:
+    """Run LiteLLM's own start-up, then pause its scheduler before anything can fire."""
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_):
+        async with original(app_) as state:
+            from litellm.proxy import proxy_server
+
+            scheduler = getattr(proxy_server, "scheduler", None)
+            if scheduler is not None:
+                scheduler.pause()
+            _state["baseline_tasks"] = weakref.WeakSet(asyncio.all_tasks())
+            print(f"harness-agent: proxy started in {time.time() - _state['started_at']:.2f}s", file=sys.stderr, flush=True)
+            yield state
+
+    app.router.lifespan_context = lifespan
+
+
+def main() -> None:
+    import freezegun
+
+    freezegun.configure(extend_ignore_list=REAL_TIME_MODULES)
+    threading.Thread(target=_watch_parent, daemon=True, name="harness-parent-watch").start()
+
+    import uvicorn
+    from litellm.proxy.proxy_server import app
+
+    _wrap_lifespan(app)
+    _install_routes(app)
+    uvicorn.run(
+        app,
+        host=os.environ.get("HARNESS_PROXY_HOST", "127.0.0.1"),
+        port=int(os.environ["HARNESS_PROXY_PORT"]),
+        log_level=os.environ.get("HARNESS_UVICORN_LOG_LEVEL", "warning"),
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""The real LiteLLM proxy of one release, as a child process the harness owns.
+
+The proxy runs `agent.py` with the release environment's python: LiteLLM's own app under
+uvicorn on 127.0.0.1 and a free port, a fresh master key, its own database clone. The harness
+talks to it with `requests`: the proxy's public API for everything a user would do, and the
+agent's /__harness/ routes for the clock, the scheduled jobs and resets between scenarios.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from ..errors import HarnessError
+from ..scenario.model import ProxySettings
+
+AGENT = Path(__file__).with_name("agent.py")
+# Far beyond any scenario: the scheduler is paused after start-up anyway, this closes the
+# window between its start and the pause.
+NEVER_S = 10**8
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def proxy_config(settings: ProxySettings) -> dict[str, Any]:
+    """The config file the proxy loads: the mock model, then the scenario's settings on top."""
+    model = settings.model
+    general = {
+        "proxy_batch_write_at": NEVER_S,
+        "proxy_budget_rescheduler_min_time": NEVER_S,
+        "proxy_budget_rescheduler_max_time": NEVER_S,
+        **settings.general_settings,
+    }
+    return {
+        "model_list": [
+            {
+                "model_name": model.name,
+                "litellm_params": {
+                    "model": f"openai/{model.name}",
+                    "api_key": "not-used",
+                    "mock_response": model.mock_response,
+                    "input_cost_per_token": model.input_cost_per_token,
+                    "output_cost_per_token": model.output_cost_per_token,
+                },
+            }
+        ],
+        "general_settings": general,
+        "litellm_settings": dict(settings.litellm_settings),
+    }
+
+
+def settings_key(settings: ProxySettings) -> str:
+    """Scenarios whose settings give the same key can share one proxy."""
+    return hashlib.sha256(json.dumps(settings.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+class ProxyTarget:
+    """Start with `start()`, stop with `stop()` (or use as a context manager)."""
+
+    def __init__(self, release, database_url: str, settings: ProxySettings, run_dir: Path):
+        self.release = release
+        self.database_url = database_url
+        self.settings = settings
+        self.run_dir = run_dir
+        self.master_key = "sk-harness-" + secrets.token_urlsafe(24)
+        self.control_token = secrets.token_urlsafe(24)
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+        self.log_path = run_dir / "proxy.log"
+        self.http = requests.Session()
+        self.started_in_s: float | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0, progress=None) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_path = self.run_dir / "proxy_config.yaml"
+        config_path.write_text(yaml.safe_dump(proxy_config(self.settings), sort_keys=False))
+        self.port = free_port()
+        env = self.release.env(dict(os.environ))
+        env.update(
+            {
+                "DATABASE_URL": self.database_url,
+                "LITELLM_MASTER_KEY": self.master_key,
+                "CONFIG_FILE_PATH": str(config_path),
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "DISABLE_SCHEMA_UPDATE": "true",
+                "PROXY_BATCH_WRITE_AT": str(NEVER_S),
+                "PROXY_BUDGET_RESCHEDULER_MIN_TIME": str(NEVER_S),
+                "PROXY_BUDGET_RESCHEDULER_MAX_TIME": str(NEVER_S),
+                "HARNESS_PROXY_PORT": str(self.port),
+                "HARNESS_CONTROL_TOKEN": self.control_token,
+                "PYTHONUNBUFFERED": "1",
+                **self.settings.environment,
+            }
+        )
+        started = time.monotonic()
+        log = open(self.log_path, "wb")
+        try:
+            self.process = subprocess.Popen(
+                [str(self.release.python), str(AGENT)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.run_dir,
+                start_new_session=True,  # its own process group: stop() takes the engine with it
+            )
+        finally:
+            log.close()
+        deadline = started + timeout
+        last_note = started
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise HarnessError(
+                    f"the litellm {self.release.version} proxy exited with code {code} during start-up; "
+                    f"last log lines:\n{self.log_tail(25)}"
+                )
+            try:
+                if self.http.get(f"{self.base_url}/__harness/info", headers=self._control_headers(), timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            now = time.monotonic()
+            if now > deadline:
+                tail = self.log_tail(25)
+                self.stop()
+                raise HarnessError(
+                    f"the litellm {self.release.version} proxy did not answer within {timeout:.0f}s; "
+                    f"last log lines:\n{tail}"
+                )
+            if progress is not None and now - last_note > 10:
+                progress(f"still waiting for the proxy ({now - started:.0f}s)")
+                last_note = now
+            time.sleep(0.1)
+        self.started_in_s = time.monotonic() - started
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, PermissionError):
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        finally:
+            self.http.close()
+
+    def __enter__(self) -> "ProxyTarget":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # -- talking to it --------------------------------------------------------------------
+
+    def _control_headers(self) -> dict[str, str]:
+        return {"X-Harness-Token": self.control_token}
+
+    def control(self, op: str, **body: Any) -> dict[str, Any]:
+        """Call an agent route; a failure inside the proxy becomes a HarnessError with its text."""
+        try:
+            resp = self.http.post(f"{self.base_url}/__harness/{op}", json=body, headers=self._control_headers(), timeout=120)
+        except requests.RequestException as exc:
+            raise HarnessError(f"the proxy did not answer the harness ({op}): {exc}") from None
+        data = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
+        if not resp.ok:
+            raise HarnessError(f"harness control `{op}` failed inside the proxy: {data.get('error', resp.text[:300])}")
+        return data
+
+    def api(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {key or self.master_key}"}
+        try:
+            return self.http.request(method, f"{self.base_url}{path}", headers=headers, timeout=60, **kwargs)
+        except requests.RequestException as exc:
+            raise HarnessError(f"{method} {path} got no answer from the proxy: {exc}") from None
+
+    def chat(self, key: str, end_user: str | None = None) -> requests.Response:
+        body: dict[str, Any] = {
+            "model": self.settings.model.name,
+            "messages": [{"role": "user", "content": "harness"}],
+        }
+        if end_user is not None:
+            body["user"] = end_user
+        return self.api("POST", "/chat/completions", key=key, json=body)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            with open(self.log_path, "r", errors="replace") as fh:
+                return "".join(deque(fh, maxlen=lines)).rstrip()
+        except OSError:
+            return "(no proxy log)"
+
+    def secrets(self) -> list[str]:
+        return [self.master_key, self.control_token]
