@@ -156,6 +156,35 @@ def test_embedded_url_works_with_psycopg_and_psql():
     assert not Path(f"/proc/{pid}").exists() or b"postgres" not in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
+def _node_pg() -> tuple[str, str] | None:
+    """(node, NODE_PATH) where `require('pg')` works: the engine's node_modules or the harness cache."""
+    node = shutil.which("node")
+    if not node:
+        return None
+    candidates = [REPO / "harness" / "engine" / "node" / "node_modules"]
+    for root in (Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "litellm-harness")) / "engine",):
+        if root.is_dir():
+            candidates += sorted(p / "node_modules" for p in root.iterdir())
+    for nm in candidates:
+        if (nm / "pg" / "package.json").is_file():
+            return node, str(nm)
+    return None
+
+
+def test_embedded_url_works_with_node_pg():
+    found = _node_pg()
+    if found is None:
+        pytest.skip("no node with the `pg` package (harness/engine installs it)")
+    node, node_path = found
+    js = ("const {Client}=require('pg');(async()=>{const c=new Client({connectionString:process.argv[1]});"
+          "await c.connect();const r=await c.query('SELECT 6*7 AS x');console.log(r.rows[0].x);await c.end();})()"
+          ".catch(e=>{console.error(e.message);process.exit(1)})")
+    with start_server("embedded") as server:
+        res = subprocess.run([node, "-e", js, server.url("postgres")], capture_output=True, text=True,
+                             env={**os.environ, "NODE_PATH": node_path}, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "42", res.stderr
+
+
 def test_parallel_processes_get_their_own_embedded_servers():
     code = textwrap.dedent("""
         import json
