@@ -24,6 +24,8 @@ import {
   datasourceUrl,
   errorBody,
   parseDatabaseUrl,
+  parseLossless,
+  stringify,
   translateAnswer,
   translateRequest,
 } from './translate.mjs';
@@ -340,10 +342,11 @@ function makeHandler(state) {
           if (e instanceof BridgeError) return send(res, 200, errorBody(e.message));
           throw e;
         }
+        const t0 = DEBUG ? performance.now() : 0;
         if (DEBUG) log(`-> ${translated.text.slice(0, 2000)}${txId ? ` [tx ${txId}]` : ''}`);
         const answerText = await engine.query(translated.text, '{}', txId);
-        if (DEBUG) log(`<- ${answerText.slice(0, 2000)}`);
-        return send(res, 200, translateAnswer(translated, JSON.parse(answerText), state.rawFormat));
+        if (DEBUG) log(`<- (${(performance.now() - t0).toFixed(1)} ms) ${answerText.slice(0, 2000)}`);
+        return send(res, 200, stringify(translateAnswer(translated, parseLossless(answerText), state.rawFormat)));
       }
       if (route === '/transaction/start') {
         const body = parseJsonBody(bodyText);

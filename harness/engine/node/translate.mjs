@@ -21,6 +21,106 @@ export class RawNumber {
   }
 }
 
+/**
+ * JSON.parse that keeps every number as a RawNumber holding its exact text, so `10.0` stays a
+ * float for Python and integers above 2^53 (e.g. inside raw Json columns) stay exact.
+ */
+export function parseLossless(text) {
+  let i = 0;
+  const n = text.length;
+  const fail = (what) => {
+    throw new SyntaxError(`invalid JSON from the engine (${what} at ${i})`);
+  };
+  const ws = () => {
+    for (;;) {
+      const c = text.charCodeAt(i);
+      if (c === 32 || c === 10 || c === 13 || c === 9) i++;
+      else return;
+    }
+  };
+  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  const str = () => {
+    const start = i; // at the opening quote
+    let j = i + 1;
+    let escaped = false;
+    for (;;) {
+      const q = text.indexOf('"', j);
+      if (q < 0) fail('unterminated string');
+      const bs = text.indexOf('\\', j);
+      if (bs >= 0 && bs < q) {
+        escaped = true;
+        j = bs + 2;
+        continue;
+      }
+      i = q + 1;
+      return escaped ? JSON.parse(text.slice(start, i)) : text.slice(start + 1, q);
+    }
+  };
+  const value = () => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const obj = {};
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return obj;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail('expected a key');
+        const k = str();
+        ws();
+        if (text[i++] !== ':') fail('expected :');
+        Object.defineProperty(obj, k, { value: value(), enumerable: true, writable: true, configurable: true });
+        ws();
+        const d = text[i++];
+        if (d === '}') return obj;
+        if (d !== ',') fail('expected , or }');
+      }
+    }
+    if (c === '[') {
+      i++;
+      const arr = [];
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return arr;
+      }
+      for (;;) {
+        arr.push(value());
+        ws();
+        const d = text[i++];
+        if (d === ']') return arr;
+        if (d !== ',') fail('expected , or ]');
+      }
+    }
+    if (c === '"') return str();
+    if (text.startsWith('true', i)) {
+      i += 4;
+      return true;
+    }
+    if (text.startsWith('false', i)) {
+      i += 5;
+      return false;
+    }
+    if (text.startsWith('null', i)) {
+      i += 4;
+      return null;
+    }
+    NUMBER.lastIndex = i;
+    const m = NUMBER.exec(text);
+    if (!m) fail('unexpected character');
+    i += m[0].length;
+    return new RawNumber(m[0]);
+  };
+  const out = value();
+  ws();
+  if (i !== n) fail('trailing characters');
+  return out;
+}
+
 /** JSON.stringify that writes RawNumber values as their exact text. */
 export function stringify(value) {
   if (value === null || value === undefined) return 'null';
@@ -351,7 +451,7 @@ export function translateRequest(body, index) {
 /** Replace every tagged value ({$type, value}) by its plain value: DateTime/BigInt/Decimal/Json -> string. */
 export function unwrapTagged(value) {
   if (Array.isArray(value)) return value.map(unwrapTagged);
-  if (value !== null && typeof value === 'object') {
+  if (value !== null && typeof value === 'object' && !(value instanceof RawNumber)) {
     const keys = Object.keys(value);
     if (keys.length === 2 && typeof value.$type === 'string' && 'value' in value) return value.value;
     const out = {};

@@ -1,0 +1,179 @@
+"""LiteLLM's own PrismaClient on a real PostgreSQL through the wasm engine bridge (litellm 1.82.3).
+
+The scripts in tests/release_scripts/ run with the RELEASE environment's python (never this
+one): they print one JSON object and these tests assert every value. Fixtures `release_1823`
+(harness.releases.ReleaseEnv) and `database_1823` (a fresh harness.db.Database clone with
+1.82.3's schema) come from the top-level conftest.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCRIPTS = Path(__file__).resolve().parent / "release_scripts"
+BRIDGE_BANNER = "prisma wasm query engine 5.22.0 (harness bridge"
+BIG = 2**53 + 1
+BIGGER = 2**62 + 7
+
+
+def run_release_script(release, database, name: str, timeout: float = 300) -> tuple[dict[str, Any], str]:
+    env = release.env()
+    env["DATABASE_URL"] = database.url
+    proc = subprocess.run(
+        [str(release.python), str(SCRIPTS / name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(SCRIPTS),
+    )
+    assert proc.returncode == 0, f"{name} failed (rc={proc.returncode}):\n{proc.stderr[-4000:]}"
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert lines, f"{name} printed nothing; stderr:\n{proc.stderr[-4000:]}"
+    return json.loads(lines[-1]), proc.stderr
+
+
+def _int(value: int) -> Any:
+    """How prisma_ops.py reports an integer (exact ones above 2^53 as {"int": "..."})."""
+    return value if abs(value) <= 2**53 else {"int": str(value)}
+
+
+META = {"nested": {"list": [1, 2.5, None, True, "x"], "big": 12345678901234}, "unicode": "é✓ \"quoted\"", "empty": {}}
+WHEN = "2030-01-02T03:04:05.678000+00:00"
+
+EXPECTED_OPS: dict[str, Any] = {
+    "create_budget": {"budget_id": "ops-budget", "max_budget": 10.0},
+    "create_user": {
+        "user_id": "ops-user",
+        "models": ["gpt-4o", "claude-3"],
+        "metadata": META,
+        "tpm_limit": _int(BIG),
+        "rpm_limit": _int(BIGGER),
+        "budget_reset_at": WHEN,
+    },
+    "find_unique": {
+        "token": "ops-key-0",
+        "spend": 1.5,
+        "metadata": {"i": 0},
+        "tpm_limit": _int(BIG),
+        "models": ["gpt-4o"],
+        "budget_id": "ops-budget",
+    },
+    "find_unique_missing": None,
+    "find_first": "ops-key-2",
+    "find_many_desc_take2": ["ops-key-2", "ops-key-1"],
+    "find_many_in": ["ops-key-0", "ops-key-2"],
+    "find_many_has": ["ops-key-0"],
+    "find_bigint_exact": ["ops-key-0"],
+    "find_bigint_neighbour": [],
+    "find_datetime_eq": ["ops-user"],
+    "roundtrip_user": {
+        "metadata": META,
+        "models": ["gpt-4o", "claude-3"],
+        "tpm_limit": _int(BIG),
+        "rpm_limit": _int(BIGGER),
+        "tpm_limit_type": "int",
+        "budget_reset_at": WHEN,
+        "created_at_is_datetime": True,
+    },
+    "update": {"spend": 2.0, "metadata": {"replaced": [1, {"deep": None}]}, "models": ["a", "b"]},
+    "update_missing": None,  # prisma-client-py returns None when the engine answers P2025
+    "update_many_count": 3,
+    "update_many_blocked": ["ops-key-0", "ops-key-1", "ops-key-2"],
+    "upsert": [5.0, 6.0],
+    "increment": 2.25,
+    "concurrent_increment_total": 10.0,
+    "bigint_update": {"tpm_limit": _int(BIG + 2), "rpm_limit": _int(BIGGER + 1)},
+    "delete": "ops-key-upsert",
+    "delete_missing": None,
+    "delete_many_count": 0,
+    "include": {"budget_id": "ops-budget", "max_budget": 10.0},
+    "include_nested_args": ["ops-key-2", "ops-key-0"],
+    "count": 3,
+    "count_all": 3,
+    "group_by": [
+        {"budget_id": "ops-budget", "_sum": {"spend": 5.5}, "_count": {"_all": 2}},
+        {"budget_id": None, "_sum": {"spend": 10.0}, "_count": {"_all": 1}},
+    ],
+    "query_raw": [
+        {"token": "ops-key-0", "spend": 2.25, "tpm_limit": _int(BIG), "models": ["a", "b"],
+         "metadata": {"replaced": [1, {"deep": None}]}, "blocked": True},
+        {"token": "ops-key-1", "spend": 10.0, "tpm_limit": None, "models": [], "metadata": {"i": 1}, "blocked": True},
+        {"token": "ops-key-2", "spend": 3.25, "tpm_limit": None, "models": [], "metadata": {"i": 2}, "blocked": True},
+    ],
+    "query_raw_unmapped_types": [{"names": ["a", "b"], "one": "x", "span": "1 day"}],
+    "query_first": {"n": 3},
+    "execute_raw": 2,
+    "raw_error": "RawQueryError",
+    "batch": {"ops-batch-a": 11.0, "ops-batch-b": 2.0},
+    "batch_error": "UniqueViolationError",
+    "batch_rolled_back": True,
+    "tx_visible_inside": 2.0,
+    "tx_visible_outside_before_commit": False,
+    "tx_commit": 2.0,
+    "tx_rollback_row_absent": True,
+    "tx_rollback_update_undone": 2.25,
+    "error_unique": "UniqueViolationError",
+    "error_foreign_key": "ForeignKeyViolationError",
+    "error_not_found": "RecordNotFoundError",
+    "error_not_found_first": "RecordNotFoundError",
+    "error_unique_in_tx": "UniqueViolationError",
+}
+
+
+def _strict(value: Any) -> Any:
+    """Make 10 != 10.0 and 1 != True visible in comparisons (type-tagged copy)."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    if isinstance(value, (bool, int, float)):
+        return (type(value).__name__, value)
+    return value
+
+
+def test_prisma_operations_through_litellm_prisma_client(release_1823, database_1823, record_property):
+    result, stderr = run_release_script(release_1823, database_1823, "prisma_ops.py")
+    assert BRIDGE_BANNER in stderr, "the wasm bridge did not run (no banner on stderr)"
+    timings = {k: v for k, v in result.items() if k.startswith("timing_")}
+    for k, v in timings.items():
+        record_property(k, v)
+    print(f"\nprisma_ops timings: {timings}")
+    got = {k: v for k, v in result.items() if not k.startswith("timing_")}
+    assert sorted(got) == sorted(EXPECTED_OPS), "result keys differ"
+    wrong = {k: {"expected": EXPECTED_OPS[k], "got": got[k]} for k in EXPECTED_OPS if _strict(got[k]) != _strict(EXPECTED_OPS[k])}
+    assert not wrong, "mismatches:\n" + json.dumps(wrong, indent=1, sort_keys=True, ensure_ascii=False)
+
+
+DURATIONS = {"key": dt.timedelta(days=7), "user": dt.timedelta(days=1), "team": dt.timedelta(days=30)}
+
+
+def test_reset_budget_job_resets_exactly_the_expired_rows(release_1823, database_1823, record_property):
+    result, stderr = run_release_script(release_1823, database_1823, "reset_budget_job.py")
+    assert BRIDGE_BANNER in stderr
+    record_property("timing_reset_s", result["timing_reset_s"])
+    print(f"\nResetBudgetJob.reset_budget(): {result['timing_reset_s']}s")
+    assert result["errors_logged"] == []
+    seeded, after = result["seeded"], result["after"]
+    assert sorted(after) == sorted(seeded) == sorted(f"{k}-{s}" for k in DURATIONS for s in ("expired", "current"))
+    started = dt.datetime.fromisoformat(result["job_started_at"])
+    for kind, duration in DURATIONS.items():
+        expired, current = after[f"{kind}-expired"], after[f"{kind}-current"]
+        # the expired row: spend back to 0, budget_reset_at moved forward past the job's start
+        assert expired["spend"] == 0.0 and isinstance(expired["spend"], float), (kind, expired)
+        new_reset = dt.datetime.fromisoformat(expired["budget_reset_at"])
+        old_reset = dt.datetime.fromisoformat(seeded[f"{kind}-expired"]["budget_reset_at"])
+        assert new_reset > started > old_reset, (kind, expired)
+        assert new_reset <= started + duration + dt.timedelta(seconds=1), (kind, expired)
+        assert expired["budget_duration"] == {"key": "7d", "user": "1d", "team": "30d"}[kind]
+        # the current row: untouched
+        assert current["spend"] == 7.5, (kind, current)
+        assert current["budget_reset_at"] == seeded[f"{kind}-current"]["budget_reset_at"], (kind, current)
