@@ -162,6 +162,14 @@ class Server:
         if not name.startswith(PREFIX) or not _IDENT_RE.match(name):
             raise HarnessError(f"refusing to drop database {name!r}: not created by the harness ({PREFIX}...)")
         with self.admin() as conn:
+            # Backends of connections the caller just closed take a moment to exit, and DROP
+            # DATABASE re-checks for them only every 100 ms: wait for them in small steps first
+            # (at most ~100 ms; live sessions are then terminated by FORCE).
+            deadline = time.monotonic() + 0.1
+            while conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid())", (name,)
+            ).fetchone()[0] and time.monotonic() < deadline:
+                time.sleep(0.003)
             if self.version_num >= 130000:
                 conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
             else:  # pragma: no cover - PostgreSQL < 13
