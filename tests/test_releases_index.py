@@ -375,6 +375,13 @@ def test_ensure_release_unknown_version_names_nearby(fake_index, monkeypatch):
     assert str(err.value) == "litellm 1.82.99 is not on the package index; nearby: 1.82.5, 1.82.6, 1.83.0"
 
 
+def test_ensure_release_accepts_an_explicit_prerelease(fake_index, monkeypatch):
+    monkeypatch.setattr(envs, "ensure_engine", lambda: _FakeEngine())
+    # past the "not on the package index" check: the fake rc's METADATA declares no prisma
+    with pytest.raises(HarnessError, match="1.83.0rc1 declares no prisma requirement"):
+        envs.ensure_release("1.83.0rc1")
+
+
 def test_ensure_release_refuses_denylisted(fake_index, monkeypatch):
     monkeypatch.setattr(envs, "ensure_engine", lambda: _FakeEngine())
     with pytest.raises(HarnessError, match="1.107.0 is refused: a compromised release"):

@@ -271,7 +271,7 @@ def _resolve_pins(version: str):
     from harness.releases.index import nearby, published_versions, resolve_pins
     from packaging.version import Version
 
-    if Version(version) not in set(published_versions("litellm")):
+    if Version(version) not in set(published_versions("litellm", include_prereleases=True)):
         near = ", ".join(str(x) for x in nearby(version, 3))
         raise HarnessError(f"litellm {version} is not on the package index; nearby: {near}")
     return resolve_pins(version)
