@@ -25,6 +25,7 @@ import {
   errorBody,
   parseDatabaseUrl,
   parseLossless,
+  RawNumber,
   stringify,
   translateAnswer,
   translateRequest,
@@ -274,7 +275,80 @@ async function startEngine(schemaText, dbUrl) {
     adapter,
   );
   await engine.connect('{}');
-  return { engine, pool, index };
+  return { engine, pool, index, adapter, poolOptions };
+}
+
+// ------------------------------------------------------------------------------------------
+// engine answers that need fixing up
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN']);
+
+/**
+ * The engine reports JS-side failures (e.g. the database is unreachable) as P2036 "Error in
+ * external connector (id N)"; the real error waits in the adapter's registry. Put it in the
+ * message, and use the native engine's P1001 for a database that cannot be reached.
+ */
+function resolveExternalErrors(value, ctx) {
+  if (Array.isArray(value)) {
+    value.forEach((v) => resolveExternalErrors(v, ctx));
+    return value;
+  }
+  if (!value || typeof value !== 'object') return value;
+  const ufe = value.user_facing_error || (value.error_code ? value : null);
+  const rawId = ufe && ufe.error_code === 'P2036' && ufe.meta ? ufe.meta.id : undefined;
+  const id = rawId instanceof RawNumber ? Number(rawId.text) : rawId;
+  if (typeof id === 'number') {
+    const found = ctx.adapter.errorRegistry.consumeError(id);
+    const original = found && found.error;
+    if (original) {
+      const { host = 'localhost', port = 5432 } = ctx.poolOptions;
+      let message;
+      if (UNREACHABLE.has(original.code)) {
+        message = `Can't reach database server at \`${host}\`:\`${port}\`\n\nPlease make sure your database server is running at \`${host}\`:\`${port}\`. (${original.message})`;
+        ufe.error_code = 'P1001';
+        ufe.meta = { database_host: String(host), database_port: String(port) };
+      } else {
+        message = `Error in external connector: ${original.message || original}`;
+        ufe.meta = { ...ufe.meta, message: String(original.message || original) };
+      }
+      ufe.message = message;
+      if (value.user_facing_error) value.error = message;
+    }
+  }
+  for (const k of ['errors', 'batchResult']) if (value[k]) resolveExternalErrors(value[k], ctx);
+  return value;
+}
+
+/** Transaction endpoints answer a bare error object; prisma-client-py reads `{errors: [...]}`. */
+function transactionAnswer(text, ctx) {
+  let parsed;
+  try {
+    parsed = JSON.parse(text || '{}');
+  } catch {
+    return errorBody(String(text));
+  }
+  if (parsed && parsed.error_code && !parsed.errors) {
+    resolveExternalErrors(parsed, ctx);
+    const base = (parsed.meta && typeof parsed.meta.error === 'string' && parsed.meta.error) || parsed.message;
+    return { errors: [{ error: base, user_facing_error: parsed }] };
+  }
+  return resolveExternalErrors(parsed, ctx);
+}
+
+// The wasm engine panics (and its instance is lost) on a malformed transaction id, so only ids
+// it issued are passed on; others get the native engine's "transaction not found" answer.
+const KNOWN_TX_LIMIT = 10000;
+
+function rememberTx(state, id) {
+  state.knownTx.add(id);
+  if (state.knownTx.size > KNOWN_TX_LIMIT) state.knownTx.delete(state.knownTx.values().next().value);
+}
+
+function unknownTx(id) {
+  const message = `Transaction API error: Transaction not found. Transaction ID is invalid, refers to an old closed transaction Prisma doesn't have information about anymore, or was obtained before disconnecting.`;
+  return {
+    errors: [{ error: message, user_facing_error: { is_panic: false, message, meta: { error: `Transaction not found (${id})` }, error_code: 'P2028' } }],
+  };
 }
 
 // ------------------------------------------------------------------------------------------
@@ -330,9 +404,11 @@ function makeHandler(state) {
       if (req.method !== 'POST') return send(res, 404, errorBody(`no route ${req.method} ${route}`));
 
       const bodyText = await readBody(req);
-      const { engine, index } = await state.ready;
+      const ctx = await state.ready;
+      const { engine, index } = ctx;
       const txHeader = req.headers['x-transaction-id'];
       const txId = Array.isArray(txHeader) ? txHeader[0] : txHeader || undefined;
+      if (txId && !state.knownTx.has(txId)) return send(res, 200, unknownTx(txId));
 
       if (route === '/') {
         let translated;
@@ -346,21 +422,24 @@ function makeHandler(state) {
         if (DEBUG) log(`-> ${translated.text.slice(0, 2000)}${txId ? ` [tx ${txId}]` : ''}`);
         const answerText = await engine.query(translated.text, '{}', txId);
         if (DEBUG) log(`<- (${(performance.now() - t0).toFixed(1)} ms) ${answerText.slice(0, 2000)}`);
-        return send(res, 200, stringify(translateAnswer(translated, parseLossless(answerText), state.rawFormat)));
+        const answer = resolveExternalErrors(parseLossless(answerText), ctx);
+        return send(res, 200, stringify(translateAnswer(translated, answer, state.rawFormat)));
       }
       if (route === '/transaction/start') {
         const body = parseJsonBody(bodyText);
         const input = { max_wait: body.max_wait ?? 2000, timeout: body.timeout ?? 5000 };
         if (body.isolation_level) input.isolation_level = body.isolation_level;
-        const answer = await engine.startTransaction(JSON.stringify(input), '{}');
+        const answer = transactionAnswer(await engine.startTransaction(JSON.stringify(input), '{}'), ctx);
+        if (answer && typeof answer.id === 'string') rememberTx(state, answer.id);
         return send(res, 200, answer);
       }
       const tx = /^\/transaction\/([^/]+)\/(commit|rollback)$/.exec(route);
       if (tx) {
         const id = decodeURIComponent(tx[1]);
+        if (!state.knownTx.has(id)) return send(res, 200, unknownTx(id));
         const answer =
           tx[2] === 'commit' ? await engine.commitTransaction(id, '{}') : await engine.rollbackTransaction(id, '{}');
-        return send(res, 200, answer || '{}');
+        return send(res, 200, transactionAnswer(answer, ctx));
       }
       return send(res, 404, errorBody(`no route ${req.method} ${route}`));
     } catch (e) {
@@ -407,8 +486,9 @@ async function main() {
   const schemaText = readFileSync(dmlPath, 'utf8');
   const dbUrl = datasourceUrl(schemaText, process.env);
 
-  const state = { ready: null, rawFormat: detectRawFormat(dmlPath) };
-  state.ready = startEngine(schemaText, dbUrl);
+  // Listen first (prisma-client-py polls /status), then load the engine; queries wait for it.
+  let startNow;
+  const state = { ready: new Promise((resolve) => (startNow = resolve)).then(() => startEngine(schemaText, dbUrl)), rawFormat: detectRawFormat(dmlPath), knownTx: new Set() };
   state.ready.catch((e) => log(`harness bridge: engine start failed: ${(e && e.message) || e}`));
 
   const server = http.createServer(makeHandler(state));
@@ -430,6 +510,11 @@ async function main() {
       .finally(() => process.exit(code));
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => shutdown(0));
+  process.on('uncaughtException', (e) => {
+    // a wasm panic leaves the engine instance unusable: exit like a crashed native engine
+    log(`harness bridge: the query engine crashed: ${(e && e.stack) || e}`);
+    process.exit(1);
+  });
   watchParent(() => {
     log('harness bridge: parent process is gone, exiting');
     shutdown(0);
@@ -439,6 +524,7 @@ async function main() {
     server.once('error', reject);
     server.listen(opts.port, '127.0.0.1', resolve);
   });
+  setImmediate(startNow);
 }
 
 main().catch((e) => {

@@ -2,7 +2,9 @@
 // "graphql" engine protocol) and the JSON protocol spoken by @prisma/query-engine-wasm.
 // No I/O here: bridge.mjs does the serving; test/translate.test.mjs covers this module.
 
-import { parse, Kind } from 'graphql';
+// Only the parser: importing all of graphql costs ~150 ms at every engine start.
+import { Kind } from 'graphql/language/kinds.mjs';
+import { parse } from 'graphql/language/parser.mjs';
 
 // ------------------------------------------------------------------------------------------
 // numbers that must survive untouched (BigInt above 2^53, exact float text)
@@ -508,6 +510,17 @@ export function translateAnswer(translated, answer, rawFormat = 'legacy') {
 // ------------------------------------------------------------------------------------------
 // configuration helpers
 
+function stripLineComment(line) {
+  let inString = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (inString && c === '\\') i++;
+    else if (c === '"') inString = !inString;
+    else if (!inString && c === '/' && line[i + 1] === '/') return line.slice(0, i);
+  }
+  return line;
+}
+
 /** The datasource URL: OVERWRITE_DATASOURCES (JSON list) first, then the schema's url (literal or env()). */
 export function datasourceUrl(schemaText, env) {
   if (env.OVERWRITE_DATASOURCES) {
@@ -522,7 +535,7 @@ export function datasourceUrl(schemaText, env) {
   }
   const block = /datasource\s+\w+\s*\{([\s\S]*?)\}/.exec(schemaText || '');
   if (!block) throw new BridgeError('the schema has no datasource block');
-  const body = block[1].replace(/\/\/.*$/gm, '');
+  const body = block[1].split('\n').map(stripLineComment).join('\n');
   const fromEnv = /\burl\s*=\s*env\(\s*"([^"]+)"\s*\)/.exec(body);
   if (fromEnv) {
     const v = env[fromEnv[1]];
