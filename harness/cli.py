@@ -130,7 +130,7 @@ def _terminate(signum, frame):  # noqa: ARG001
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "validate":

@@ -27,12 +27,12 @@ import weakref
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 
-# Long-lived infrastructure must keep real time: the event loop (or every timer would fire at
-# once when the clock jumps a day), the scheduler (paused anyway), the HTTP stack.
-REAL_TIME_MODULES = [
-    "asyncio", "uvicorn", "uvloop", "anyio", "starlette", "h11", "httptools", "httpx", "httpcore",
-    "aiohttp", "apscheduler", "concurrent", "selectors", "socket", "ssl", "logging",
-]
+# The event loop keeps real monotonic time (freezegun's real_asyncio), or every timer would
+# fire at once when the clock jumps a day, and `asyncio.sleep` would never end while frozen.
+# Nothing else is exempted: freezegun exempts by walking the call stack, and an exempted web
+# framework frame above a handler would hand that handler (the reset job, say) the real time.
+
+LONG_LIVED_S = 0.5  # a request's follow-up work with a mock model takes milliseconds
 
 _state: dict = {"freezer": None, "clock": None, "caches": None, "started_at": time.time()}
 
@@ -54,12 +54,26 @@ def _clock_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _teach_pydantic_fake_times() -> None:
+    """Models whose schema pydantic builds while frozen see freezegun's FakeDatetime/FakeDate
+    where they say `datetime`/`date`; validate those as the real types."""
+    from freezegun import api
+
+    def schema_of(real):
+        return classmethod(lambda cls, source, handler: handler.generate_schema(real))
+
+    api.FakeDatetime.__get_pydantic_core_schema__ = schema_of(api.real_datetime)
+    api.FakeDate.__get_pydantic_core_schema__ = schema_of(api.real_date)
+
+
 def _freeze(at: str | None) -> str:
     import freezegun
 
+    _teach_pydantic_fake_times()
+
     _unfreeze()
     moment = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(timezone.utc)
-    freezer = freezegun.freeze_time(moment, tick=False)
+    freezer = freezegun.freeze_time(moment, tick=False, real_asyncio=True)
     _state["clock"] = freezer.start()
     _state["freezer"] = freezer
     return _clock_now().isoformat()
@@ -90,12 +104,15 @@ def _in_memory_caches() -> list:
 async def _settle(timeout: float = 10.0) -> list[str]:
     """Wait until request follow-up work (success logging -> spend queues) has finished.
 
-    Tasks that were already running after start-up, or that live longer than a request's
-    follow-up ever does, are background loops and are not waited for.
+    LiteLLM's logging worker queue is drained first (`flush()`), then tasks are awaited. Tasks
+    already running after start-up, or alive longer than any request's follow-up (a background
+    loop started lazily), are not waited for; the latter join the baseline once seen.
     """
     me = asyncio.current_task()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    for worker in _logging_workers():
+        await asyncio.wait_for(worker.flush(), timeout)
     first_seen: dict = _state.setdefault("first_seen", weakref.WeakKeyDictionary())
     baseline = _state["baseline_tasks"]
     while True:
@@ -103,12 +120,27 @@ async def _settle(timeout: float = 10.0) -> list[str]:
         pending = [t for t in asyncio.all_tasks() if t is not me and not t.done() and t not in baseline]
         for task in pending:
             first_seen.setdefault(task, now)
-        young = [t for t in pending if now - first_seen[t] < 2.0]
+        young = [t for t in pending if now - first_seen[t] < LONG_LIVED_S]
+        for task in pending:
+            if task not in young:
+                baseline.add(task)
         if not young:
             return []
         if now > deadline:
-            return [t.get_name() for t in young]
-        await asyncio.sleep(0.02)
+            return [_task_label(t) for t in young]
+        await asyncio.sleep(0.01)
+
+
+def _logging_workers() -> list:
+    """LiteLLM's queue-based logging worker (1.8x+): success callbacks, spend updates included."""
+    module = sys.modules.get("litellm.litellm_core_utils.logging_worker")
+    worker = getattr(module, "GLOBAL_LOGGING_WORKER", None) if module else None
+    return [worker] if worker is not None and hasattr(worker, "flush") else []
+
+
+def _task_label(task) -> str:
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", None) or task.get_name()
 
 
 async def _run_job(job_id: str) -> dict:
@@ -204,9 +236,6 @@ def _wrap_lifespan(app) -> None:
 
 
 def main() -> None:
-    import freezegun
-
-    freezegun.configure(extend_ignore_list=REAL_TIME_MODULES)
     threading.Thread(target=_watch_parent, daemon=True, name="harness-parent-watch").start()
 
     import uvicorn
