@@ -26,6 +26,7 @@ import {
   parseDatabaseUrl,
   parseLossless,
   RawNumber,
+  rawFormatFromSource,
   stringify,
   translateAnswer,
   translateRequest,
@@ -241,13 +242,10 @@ function detectRawFormat(dmlPath) {
   const forced = (process.env.HARNESS_PRISMA_RAW_FORMAT || '').toLowerCase();
   if (forced === 'legacy' || forced === 'columns') return forced;
   try {
-    const src = readFileSync(path.join(path.dirname(dmlPath), '_raw_query.py'), 'utf8');
-    if (src.includes('prisma__value')) return 'legacy';
-    if (src.includes("'columns'") || src.includes('"columns"')) return 'columns';
+    return rawFormatFromSource(readFileSync(path.join(path.dirname(dmlPath), '_raw_query.py'), 'utf8'));
   } catch {
-    // not next to a generated client: assume prisma-client-py 0.11-0.13
+    return 'legacy'; // not next to a generated client: assume prisma-client-py 0.11-0.13
   }
-  return 'legacy';
 }
 
 // ------------------------------------------------------------------------------------------

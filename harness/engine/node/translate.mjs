@@ -507,6 +507,17 @@ export function translateAnswer(translated, answer, rawFormat = 'legacy') {
   return convertOne(translated.actions[0], answer, rawFormat);
 }
 
+/**
+ * Which raw-query answer the generated client parses, read from its `_raw_query.py`:
+ * prisma-client-py 0.11-0.13 read rows of {column: {prisma__type, prisma__value}} ('legacy'),
+ * 0.14+ read {columns, types, rows} ('columns').
+ */
+export function rawFormatFromSource(src) {
+  if (src.includes('prisma__value')) return 'legacy';
+  if (src.includes("['columns']") || src.includes('["columns"]')) return 'columns';
+  return 'legacy';
+}
+
 // ------------------------------------------------------------------------------------------
 // configuration helpers
 

@@ -277,3 +277,9 @@ test('database urls: unix-socket host, tcp, schema and pool parameters', () => {
   assert.deepEqual(t.parseDatabaseUrl('postgresql://[::1]:5432/x').pool, { host: '::1', port: 5432, database: 'x' });
   assert.throws(() => t.parseDatabaseUrl('mysql://x/y'), /only postgresql/);
 });
+
+test('raw answer format detected from the generated client source', () => {
+  assert.equal(t.rawFormatFromSource("value = raw_value['prisma__value']"), 'legacy'); // 0.11-0.13
+  assert.equal(t.rawFormatFromSource("columns=raw_result['columns'],"), 'columns'); // 0.14+
+  assert.equal(t.rawFormatFromSource(''), 'legacy');
+});
