@@ -280,6 +280,10 @@ class ScenarioRun:
                     entity=key,
                 )
             spent += assertions.response_cost(resp)
+            # Each call's follow-up (cost tracking, budget-reservation reconciliation) finishes
+            # before the next call, as for a client pacing its calls; without this, releases
+            # with budget reservations (1.84+) reject back-to-back calls at random.
+            self.target.control("settle")
         return f"{calls} calls, {spent:.4f} spent"
 
     def _flush_spend(self, step: FlushSpend) -> str:
@@ -313,6 +317,7 @@ class ScenarioRun:
     def _expect_request(self, step: ExpectRequest) -> str:
         key = self._entity(step.key)
         resp = self.target.chat(key.secret, self._id(step.end_user))
+        self.target.control("settle")
         outcome = assertions.classify(resp)
         assertions.check_request(outcome, step, entity=self._entity(step.key), fail=Expectation)
         return outcome.summary()
@@ -409,13 +414,18 @@ class ReleaseSession:
         if key in self.proxies:
             target, database, view = self.proxies[key]
             if key in self.dirty:
-                started = time.perf_counter()
+                marks = [time.perf_counter()]
                 # drain what the previous scenario left queued, empty the tables, then the caches
                 target.control("settle")
+                marks.append(time.perf_counter())
                 target.control("run-job", job="update_spend_job")
+                marks.append(time.perf_counter())
                 reset(database)
+                marks.append(time.perf_counter())
                 target.control("reset")
-                self.progress(f"reset database and proxy caches ({time.perf_counter() - started:.2f}s)")
+                marks.append(time.perf_counter())
+                parts = "/".join(f"{b - a:.2f}" for a, b in zip(marks, marks[1:]))
+                self.progress(f"reset database and proxy caches ({marks[-1] - marks[0]:.2f}s: settle/flush/tables/caches {parts})")
             return target, view
         if self.release is None:
             self.release = ensure_release(self.version, progress=self.progress)

@@ -15,7 +15,6 @@ Control routes need the `X-Harness-Token` header; the harness generates it per r
 """
 
 import asyncio
-import gc
 import inspect
 import json
 import os
@@ -92,13 +91,19 @@ def _unfreeze() -> None:
     _state["freezer"] = _state["clock"] = None
 
 
-def _in_memory_caches() -> list:
-    """Every InMemoryCache the proxy built (user_api_key_cache, spend counters, router state...)."""
-    if _state["caches"] is None:
-        from litellm.caching.in_memory_cache import InMemoryCache
+def _track_in_memory_caches() -> None:
+    """Remember every InMemoryCache the proxy builds (user_api_key_cache, spend counters, budget
+    reservations, router state...), so a reset between scenarios can empty them all."""
+    from litellm.caching.in_memory_cache import InMemoryCache
 
-        _state["caches"] = weakref.WeakSet(o for o in gc.get_objects() if isinstance(o, InMemoryCache))
-    return list(_state["caches"])
+    caches = _state["caches"] = weakref.WeakSet()
+    original = InMemoryCache.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        caches.add(self)
+
+    InMemoryCache.__init__ = __init__
 
 
 async def _settle(timeout: float = 10.0) -> list[str]:
@@ -197,7 +202,7 @@ def _install_routes(app) -> None:
                 out = {"still_running": await _settle(float(body.get("timeout", 10)))}
             elif op == "reset":
                 _unfreeze()
-                caches = _in_memory_caches()
+                caches = list(_state["caches"])
                 for cache in caches:
                     cache.flush_cache()
                 out = {"caches_flushed": len(caches)}
@@ -239,6 +244,8 @@ def main() -> None:
     threading.Thread(target=_watch_parent, daemon=True, name="harness-parent-watch").start()
 
     import uvicorn
+
+    _track_in_memory_caches()  # before the proxy module builds its caches
     from litellm.proxy.proxy_server import app
 
     _wrap_lifespan(app)
