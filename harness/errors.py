@@ -17,3 +17,7 @@ class HarnessError(Exception):
 
 class ScenarioError(HarnessError):
     """A scenario file is invalid; the message starts with `file:line:`."""
+
+
+class SchemaDrift(HarnessError):
+    """A release's migrations do not build the tables and columns its schema.prisma declares."""

@@ -18,6 +18,7 @@ from . import assertions
 from .db import Server, clone, ensure_template, reset
 from .errors import HarnessError
 from .releases import ReleaseEnv, ensure_release
+from .releases.extras import matching_template
 from .scenario.model import (
     AddTeamMember,
     AdvanceClock,
@@ -431,7 +432,12 @@ class ReleaseSession:
             self.release = ensure_release(self.version, progress=self.progress)
         if self.template is None:
             self.progress(f"preparing the database template on {self.server.kind} PostgreSQL")
-            self.template = ensure_template(self.server, self.release.migrations_dir, self.release.schema_prisma)
+            release = self.release
+            self.release, self.template = matching_template(
+                release,
+                lambda migrations: ensure_template(self.server, migrations, release.schema_prisma, progress=self.progress),
+                self.progress,
+            )
         database = clone(self.server, self.template, label=f"lh_{self.version.replace('.', '_')}")
         target = ProxyTarget(self.release, database.url, scenario.proxy, self.run_dir / key)
         self.progress(f"starting the litellm {self.version} proxy")

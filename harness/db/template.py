@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, SchemaDrift
 
 from .base import BUILD_PREFIX, CLONE_PREFIX, TEMPLATE_PREFIX, Database, Server, connect, one_line, quote_ident
 from .prisma_schema import parse_schema_file
@@ -102,10 +102,10 @@ def schema_drift(conn, schema_prisma: Path) -> tuple[list[str], list[str]]:
     return missing_tables, missing_columns
 
 
-def _drift_error(db: str, schema_prisma: Path, migrations_dir: Path, tables: list[str], columns: list[str]) -> HarnessError:
+def _drift_error(db: str, schema_prisma: Path, migrations_dir: Path, tables: list[str], columns: list[str]) -> SchemaDrift:
     items = [f"table {t}" for t in tables] + [f"column {c}" for c in columns]
     shown = ", ".join(items[:8]) + (f", and {len(items) - 8} more" if len(items) > 8 else "")
-    return HarnessError(
+    return SchemaDrift(
         f"schema drift: the migrations in {migrations_dir} do not give what {schema_prisma} expects "
         f"({len(tables)} table(s), {len(columns)} column(s) missing in {db}): {shown}",
         hint="take migrations and schema.prisma from matching versions (litellm-proxy-extras floats within litellm's range)",

@@ -45,7 +45,7 @@ from harness.settings import cache_dir
 Progress = Callable[[str], None] | None
 
 #: Bump when the way an environment is built changes (forces a rebuild of every env).
-RECIPE_VERSION = 2  # 2: bytecode compiled at build time
+RECIPE_VERSION = 3  # 2: bytecode compiled at build time; 3: recursive client types
 #: The proxy agent (harness/target) imports freezegun inside the proxy process.
 FREEZEGUN_PIN = "1.5.5"
 MARKER_NAME = "harness-release.json"
@@ -441,8 +441,12 @@ def generate(env: ReleaseEnv, compile_bytecode: bool = True) -> float:
         raise HarnessError(f"{prisma} is missing: prisma is not installed in {env.root}")
     t = time.monotonic()
     try:
+        # Recursive TypedDicts instead of types unrolled 5 levels deep: types.py shrinks from
+        # 17 MB to 4 MB and the proxy imports it ~4x faster. Only static typing changes; the
+        # client's runtime code and queries are the same.
+        gen_env = {**env.env(), "PRISMA_PY_CONFIG_RECURSIVE_TYPE_DEPTH": "-1"}
         proc = subprocess.run([str(prisma), "generate", "--schema", str(env.schema_prisma)],
-                              env=env.env(), capture_output=True, text=True, cwd=str(env.root),
+                              env=gen_env, capture_output=True, text=True, cwd=str(env.root),
                               timeout=GENERATE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise HarnessError(f"prisma generate for litellm {env.version} took over {GENERATE_TIMEOUT_S}s") from None

@@ -419,6 +419,9 @@ def pick_extras(
     return (newest, "newest-in-range") if newest else (None, "none")
 
 
+PRISMA_PROVEN = SpecifierSet(">=0.11,<0.12")
+
+
 @dataclass(frozen=True)
 class Pins:
     """What a release environment installs besides litellm itself, and why."""
@@ -438,7 +441,12 @@ def resolve_pins(version: Version | str, package: str = "litellm") -> Pins:
     preq = requirement_for(requires, "prisma", "extra-proxy") or requirement_for(requires, "prisma", "proxy")
     if preq is None:
         raise HarnessError(f"litellm {v} declares no prisma requirement in its extra-proxy or proxy extras")
-    prisma = newest_in(preq.specifier, published_versions("prisma"))
+    available = published_versions("prisma")
+    # Newest inside litellm's range that the offline engine bridge is proven with; LiteLLM logs
+    # `_Prisma__engine` errors with prisma 0.15 (1.108+ declare >=0.11,<1.0).
+    prisma = newest_in(preq.specifier, [p for p in available if p in PRISMA_PROVEN]) or newest_in(
+        preq.specifier, available
+    )
     if prisma is None:
         raise HarnessError(f"no published prisma matches litellm {v}'s range {preq.specifier or '(any)'}")
     ereq = requirement_for(requires, "litellm-proxy-extras", "proxy")
