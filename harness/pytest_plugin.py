@@ -80,6 +80,7 @@ class ScenarioFile(pytest.File):
             item.add_marker(pytest.mark.scenario)
             item.add_marker(pytest.mark.slow)
             for tag in scenario.meta.tags:
+                self.config.addinivalue_line("markers", f"{tag}: scenario tag")  # so -m works without warnings
                 item.add_marker(getattr(pytest.mark, tag))
             if scenario.expected_to_fail_on(version):
                 item.add_marker(

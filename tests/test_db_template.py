@@ -150,11 +150,9 @@ def test_parser_ignores_comments_ignored_fields_models_and_views():
     assert exp == {"a_table": ["id", "display_name", "url", "blob"], "B": ["id"]}
 
 
-def test_parser_reads_litellm_schema_if_present():
-    schema = Path("/tmp/scratch/v1823/lib/python3.11/site-packages/litellm/proxy/schema.prisma")
-    if not schema.exists():
-        pytest.skip(f"no LiteLLM schema.prisma at {schema}")
-    exp = parse_schema(schema.read_text()).expected()
+@pytest.mark.slow
+def test_parser_reads_litellm_schema(release_1823):
+    exp = parse_schema(release_1823.schema_prisma.read_text()).expected()
     assert len(exp) == 57
     assert "LiteLLM_VerificationToken" in exp and "spend" in exp["LiteLLM_VerificationToken"]
     assert "litellm_budget_table" not in exp["LiteLLM_VerificationToken"]  # a relation field
@@ -379,33 +377,34 @@ def test_reset_truncates_all_tables_in_one_statement(server, schema_files):
         db.drop()
 
 
-# --- LiteLLM's real migrations (present on development machines) -----------------------------
+# --- LiteLLM's real migrations -------------------------------------------------------------
 
-EXTRAS_0456 = Path("/tmp/x/extras-0.4.56/litellm_proxy_extras/migrations")
-EXTRAS_SCRATCH = Path("/tmp/scratch/v1823/lib/python3.11/site-packages/litellm_proxy_extras/migrations")
-SCHEMA_1823 = Path("/tmp/scratch/v1823/lib/python3.11/site-packages/litellm/proxy/schema.prisma")
-
-
-def test_litellm_1823_schema_from_scratch_extras(server):
-    if not (EXTRAS_SCRATCH.is_dir() and SCHEMA_1823.is_file()):
-        pytest.skip(f"LiteLLM 1.82.3 scratch venv not found ({EXTRAS_SCRATCH})")
+@pytest.mark.slow
+def test_litellm_1823_template_clone_and_reset(pg_server, release_1823, litellm_1823):
     t0 = time.monotonic()
-    tpl = ensure_template(server, EXTRAS_SCRATCH, SCHEMA_1823)
-    print(f"\n{len(list_migrations(EXTRAS_SCRATCH))} LiteLLM migrations -> {tpl} in {time.monotonic() - t0:.2f} s")
-    db = clone(server, tpl, "litellm")
+    tpl = ensure_template(pg_server, release_1823.migrations_dir, release_1823.schema_prisma)
+    assert tpl == litellm_1823[1]
+    print(f"\n{len(list_migrations(release_1823.migrations_dir))} LiteLLM migrations -> {tpl} in {time.monotonic() - t0:.2f} s")
+    db = clone(pg_server, tpl, "litellm")
     try:
         with db.connect() as conn:
             conn.execute("""INSERT INTO "LiteLLM_BudgetTable" (budget_id, created_by, updated_by) VALUES ('b', 'x', 'x')""")
         reset(db)
+        with db.connect() as conn:
+            assert conn.execute('SELECT count(*) FROM "LiteLLM_BudgetTable"').fetchone()[0] == 0
     finally:
         db.drop()
 
 
-def test_litellm_extras_0456_migrations_drift_from_1823_schema(server):
-    if not (EXTRAS_0456.is_dir() and SCHEMA_1823.is_file()):
-        pytest.skip(f"litellm-proxy-extras 0.4.56 not unpacked at {EXTRAS_0456}")
-    with pytest.raises(HarnessError) as err:
-        ensure_template(server, EXTRAS_0456, SCHEMA_1823)
+@pytest.mark.slow
+def test_litellm_extras_0456_migrations_drift_from_1823_schema(server, release_1823):
+    from packaging.version import Version
+
+    from harness.errors import SchemaDrift
+    from harness.releases.extras import migrations_of
+
+    with pytest.raises(SchemaDrift) as err:
+        ensure_template(server, migrations_of(Version("0.4.56")), release_1823.schema_prisma)
     msg = str(err.value)
     print("\n" + msg)
     assert "6 column(s) missing" in msg and "LiteLLM_MCPServerTable.approval_status" in msg

@@ -25,6 +25,7 @@ import time
 import weakref
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 # The event loop keeps real monotonic time (freezegun's real_asyncio), or every timer would
 # fire at once when the clock jumps a day, and `asyncio.sleep` would never end while frozen.
@@ -47,6 +48,21 @@ def _watch_parent() -> None:
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _children_peak_rss_mb() -> dict[str, float]:
+    """Peak memory of the processes the proxy started (the Prisma engine), from /proc."""
+    peaks: dict[str, float] = {}
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+            hwm = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), "0")
+            peaks[f"{name}[{pid}]"] = round(int(hwm) / 1024.0, 1)
+    return peaks
 
 
 def _clock_now() -> datetime:
@@ -186,6 +202,7 @@ def _install_routes(app) -> None:
                     "litellm_version": getattr(litellm, "version", None) or _litellm_version(),
                     "pid": os.getpid(),
                     "peak_rss_mb": round(_peak_rss_mb(), 1),
+                    "children_peak_rss_mb": _children_peak_rss_mb(),
                     "uptime_s": round(time.time() - _state["started_at"], 3),
                     "jobs": [j.id for j in scheduler.get_jobs()] if scheduler is not None else [],
                     "scheduler_paused": bool(scheduler is not None and scheduler.state == 2),
