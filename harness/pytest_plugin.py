@@ -37,6 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario: a scenario file run against a real proxy")
+    config.addinivalue_line("markers", "slow: needs a release environment, a PostgreSQL server or a running proxy")
     config.stash[_SESSIONS] = _Sessions(config)
 
 
@@ -85,7 +86,8 @@ class ScenarioFile(pytest.File):
             if scenario.expected_to_fail_on(version):
                 item.add_marker(
                     pytest.mark.xfail(
-                        reason=f"affects {scenario.meta.affects}: the bug should reproduce on {version}",
+                        reason=f"affects {scenario.meta.affects}: the bug should reproduce on {version} "
+                        "(a pass here means it did not reproduce)",
                         raises=ScenarioFailed,
                         strict=True,
                     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -27,6 +28,7 @@ from ..errors import HarnessError
 from ..scenario.model import ProxySettings
 
 AGENT = Path(__file__).with_name("agent.py")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Far beyond any scenario: the scheduler is paused after start-up anyway, this closes the
 # window between its start and the pause.
 NEVER_S = 10**8
@@ -216,7 +218,7 @@ class ProxyTarget:
     def log_tail(self, lines: int = 40) -> str:
         try:
             with open(self.log_path, "r", errors="replace") as fh:
-                return "".join(deque(fh, maxlen=lines)).rstrip()
+                return ANSI.sub("", "".join(deque(fh, maxlen=lines))).rstrip()
         except OSError:
             return "(no proxy log)"
 

@@ -1,0 +1,105 @@
+"""Nothing outlives a run: Ctrl-C mid start-up, or the harness killed outright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "scenarios" / "org_budget_reset.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def processes_with(marker: str) -> list[str]:
+    """Live processes whose environment carries `marker` (everything a run started inherits it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{proc.name}: {cmdline[:120]}")
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture()
+def runtime(tmp_path_factory):
+    # not under pytest's 0700 tmp root: as root, embedded PostgreSQL runs as a system user
+    path = Path(tempfile.mkdtemp(prefix="lh-cleanup-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def start_run(runtime: Path, marker: str) -> subprocess.Popen:
+    env = dict(os.environ, HARNESS_RUNTIME_DIR=str(runtime), HARNESS_TEST_MARKER=marker)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(SEED), "--litellm", "1.82.3", "--db", "embedded"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 600) -> list[str]:
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if text in line:
+            return seen
+    proc.kill()
+    pytest.fail(f"never saw {text!r}; output:\n{''.join(seen)[-3000:]}")
+
+
+def wait_gone(marker: str, timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while (left := processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def test_ctrl_c_during_proxy_start_stops_everything(runtime: Path) -> None:
+    marker = f"lh-cleanup-{uuid.uuid4().hex}"
+    proc = start_run(runtime, marker)
+    wait_for_line(proc, "starting the litellm")
+    time.sleep(3)  # the proxy is importing LiteLLM; PostgreSQL is up
+    assert len(processes_with(marker)) >= 3  # harness, PostgreSQL, proxy
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    assert wait_gone(marker, 10) == []
+
+
+def test_killed_harness_leaves_no_proxy_or_engine(runtime: Path) -> None:
+    marker = f"lh-cleanup-{uuid.uuid4().hex}"
+    proc = start_run(runtime, marker)
+    wait_for_line(proc, "proxy up on")
+    proc.send_signal(signal.SIGKILL)  # no handler runs: the children must notice by themselves
+    proc.wait(timeout=30)
+    left = wait_gone(marker, 15)
+    # the embedded PostgreSQL of a killed run stays until the next start stops it (below)
+    assert all("postgres" in p or "pg_ctl" in p for p in left), left
+    from harness.db import start_server
+
+    os.environ["HARNESS_RUNTIME_DIR"] = str(runtime)
+    try:
+        with start_server("embedded"):
+            pass
+    finally:
+        del os.environ["HARNESS_RUNTIME_DIR"]
+    assert wait_gone(marker, 15) == []
