@@ -1,0 +1,322 @@
+"""Unit tests of harness.matrix (release selection, install errors, exit codes, worker plumbing)
+and of the matrix reports in harness.report (JUnit XML, Markdown, JSON)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from harness import cli, matrix
+from harness.errors import HarnessError
+from harness.report import CI_OUTCOME, junit_xml, matrix_json, matrix_markdown, matrix_table
+from harness.runner import ScenarioResult, StepResult
+from harness.scenario import load
+
+ROOT = Path(__file__).resolve().parent.parent
+ORG = load(ROOT / "scenarios" / "org_budget_reset.yaml")
+KEY = load(ROOT / "scenarios" / "key_budget_reset.yaml")
+
+PUBLISHED = [Version(v) for v in (
+    "1.80.0", "1.82.3", "1.82.4", "1.83.0", "1.84.0", "1.84.10", "1.85.0", "1.86.0", "1.107.0", "1.108.7",
+    "1.110.2",
+)]
+DENY = {"1.107.0": "a compromised release"}
+
+
+# -- which releases ------------------------------------------------------------------------
+
+
+def test_range_is_resolved_in_version_order():
+    sel = matrix.select_releases([], ">=1.82,<1.86", cap=10, published=PUBLISHED, denylist=DENY)
+    assert sel.versions == ["1.82.3", "1.82.4", "1.83.0", "1.84.0", "1.84.10", "1.85.0"]
+    assert "6 published final releases" in sel.note and "thinned" not in sel.note
+
+
+def test_cap_thins_evenly_keeping_oldest_and_newest():
+    sel = matrix.select_releases([], ">=1.82,<1.86", cap=3, published=PUBLISHED, denylist=DENY)
+    assert len(sel.versions) == 3
+    assert sel.versions[0] == "1.82.3" and sel.versions[-1] == "1.85.0"
+    assert "thinned to 3 by --cap 3" in sel.note
+
+
+def test_cap_does_not_limit_explicit_releases():
+    sel = matrix.select_releases(["1.80.0", "1.110.2"], ">=1.84,<1.86", cap=1, published=PUBLISHED, denylist=DENY)
+    assert sel.versions == ["1.80.0", "1.85.0", "1.110.2"]
+
+
+def test_deny_listed_releases_in_a_range_are_listed_not_dropped():
+    sel = matrix.select_releases([], ">=1.100", cap=8, published=PUBLISHED, denylist=DENY)
+    assert sel.versions == ["1.107.0", "1.108.7", "1.110.2"]
+    assert sel.refused == {"1.107.0": "litellm 1.107.0 is refused: a compromised release"}
+    assert "deny-listed in range: 1.107.0" in sel.note
+
+
+def test_bare_version_range_and_bad_input():
+    assert matrix.select_releases([], "1.84.10", cap=8, published=PUBLISHED, denylist=DENY).versions == ["1.84.10"]
+    with pytest.raises(HarnessError, match="not a version range"):
+        matrix.select_releases([], "newest please", cap=8, published=PUBLISHED, denylist=DENY)
+    with pytest.raises(HarnessError, match="cap must be at least 1"):
+        matrix.select_releases([], ">=1.82", cap=0, published=PUBLISHED, denylist=DENY)
+    with pytest.raises(HarnessError, match="no published version matches"):
+        matrix.select_releases([], ">=9", cap=8, published=PUBLISHED, denylist=DENY)
+    with pytest.raises(HarnessError, match="say which releases"):
+        matrix.select_releases([], None, cap=8, published=PUBLISHED, denylist=DENY)
+
+
+@pytest.mark.parametrize(
+    "message, verdict",
+    [
+        ("litellm 1.108.12 cannot be installed: Because there is no version of litellm-enterprise==0.1.79.post2 "
+         "and litellm[proxy]==1.108.12 depends on litellm-enterprise==0.1.79.post2, ...", matrix.UNINSTALLABLE),
+        ("litellm 1.107.0 is refused: a compromised release", matrix.UNINSTALLABLE),
+        ("litellm 9.9.9 is not on the package index; nearby: 1.110.2", matrix.UNINSTALLABLE),
+        ("litellm 1.0.0 has no installable wheel on the package index", matrix.UNINSTALLABLE),
+        ("no published prisma matches litellm 1.2.3's range >=9", matrix.UNINSTALLABLE),
+        ("cannot reach the package index https://pypi.org/simple: ConnectionError", "error"),
+        ("timed out waiting for the build lock of /x", "error"),
+    ],
+)
+def test_install_failures_are_uninstallable_only_when_about_the_release(message, verdict):
+    assert matrix.install_failure_verdict(message) == verdict
+
+
+# -- exit codes ----------------------------------------------------------------------------
+
+
+def cell(scenario, version, verdict, reason="", seconds=1.0, steps=None, secrets=(), log_tail=""):
+    return ScenarioResult(scenario=scenario, version=version, verdict=verdict, reason=reason or verdict,
+                          steps=steps or [], seconds=seconds, environment={"litellm": version},
+                          log_tail=log_tail, secrets=list(secrets))
+
+
+@pytest.mark.parametrize(
+    "verdicts, code",
+    [
+        (["passed", "reproduced"], 0),
+        (["passed", "unsupported", "uninstallable"], 0),
+        (["reproduced", "regression"], 1),
+        (["passed", "unexpected pass"], 1),
+        (["passed", "error"], 1),
+        (["unsupported", "uninstallable"], 1),  # nothing earned a verdict
+        ([], 0),
+    ],
+)
+def test_exit_code(verdicts, code):
+    assert matrix.exit_code([cell(ORG, f"1.8{i}.0", v) for i, v in enumerate(verdicts)]) == code
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def test_refused_releases_start_nothing(monkeypatch):
+    def no_server(*a, **k):
+        raise AssertionError("no database server for a release that is never installed")
+
+    monkeypatch.setattr("harness.db.start_server", no_server)
+    sel = matrix.Selection(versions=["1.107.0"], refused={"1.107.0": "litellm 1.107.0 is refused: compromised"})
+    for jobs in (1, 2):
+        run = matrix.run_matrix([ORG, KEY], sel, jobs=jobs)
+        assert [(r.scenario.name, r.verdict) for r in run.results] == [
+            ("org_budget_reset", "uninstallable"), ("key_budget_reset", "uninstallable")]
+        assert run.results[0].reason == "litellm 1.107.0 is refused: compromised" and run.results[0].steps == []
+        assert matrix.exit_code(run.results) == 1
+
+
+def test_serial_matrix_marks_uninstallable_releases_and_keeps_order(monkeypatch):
+    class FakeServer:
+        kind, version, reason = "embedded", "16.14", "fake"
+
+        def url(self, db):
+            return f"postgresql://postgres:pw-123456@127.0.0.1:1/{db}"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    ran = []
+
+    def fake_run_release(version, scenarios, server, progress=None, on_result=None, snapshot=False):
+        ran.append(version)
+        for s in scenarios:
+            verdict = "uninstallable" if version == "1.108.12" else "passed"
+            r = cell(s, version, verdict, secrets=matrix.server_secrets(server))
+            on_result(r, None)
+
+    monkeypatch.setattr("harness.db.start_server", lambda kind, url=None: FakeServer())
+    monkeypatch.setattr(matrix, "run_release", fake_run_release)
+    sel = matrix.Selection(versions=["1.82.3", "1.108.12", "1.85.0"])
+    run = matrix.run_matrix([KEY, ORG], sel, jobs=1)
+    assert ran == ["1.82.3", "1.108.12", "1.85.0"]
+    assert [(r.version, r.scenario.name) for r in run.results] == [
+        ("1.82.3", "key_budget_reset"), ("1.82.3", "org_budget_reset"),
+        ("1.85.0", "key_budget_reset"), ("1.85.0", "org_budget_reset"),
+        ("1.108.12", "key_budget_reset"), ("1.108.12", "org_budget_reset"),
+    ]
+    assert run.secrets == ["pw-123456"]
+    assert run.cell(ORG.path, "1.108.12").verdict == "uninstallable"
+
+
+def test_a_worker_that_fails_gives_error_cells_for_its_release():
+    # real worker processes: their database server cannot start (nothing listens on port 1)
+    sel = matrix.Selection(versions=["1.82.3", "1.85.0"])
+    lines = []
+    run = matrix.run_matrix([ORG], sel, jobs=2, db_kind="url", db_url="postgresql://u:secretpw@127.0.0.1:1/x",
+                            progress=lines.append)
+    assert run.jobs == 2
+    assert [(r.version, r.verdict) for r in run.results] == [("1.82.3", "error"), ("1.85.0", "error")]
+    assert all("the worker process for litellm" in r.reason for r in run.results)
+    assert any(line.startswith("[1.85.0] worker failed:") for line in lines)
+    assert matrix.exit_code(run.results) == 1
+
+
+def test_snapshot_rows_reads_budget_tables(tmp_path):
+    class Cursor:
+        def __init__(self):
+            self.queries = []
+            self.result = []
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def execute(self, sql, params=None):
+            self.queries.append(sql)
+            if "information_schema" in sql:
+                self.result = [{"table_name": "LiteLLM_OrganizationTable", "column_name": c}
+                               for c in ("organization_id", "spend", "token_not_listed")]
+            elif "LiteLLM_OrganizationTable" in sql:
+                self.result = [{"organization_id": "o1", "spend": __import__("decimal").Decimal("0.6")}]
+            elif "SpendLogs" in sql:
+                self.result = [{"count": 12, "coalesce": 0.6}]
+            else:
+                self.result = []
+
+        def fetchall(self):
+            return self.result
+
+        def fetchone(self):
+            return self.result[0]
+
+    class Conn:
+        def __init__(self):
+            self.cur = Cursor()
+
+        def cursor(self):
+            return self.cur
+
+    conn = Conn()
+    rows = matrix.snapshot_rows(conn)
+    assert rows["LiteLLM_OrganizationTable"] == [{"organization_id": "o1", "spend": 0.6}]
+    assert rows["LiteLLM_SpendLogs (summary)"] == {"rows": 12, "total_spend": 0.6}
+    assert not any("token_not_listed" in q for q in conn.cur.queries)
+
+
+# -- reports -------------------------------------------------------------------------------
+
+SECRET = "sk-harness-abcdefSECRETKEY123"
+CONTROL = "ctl-token-0123456789abcdef"
+
+
+def every_verdict() -> list[ScenarioResult]:
+    failed = StepResult(1, 28, "- expect_request: {key: k1, outcome: accepted}", "expect_request", "failed", 0.02,
+                        "rejected: Budget has been exceeded! Organization=o1", "accepted", "rejected")
+    return [
+        cell(ORG, "1.82.3", "reproduced", "line 28: rejected", steps=[failed], secrets=[SECRET, CONTROL]),
+        cell(ORG, "1.85.0", "passed", "every step passed"),
+        cell(ORG, "1.108.7", "unsupported", "line 29: /organization/info answered 403: Enterprise only"),
+        cell(ORG, "1.108.12", "uninstallable", "litellm 1.108.12 cannot be installed: no litellm-enterprise"),
+        cell(KEY, "1.82.3", "regression", f"line 12: boom with {SECRET}", steps=[failed], secrets=[SECRET, CONTROL],
+             log_tail=f"master key {SECRET} token {CONTROL} db postgresql://u:dbpw@h/x"),
+        cell(KEY, "1.85.0", "unexpected pass", "every step passed, but ..."),
+        cell(KEY, "1.108.7", "error", "line 3: the proxy did not answer <&> \x1b[31mred\x1b[0m \x07"),
+    ]
+
+
+def test_every_verdict_has_a_ci_outcome():
+    assert set(CI_OUTCOME) == {"passed", "reproduced", "regression", "unexpected pass", "error", "unsupported",
+                               "uninstallable"}
+
+
+def test_junit_one_testcase_per_cell_with_the_right_outcome():
+    text = junit_xml(every_verdict())
+    root = ET.fromstring(text.encode())
+    assert root.get("tests") == "7" and root.get("failures") == "2" and root.get("errors") == "1"
+    assert root.get("skipped") == "2"
+    cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
+    assert len(cases) == 7
+
+    def case(s, v):
+        return cases[(f"scenarios.{s}", f"litellm=={v}")]
+
+    reproduced = case("org_budget_reset", "1.82.3")
+    assert reproduced.find("failure") is None and reproduced.find("skipped") is None
+    props = {p.get("name"): p.get("value") for p in reproduced.iter("property")}
+    assert props["verdict"] == "reproduced" and "known bug" in props["note"]
+    assert "reproduced" in reproduced.find("system-out").text
+    assert case("org_budget_reset", "1.85.0").find("*[@type]") is None
+    assert "403" in case("org_budget_reset", "1.108.7").find("skipped").get("message")
+    assert case("org_budget_reset", "1.108.12").find("skipped").get("message").startswith("uninstallable:")
+    assert case("key_budget_reset", "1.82.3").find("failure").get("type") == "regression"
+    assert case("key_budget_reset", "1.85.0").find("failure").get("type") == "unexpected pass"
+    assert case("key_budget_reset", "1.108.7").find("error").get("type") == "error"
+    assert SECRET not in text and CONTROL not in text and "dbpw" not in text
+    assert "\x1b" not in text and "\x07" not in text
+
+
+def test_markdown_table_notes_and_failure_details():
+    md = matrix_markdown(every_verdict(), note="--range '>=1.82'", seconds=42)
+    assert "**3 failing**" in md and "(7 cells in 42s)" in md
+    assert "| scenario | `1.82.3` | `1.85.0` | `1.108.7` | `1.108.12` |" in md  # version order
+    assert "| `org_budget_reset` (affects `<1.85.0`) | 🐞 reproduced <sup>1</sup> | ✅ passed |" in md
+    assert "unsupported**: line 29: /organization/info answered 403" in md
+    assert "<summary>key_budget_reset on 1.82.3: regression</summary>" in md
+    assert "<summary>org_budget_reset on 1.82.3" not in md  # reproduced is not a failure
+    assert SECRET not in md and CONTROL not in md and "dbpw" not in md
+
+
+def test_json_cells_and_counts():
+    doc = matrix_json(every_verdict(), command="python -m harness matrix ...", exit_code=1)
+    assert doc["releases"] == ["1.82.3", "1.85.0", "1.108.7", "1.108.12"]
+    assert doc["counts"]["reproduced"] == 1 and doc["exit_code"] == 1
+    assert {(c["litellm"], c["verdict"], c["ci"]) for c in doc["cells"] if c["scenario"] == "org_budget_reset"} == {
+        ("1.82.3", "reproduced", "pass"), ("1.85.0", "passed", "pass"), ("1.108.7", "unsupported", "skip"),
+        ("1.108.12", "uninstallable", "skip")}
+    text = json.dumps(doc)
+    assert SECRET not in text and CONTROL not in text and "dbpw" not in text
+
+
+def test_terminal_table_has_version_columns():
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(matrix_table(every_verdict()))
+    out = console.export_text()
+    assert out.index("1.85.0") < out.index("1.108.7") < out.index("1.108.12")
+    assert "uninstallable (" in out and "reproduced (" in out
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["matrix", "scenarios/org_budget_reset.yaml"], "say which releases"),
+        (["matrix", "scenarios/org_budget_reset.yaml", "--range", "latest"], "not a version range"),
+        (["matrix", "scenarios/org_budget_reset.yaml", "--litellm", "1.82.3", "-j", "0"], "-j must be at least 1"),
+        (["matrix", "tests/data/bad_scenarios/does-not-exist.yaml", "--litellm", "1.82.3"], ""),
+    ],
+)
+def test_bad_input_exits_2(argv, message, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)  # leave pytest's handlers alone
+    assert cli.main(argv) == cli.EXIT_BAD_INPUT
+    assert message in capsys.readouterr().out
