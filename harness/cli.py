@@ -1,9 +1,13 @@
-"""`python -m harness` / `litellm-harness`: run and validate scenario files.
+"""`python -m harness` / `litellm-harness`: run, matrix, bisect and validate scenario files.
 
 Exit codes:
-  0  every verdict is `passed`, `reproduced` (failed inside `affects`) or `unsupported`
-  1  at least one `regression`, `unexpected pass` or `error`
-  2  bad input: an invalid scenario file, an unknown release, a bad option
+  0  run/matrix: every verdict is `passed`, `reproduced` (failed inside `affects`) or
+     `unsupported` (matrix: or `uninstallable`, and at least one cell earned a verdict);
+     bisect: a boundary pair was found
+  1  run/matrix: at least one `regression`, `unexpected pass` or `error`; matrix also when no
+     cell earned a verdict (every cell `unsupported` or `uninstallable`);
+     bisect: no boundary (an endpoint gave no outcome, or both endpoints behave the same)
+  2  bad input: an invalid scenario file, an unknown release, a bad option or range
   130 interrupted (Ctrl-C / SIGTERM); everything the run started has been stopped
 """
 
@@ -35,11 +39,61 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run scenarios on one or more releases and print a verdict per pair")
     run.add_argument("scenarios", nargs="+", metavar="SCENARIO")
     options.add_to(run.add_argument)
+    run.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) into DIR")
+    _add_matrix_parser(sub)
+    _add_bisect_parser(sub)
     validate = sub.add_parser("validate", help="check scenario files without starting anything")
     validate.add_argument("files", nargs="+", metavar="FILE")
     schema = sub.add_parser("schema", help="print the scenario JSON Schema (for editors)")
     schema.add_argument("--output", "-o", metavar="FILE")
     return parser
+
+
+def _add_shared(parser: argparse.ArgumentParser, dests: tuple[str, ...]) -> None:
+    for option in options.OPTIONS:
+        if option.dest in dests:
+            parser.add_argument(*option.flags, dest=option.dest, help=option.help, **option.kwargs)
+
+
+def _add_matrix_parser(sub) -> None:
+    from .matrix import DEFAULT_CAP
+
+    matrix = sub.add_parser(
+        "matrix",
+        help="run scenarios x releases (a list or a range), optionally in parallel; terminal table, JSON, Markdown, JUnit",
+        description="Run every scenario on every release. Releases: --litellm (repeatable) and/or --range "
+        "(a PEP 440 range resolved against the package index, at most --cap releases, oldest and newest kept). "
+        "Releases that cannot be installed are cells marked `uninstallable`, with the installer's reason.",
+    )
+    matrix.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    _add_shared(matrix, ("litellm_versions", "db", "db_url"))
+    matrix.add_argument("--range", dest="range_spec", metavar="SPEC",
+                        help="published final releases in a PEP 440 range, e.g. '>=1.82,<1.86'")
+    matrix.add_argument("--cap", type=int, default=DEFAULT_CAP, metavar="N",
+                        help=f"at most N releases from --range, thinned evenly (default {DEFAULT_CAP})")
+    matrix.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                        help="releases run in parallel, each in its own process with its own PostgreSQL server "
+                        "(default 1; one proxy per release at a time)")
+    matrix.add_argument("--out", metavar="DIR", help="write matrix.json, matrix.md and junit.xml into DIR")
+    matrix.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) into DIR")
+
+
+def _add_bisect_parser(sub) -> None:
+    bisect = sub.add_parser(
+        "bisect",
+        help="find the adjacent releases between which a scenario's outcome changes",
+        description="Binary search over the published final releases between --good and --bad, in version order. "
+        "--good is the reference: a release behaves like it when its outcome (every expectation holds, or one "
+        "fails) is the same as --good's. Works in either direction (a regression or a fix; --good older or newer "
+        "than --bad). Both endpoints are run to confirm them; releases that cannot be installed or run the "
+        "scenario are skipped for a neighbour. Ends with the boundary pair.",
+    )
+    bisect.add_argument("scenario", metavar="SCENARIO")
+    bisect.add_argument("--good", required=True, metavar="V1", help="the reference release")
+    bisect.add_argument("--bad", required=True, metavar="V2", help="a release that behaves differently")
+    _add_shared(bisect, ("db", "db_url"))
+    bisect.add_argument("--out", metavar="DIR", help="write bisect.json and bisect.md into DIR")
+    bisect.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) of every run into DIR")
 
 
 def _load_all(paths: list[str], console: Console):
@@ -110,9 +164,15 @@ def _run(args, console: Console) -> int:
         console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {message}", highlight=False)
 
     db_kind = options.db_choice(args.db)
+    rows: dict = {}
     with start_server(db_kind, args.db_url) as server:
         progress(f"PostgreSQL: {server.kind} {server.version} ({server.reason})")
-        results = run_matrix(scenarios, versions, server, progress=progress, on_result=lambda r: print_result(console, r))
+        if args.bundle:  # same runs, plus the database rows after each scenario for the bundle
+            from .matrix import session_cells
+
+            results, rows = session_cells(scenarios, versions, server, progress, lambda r: print_result(console, r))
+        else:
+            results = run_matrix(scenarios, versions, server, progress=progress, on_result=lambda r: print_result(console, r))
     if args.report_dir:
         out = Path(args.report_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -120,8 +180,171 @@ def _run(args, console: Console) -> int:
             name = f"{r.scenario.name}-{r.version}.json"
             (out / name).write_text(json.dumps(result_dict(r), indent=2, default=str) + "\n")
         progress(f"reports written to {out}/")
+    if args.bundle:
+        from .bundle import write_bundle
+
+        bundle = write_bundle(args.bundle, results, rows=rows, command=_command_line())
+        progress(f"bug-report bundle written to {bundle.path}/ ({len(bundle.files)} files)")
     console.print(summary_table(results))
     return EXIT_FAILED if any(r.failing for r in results) else EXIT_OK
+
+
+def _command_line() -> str:
+    import shlex
+
+    return "python -m harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _progress_printer(console: Console):
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {message}", highlight=False, markup=True)
+
+    return progress
+
+
+def _matrix(args, console: Console) -> int:
+    from . import matrix as mx
+    from .report import (CI_OUTCOME, VERDICT_STYLE, failure_details, junit_xml, matrix_json, matrix_markdown,
+                         print_matrix, redact)
+
+    scenarios, errors = _load_all(args.scenarios, console)
+    if errors:
+        return EXIT_BAD_INPUT
+    explicit = list(dict.fromkeys(args.litellm_versions or []))
+    if not explicit and not args.range_spec:
+        raise HarnessError("say which releases to run: --litellm VERSION (repeatable) and/or --range SPEC")
+    if args.jobs < 1:
+        raise HarnessError(f"-j must be at least 1 (got {args.jobs})")
+    _check_versions(explicit)
+    selection = mx.select_releases(explicit, args.range_spec, args.cap)
+    progress = _progress_printer(console)
+    progress(f"releases: {', '.join(selection.versions)} ({selection.note})")
+
+    def show(result, _rows) -> None:
+        style = VERDICT_STYLE.get(result.verdict, "bold")
+        console.print(f"[{style}]{result.verdict.upper()}[/] {result.scenario.name} on litellm {result.version} "
+                      f"({result.seconds:.1f}s): {redact(result.reason, result.secrets)}", highlight=False, markup=True)
+        if CI_OUTCOME.get(result.verdict) == "fail":
+            details = failure_details(result)
+            if details:
+                console.print(details, highlight=False, markup=False)
+
+    run = mx.run_matrix(scenarios, selection, jobs=args.jobs, db_kind=options.db_choice(args.db), db_url=args.db_url,
+                        progress=progress, on_result=show, snapshot=bool(args.bundle))
+    code = mx.exit_code(run.results)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"command": _command_line(), "selection": run.note, "jobs": run.jobs, "seconds": round(run.seconds, 1),
+                "release_seconds": {v: round(t, 1) for v, t in run.release_seconds.items()}, "exit_code": code}
+        (out / "matrix.json").write_text(json.dumps(matrix_json(run.results, **meta), indent=2, default=str) + "\n")
+        (out / "matrix.md").write_text(matrix_markdown(run.results, note=run.note, seconds=run.seconds) + "\n")
+        (out / "junit.xml").write_text(junit_xml(run.results))
+        progress(f"reports written to {out}/ (matrix.json, matrix.md, junit.xml)")
+    if args.bundle:
+        from .bundle import write_bundle
+
+        bundle = write_bundle(args.bundle, run.results, rows=run.rows, command=_command_line(),
+                              title="LiteLLM budget matrix report", note=run.note)
+        progress(f"bug-report bundle written to {bundle.path}/ ({len(bundle.files)} files)")
+    print_matrix(console, run.results)
+    console.print(f"{len(run.results)} cells in {run.seconds:.1f}s with -j {run.jobs}", highlight=False)
+    if code and not any(r.failing for r in run.results):
+        console.print("[bold red]no cell earned a verdict[/]: every release was uninstallable or unsupported",
+                      highlight=False)
+    return code
+
+
+def _bisect(args, console: Console) -> int:
+    from . import bisect as bs
+    from .db import start_server
+    from .matrix import run_release
+    from .releases import index
+    from .report import VERDICT_STYLE, redact
+
+    scenarios, errors = _load_all([args.scenario], console)
+    if errors:
+        return EXIT_BAD_INPUT
+    scenario = scenarios[0]
+    _check_versions([args.good, args.bad])
+    try:
+        candidates = bs.candidates_between(index.published_versions(), args.good, args.bad)
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from None
+    progress = _progress_printer(console)
+    progress(f"bisecting {scenario.name} over {len(candidates)} releases from {candidates[0]} to {candidates[-1]} "
+             f"(version order; {len(candidates) - 2} between; --good {args.good} is the reference)")
+    cells: dict[str, tuple] = {}
+    walls: dict[str, float] = {}
+    started = time.monotonic()
+
+    with start_server(options.db_choice(args.db), args.db_url) as server:
+        progress(f"PostgreSQL: {server.kind} {server.version} ({server.reason})")
+
+        def verdict_of(version: str) -> str:
+            progress(f"[{version}] running {scenario.name}")
+            t = time.monotonic()
+            (result, rows), = run_release(version, [scenario], server, lambda m: progress(f"[{version}] {m}"),
+                                          snapshot=bool(args.bundle))
+            cells[version] = (result, rows)
+            walls[version] = time.monotonic() - t  # including an environment build
+            return result.verdict
+
+        def show(probe: bs.Probe) -> None:
+            result = cells[probe.version][0]
+            style = VERDICT_STYLE.get(probe.verdict, "bold")
+            where = {"old": f"like {args.good}", "new": f"like {args.bad}"}.get(probe.side, "")
+            if probe.outcome is None:
+                where = "no outcome: skipped, trying a neighbour" if probe.role != "endpoint" else "no outcome"
+            n = len([c for c in cells])
+            console.print(
+                f"[bold]bisect run {n}[/] ({probe.role}) litellm {probe.version}: [{style}]{probe.verdict}[/]"
+                f" - {probe.outcome or '-'}{', ' + where if where else ''}"
+                f" ({walls[probe.version]:.1f}s): {redact(result.reason, result.secrets)[:200]}",
+                highlight=False, markup=True)
+
+        outcome = bs.bisect_releases(candidates, verdict_of, on_probe=show)
+    seconds = time.monotonic() - started
+    lines = bs.describe(outcome)
+    for line in lines:
+        console.print(("[bold]" if outcome.found else "[bold red]") + line + "[/]", highlight=False, markup=True)
+    console.print(f"bisect took {seconds:.1f}s", highlight=False)
+    doc = {
+        "scenario": scenario.path,
+        "good": args.good,
+        "bad": args.bad,
+        "candidates": outcome.candidates,
+        "probes": [{"version": p.version, "verdict": p.verdict, "outcome": p.outcome, "role": p.role,
+                    "side": p.side, "seconds": round(walls[p.version], 1)} for p in outcome.probes],
+        "last_old": outcome.last_old,
+        "first_new": outcome.first_new,
+        "untested_between": outcome.untested_between,
+        "problem": outcome.problem,
+        "kind": outcome.kind if outcome.found else None,
+        "runs": outcome.runs,
+        "probe_budget": outcome.probe_budget,
+        "seconds": round(seconds, 1),
+        "summary": lines,
+    }
+    results = [cells[p.version][0] for p in outcome.probes]
+    secrets = sorted({s for r in results for s in r.secrets if s})
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bisect.json").write_text(redact(json.dumps(doc, indent=2), secrets) + "\n")
+        (out / "bisect.md").write_text(redact(bs.markdown(outcome, doc), secrets) + "\n")
+        progress(f"bisect report written to {out}/ (bisect.json, bisect.md)")
+    if args.bundle:
+        from .bundle import write_bundle
+
+        rows = {(scenario.path, v): r for v, (_, r) in cells.items() if r is not None}
+        bundle = write_bundle(args.bundle, results, rows=rows, command=_command_line(),
+                              title=f"LiteLLM bisect report: {scenario.name}", extra={"bisect": doc},
+                              extra_md=bs.markdown(outcome, doc))
+        progress(f"bug-report bundle written to {bundle.path}/ ({len(bundle.files)} files)")
+    return EXIT_OK if outcome.found else EXIT_FAILED
 
 
 def _terminate(signum, frame):  # noqa: ARG001
@@ -137,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args, console)
         if args.command == "schema":
             return _schema(args, console)
+        if args.command == "matrix":
+            return _matrix(args, console)
+        if args.command == "bisect":
+            return _bisect(args, console)
         return _run(args, console)
     except HarnessError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
