@@ -351,11 +351,11 @@ def test_decisive_uv_line_formats():
     plain = ("Using Python 3.11.7 environment at: x\nerror: No solution found when resolving dependencies\n"
              "  cause: Because there is no version of litellm-proxy-extras==0.4.110.post1 and you require "
              "litellm-proxy-extras==0.4.110.post1, we can conclude that your requirements are unsatisfiable.\n")
-    assert envs._decisive_uv_line(plain).startswith("Because there is no version of litellm-proxy-extras==0.4.110.post1")
+    assert envs.decisive_uv_line(plain).startswith("Because there is no version of litellm-proxy-extras==0.4.110.post1")
     fancy = "  × No solution found when resolving dependencies:\n  ╰─▶ Because litellm-proxy was not found in the package registry\n"
-    assert envs._decisive_uv_line(fancy) == "Because litellm-proxy was not found in the package registry"
-    assert envs._decisive_uv_line("error: Failed to fetch: `https://x`\n") == "Failed to fetch: `https://x`"
-    assert envs._decisive_uv_line("") == "no output"
+    assert envs.decisive_uv_line(fancy) == "Because litellm-proxy was not found in the package registry"
+    assert envs.decisive_uv_line("error: Failed to fetch: `https://x`\n") == "Failed to fetch: `https://x`"
+    assert envs.decisive_uv_line("") == "no output"
 
 
 class _FakeEngine:
@@ -403,7 +403,7 @@ def test_key_changes_with_every_input():
 def test_release_env_env_puts_venv_first(tmp_path):
     root = tmp_path / "litellm-1.82.3-abc"
     marker = {"pins": {"litellm": "1.82.3", "prisma": "0.11.0", "litellm-proxy-extras": "0.4.56"}}
-    env = envs._release_env(root, marker, _FakeEngine())
+    env = envs.release_env_from(root, marker, _FakeEngine())
     out = env.env({"PATH": "/usr/bin", "PYTHONHOME": "/x"})
     assert out["PATH"] == f"{root / 'bin'}:/usr/bin"
     assert out["VIRTUAL_ENV"] == str(root)

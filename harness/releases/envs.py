@@ -128,12 +128,12 @@ def ensure_release(version: str, progress: Progress = None) -> ReleaseEnv:
     try:
         marker = _valid_marker(root, inputs)
         if marker is not None:
-            return _release_env(root, marker, engine)
+            return release_env_from(root, marker, engine)
         if root.exists():
             say(f"removing incomplete environment {root.name}")
             shutil.rmtree(root)
         marker = _build(root, v, pins, inputs, engine, say)
-        return _release_env(root, marker, engine)
+        return release_env_from(root, marker, engine)
     finally:
         lock.release()
 
@@ -235,10 +235,10 @@ def _find_ready(envs_root: Path, version: str, engine: EngineInfo) -> ReleaseEnv
         return None
     candidates.sort(key=lambda c: c[0], reverse=True)
     _, root, marker = candidates[0]
-    return _release_env(root, marker, engine)
+    return release_env_from(root, marker, engine)
 
 
-def _release_env(root: Path, marker: dict, engine: EngineInfo) -> ReleaseEnv:
+def release_env_from(root: Path, marker: dict, engine: EngineInfo) -> ReleaseEnv:
     lay = _layout(root)
     pins = marker["pins"]
     return ReleaseEnv(
@@ -257,7 +257,7 @@ def _release_env(root: Path, marker: dict, engine: EngineInfo) -> ReleaseEnv:
     )
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
@@ -277,7 +277,7 @@ def _resolve_pins(version: str):
     return resolve_pins(version)
 
 
-def _uv() -> list[str]:
+def uv_command() -> list[str]:
     try:
         import uv
 
@@ -289,7 +289,7 @@ def _uv() -> list[str]:
     raise HarnessError("uv is not installed in the harness's python", hint="pip install uv")
 
 
-def _uv_env() -> dict[str, str]:
+def uv_env() -> dict[str, str]:
     from harness.releases.index import DEFAULT_INDEX, index_url
 
     env = dict(os.environ)
@@ -312,7 +312,7 @@ def _cross_device_uv_cache() -> bool:
         return True
 
 
-def _decisive_uv_line(output: str) -> str:
+def decisive_uv_line(output: str) -> str:
     """The line of uv's output that says why it failed (``cause:`` / ``╰─▶`` / ``error:``)."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     for marker in ("cause:", "╰─▶", "Caused by:"):
@@ -351,15 +351,15 @@ def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say
     lay = _layout(root)
     extras_desc = f", litellm-proxy-extras {pins.extras}" if pins.extras else ""
     say(f"creating environment for litellm {version} (prisma {pins.prisma}{extras_desc})")
-    uv = _uv()
-    uenv = _uv_env()
+    uv = uv_command()
+    uenv = uv_env()
     try:
         t = time.monotonic()
         proc = subprocess.run(uv + ["venv", "--quiet", "--python", sys.executable, str(root)],
                               env=uenv, capture_output=True, text=True, timeout=300, cwd=str(cache_dir()))
         if proc.returncode != 0:
             raise HarnessError(f"uv venv failed for litellm {version}: "
-                               f"{_decisive_uv_line(proc.stderr + proc.stdout)}")
+                               f"{decisive_uv_line(proc.stderr + proc.stdout)}")
         timings["venv_s"] = round(time.monotonic() - t, 3)
 
         reqs = [f"litellm[proxy]=={version}", f"prisma=={pins.prisma}"]
@@ -378,14 +378,14 @@ def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say
             say, lambda ln: ln.lstrip().startswith(("Resolved", "Prepared", "Installed", "Downloading")),
         )
         if rc != 0:
-            raise HarnessError(f"litellm {version} cannot be installed: {_decisive_uv_line(out)}")
+            raise HarnessError(f"litellm {version} cannot be installed: {decisive_uv_line(out)}")
         timings["install_s"] = round(time.monotonic() - t, 3)
         if not lay["schema_prisma"].is_file():
             raise HarnessError(f"litellm {version} ships no {lay['schema_prisma'].relative_to(root)}")
 
         say("generating Prisma client")
         t = time.monotonic()
-        renv = _release_env(root, {"pins": {"litellm": version, "prisma": pins.prisma,
+        renv = release_env_from(root, {"pins": {"litellm": version, "prisma": pins.prisma,
                                             "litellm-proxy-extras": pins.extras}}, engine)
         generate(renv, compile_bytecode=False)
         timings["generate_s"] = round(time.monotonic() - t, 3)
@@ -421,7 +421,7 @@ def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "built_by_pid": os.getpid(),
         }
-        _write_json_atomic(root / MARKER_NAME, marker)  # LAST: marks the env complete
+        write_json_atomic(root / MARKER_NAME, marker)  # LAST: marks the env complete
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise

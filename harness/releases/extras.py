@@ -39,7 +39,7 @@ def migrations_of(version: Version) -> Path:
     wheel = index.pick_wheel(index.release_files(EXTRAS), version)
     if wheel is None:
         raise HarnessError(f"{EXTRAS} {version} has no wheel on the package index")
-    session = index._session()
+    session = index.http_session()
     resp = session.get(wheel.url, timeout=60)
     resp.raise_for_status()
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
@@ -73,19 +73,19 @@ def adopt(release: envs.ReleaseEnv, version: Version, rule: str) -> envs.Release
 
     with FileLock(str(release.root.with_name(release.root.name + ".lock")), timeout=600):
         proc = subprocess.run(
-            envs._uv() + ["pip", "install", "--no-deps", "--compile-bytecode", "--python", str(release.python),
+            envs.uv_command() + ["pip", "install", "--no-deps", "--compile-bytecode", "--python", str(release.python),
                           f"{EXTRAS}=={version}"],
-            env=envs._uv_env(), capture_output=True, text=True, timeout=600,
+            env=envs.uv_env(), capture_output=True, text=True, timeout=600,
         )
         if proc.returncode != 0:
-            raise HarnessError(f"installing {EXTRAS} {version} failed: {envs._decisive_uv_line(proc.stderr + proc.stdout)}")
+            raise HarnessError(f"installing {EXTRAS} {version} failed: {envs.decisive_uv_line(proc.stderr + proc.stdout)}")
         marker_path = release.root / envs.MARKER_NAME
         marker = json.loads(marker_path.read_text())
         marker["pins"][EXTRAS] = str(version)
         marker.setdefault("declared", {})["extras_rule"] = rule
         marker["extras_schema_verified"] = True
-        envs._write_json_atomic(marker_path, marker)
-    return envs._release_env(release.root, marker, release.engine)
+        envs.write_json_atomic(marker_path, marker)
+    return envs.release_env_from(release.root, marker, release.engine)
 
 
 def matching_template(

@@ -140,7 +140,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _session():
+def http_session():
     import requests  # imported lazily: the warm path of ensure_release never needs it
 
     s = requests.Session()
@@ -164,7 +164,7 @@ def project_page(package: str, *, max_age: float = PAGE_TTL) -> dict:
         if cached is not None and time.time() - cache_file.stat().st_mtime < max_age:
             return cached
     try:
-        resp = _session().get(url, headers={"Accept": SIMPLE_JSON}, timeout=TIMEOUT)
+        resp = http_session().get(url, headers={"Accept": SIMPLE_JSON}, timeout=TIMEOUT)
     except requests.RequestException as exc:
         if cached is not None:
             return cached  # stale beats nothing when the index is unreachable
@@ -297,7 +297,7 @@ def _fetch_metadata(wheel: DistFile) -> str:
     path = _cache_root() / "metadata" / f"{wheel.sha256 or hashlib.sha256(wheel.url.encode()).hexdigest()}.METADATA"
     if path.exists():
         return path.read_text(encoding="utf-8")
-    s = _session()
+    s = http_session()
     text: str | None = None
     try:
         if wheel.core_metadata is not False:

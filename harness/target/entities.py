@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -42,7 +42,6 @@ class Kind:
     from_info: Callable[[dict[str, Any]], tuple[Any, Any]]
     #: the entity's row(s): spend, budget_reset_at, max_budget, then everything for reports
     sql: str
-    extra_body: Callable[[Entity], dict[str, Any]] = field(default=lambda e: {})
 
 
 def _first(*values: Any) -> Any:
