@@ -375,6 +375,7 @@ def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str |
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    _stop_when_orphaned()
     from .db import start_server
 
     def say(message: str) -> None:
@@ -391,6 +392,23 @@ def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str |
         out.put(("failed", version, str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which makes error cells
         out.put(("failed", version, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+
+
+def _stop_when_orphaned() -> None:
+    """SIGTERM this worker when its parent dies (killed outright: no handler of its ran), so the
+    worker still stops its proxies and its database server."""
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
 def _run_parallel(scenarios, versions: list[str], jobs: int, db_kind: str, db_url: str | None, say: Progress,
