@@ -117,10 +117,21 @@ def check_state(
     if step.spend_at_least is not None:
         if state.spend is None or state.spend < step.spend_at_least - step.tolerance:
             raise fail(f"{what}: spend is {state.spend}, expected at least {step.spend_at_least}", f">= {step.spend_at_least}", state.spend, entity)
+    current = state.budget_reset_at
+    if step.budget_reset_within is not None:
+        from .scenario.durations import parse_span
+
+        latest = clock + parse_span(step.budget_reset_within) if clock else None
+        if current is None or (clock is not None and not clock < current <= latest):
+            raise fail(
+                f"{what}: budget_reset_at {_iso(current)} is not within {step.budget_reset_within} after the clock {_iso(clock)}",
+                f"in ({_iso(clock)}, {_iso(latest)}]",
+                _iso(current),
+                entity,
+            )
     rule = step.budget_reset_at
     if rule is None:
         return
-    current = state.budget_reset_at
     if rule == "set" and current is None:
         raise fail(f"{what}: budget_reset_at is not set", "a time", None, entity)
     if rule == "in_future" and (current is None or (clock is not None and current <= clock)):

@@ -23,6 +23,7 @@ from .scenario.model import (
     AddTeamMember,
     AdvanceClock,
     ApiCall,
+    CreateBudget,
     CreateEndUser,
     CreateKey,
     CreateOrganization,
@@ -35,9 +36,12 @@ from .scenario.model import (
     PlacedStep,
     RunResetJob,
     Scenario,
+    SetState,
     Spend,
     Step,
+    parse_instant,
 )
+from .scenario.durations import parse_span
 from .settings import runtime_dir
 from .target.entities import KINDS, Database, Entity, EntityState, parse_time, token_hash
 from .target.proxy import ProxyTarget, settings_key
@@ -242,12 +246,16 @@ class ScenarioRun:
                 "team_id": self._id(step.team),
                 "organization_id": self._id(step.organization),
                 "user_id": self._id(step.user),
+                "budget_id": self._id(step.budget),
                 "models": step.models,
             },
         )
 
     def _create_end_user(self, step: CreateEndUser) -> None:
-        self._create(step, "end_user", {"user_id": step.name})
+        self._create(step, "end_user", {"user_id": step.name, "budget_id": self._id(step.budget)})
+
+    def _create_budget(self, step: CreateBudget) -> None:
+        self._create(step, "budget", {"budget_id": step.name})
 
     def _add_team_member(self, step: AddTeamMember) -> None:
         body = {
@@ -259,6 +267,9 @@ class ScenarioRun:
         resp = self.target.api("POST", "/team/member_add", json=body)
         if not resp.ok:
             raise HarnessError(f"/team/member_add answered {resp.status_code}: {_error_text(resp)}")
+        if step.name is not None:
+            user_id, team_id = self._id(step.user), self._id(step.team)
+            self.entities[step.name] = Entity("team_member", step.name, f"{user_id} in {team_id}", keys=(user_id, team_id))
 
     # -- spend, clock, jobs -----------------------------------------------------------------
 
@@ -313,6 +324,22 @@ class ScenarioRun:
     def _advance_clock(self, step: AdvanceClock) -> str:
         return "clock now " + self.target.control("advance", seconds=step.delta.total_seconds())["now"]
 
+    def _set_state(self, step: SetState) -> str:
+        entity = self._entity(step.entity)
+        reset_at = None
+        if step.budget_reset_at not in (None, "null"):
+            if step.budget_reset_at == "now" or step.budget_reset_at[:1] in "+-":
+                now = parse_time(self.target.control("clock")["now"])
+                offset = parse_span(step.budget_reset_at[1:]) if step.budget_reset_at != "now" else None
+                reset_at = now if offset is None else (now + offset if step.budget_reset_at[0] == "+" else now - offset)
+            else:
+                reset_at = parse_instant(step.budget_reset_at)
+        try:
+            self.db.set_state(entity, step.spend, reset_at, set_reset=step.budget_reset_at is not None)
+        except ValueError as exc:
+            raise HarnessError(f"set_state on {entity.kind} {entity.name}: {exc}") from None
+        return f"spend={step.spend}, budget_reset_at={_iso(reset_at)}"
+
     # -- expectations -----------------------------------------------------------------------
 
     def _expect_request(self, step: ExpectRequest) -> str:
@@ -331,7 +358,7 @@ class ScenarioRun:
             if state is None:
                 raise HarnessError(f"no database row for {entity.kind} {entity.name}")
             readings["db"] = state
-        if step.source in ("api", "both"):
+        if step.source == "api" or (step.source == "both" and KINDS[entity.kind].info_path is not None):
             readings["api"] = self._api_state(entity)
         now = parse_time(self.target.control("clock")["now"])
         notes = []
@@ -351,6 +378,8 @@ class ScenarioRun:
 
     def _api_state(self, entity: Entity) -> EntityState:
         spec = KINDS[entity.kind]
+        if spec.info_path is None:
+            raise HarnessError(f"the proxy has no info endpoint for a {entity.kind}: read it with `source: db`")
         value = entity.secret if entity.kind == "key" else entity.id
         resp = self.target.api("GET", spec.info_path, params={spec.info_param: value})
         if resp.status_code in (403, 404):

@@ -178,8 +178,8 @@ def _check_references(file: str, steps: list[PlacedStep], lines: _Lines) -> None
                     raise ScenarioError(
                         f"{file}:{line}: `{field}: {name}` is {_a(known[name])}, but `{field}` takes {' or '.join(map(_a, kinds))}"
                     )
-        if step.creates is not None:
-            name = step.name  # type: ignore[attr-defined]
+        name = getattr(step, "name", None) if step.creates is not None else None
+        if name is not None:
             if name in known:
                 raise ScenarioError(
                     f"{file}:{placed.line}: `{name}` is already the name of {_a(known[name])}; names must be unique"

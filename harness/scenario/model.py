@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .durations import check_budget_duration, parse_span
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="a name the scenario chooses")]
-EntityKind = Literal["organization", "team", "user", "key", "end_user"]
+EntityKind = Literal["organization", "team", "user", "key", "end_user", "budget", "team_member"]
+ANY_ENTITY: tuple[EntityKind, ...] = ("organization", "team", "user", "key", "end_user", "budget", "team_member")
 
 
 class _Strict(BaseModel):
@@ -120,23 +121,39 @@ class CreateKey(Step, _Budget):
         "team": ("team",),
         "organization": ("organization",),
         "user": ("user",),
+        "budget": ("budget",),
     }
     name: Name
     team: Name | None = None
     organization: Name | None = None
     user: Name | None = None
+    budget: Name | None = Field(None, description="a budget tier from create_budget (the key's budget_id)")
     models: list[str] = []
 
 
 class CreateEndUser(Step, _Budget):
     action: ClassVar[str] = "create_end_user"
     creates: ClassVar[EntityKind | None] = "end_user"
+    references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"budget": ("budget",)}
+    name: Name
+    budget: Name | None = Field(None, description="a budget tier from create_budget (instead of max_budget)")
+
+
+class CreateBudget(Step, _Budget):
+    """A budget tier (`/budget/new`) that keys and end users can point at with `budget:`."""
+
+    action: ClassVar[str] = "create_budget"
+    creates: ClassVar[EntityKind | None] = "budget"
     name: Name
 
 
 class AddTeamMember(Step, _Strict):
+    """`/team/member_add`; with `name`, the membership is an entity `expect_state` can read."""
+
     action: ClassVar[str] = "add_team_member"
+    creates: ClassVar[EntityKind | None] = "team_member"
     references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"team": ("team",), "user": ("user",)}
+    name: Name | None = None
     team: Name
     user: Name
     role: Literal["user", "admin"] = "user"
@@ -204,6 +221,38 @@ class AdvanceClock(Step):
         return parse_span(self.by)
 
 
+class SetState(Step):
+    """Write an entity's spend and/or budget_reset_at straight into the database.
+
+    For states a report starts from ("already over budget", "reset time in the past"). The
+    proxy's caches are not told, exactly as with any outside write.
+    """
+
+    action: ClassVar[str] = "set_state"
+    references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"entity": ANY_ENTITY}
+    entity: Name
+    spend: float | None = Field(None, ge=0)
+    budget_reset_at: str | None = Field(
+        None, description="`now`, an offset from the clock like `-1h` or `+2d`, an ISO time, or `null`"
+    )
+
+    @field_validator("budget_reset_at")
+    @classmethod
+    def _reset_at(cls, value: str | None) -> str | None:
+        if value not in (None, "now", "null"):
+            if value[:1] in "+-":
+                parse_span(value[1:])
+            else:
+                parse_instant(value)
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> "SetState":
+        if self.spend is None and self.budget_reset_at is None:
+            raise ValueError("say what to set: `spend` and/or `budget_reset_at`")
+        return self
+
+
 class ExpectedError(_Strict):
     type: str = Field("budget_exceeded", description="the error body's `type`")
     message: str | None = Field(None, description="a text the error message must contain")
@@ -231,9 +280,7 @@ class ExpectState(Step):
     """Assert on an entity's spend and reset time, read through the API and/or the database."""
 
     action: ClassVar[str] = "expect_state"
-    references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {
-        "entity": ("organization", "team", "user", "key", "end_user")
-    }
+    references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"entity": ANY_ENTITY}
     entity: Name
     spend: float | None = Field(None, ge=0)
     spend_at_least: float | None = Field(None, ge=0)
@@ -243,12 +290,24 @@ class ExpectState(Step):
         description="moved_forward: later than before the last run_reset_job and than the clock; "
         "unchanged: as before the last run_reset_job",
     )
-    source: Literal["api", "db", "both"] = "both"
+    budget_reset_within: str | None = Field(
+        None, description="budget_reset_at lies after the clock and at most this span later (e.g. 1d: by next midnight)"
+    )
+    source: Literal["api", "db", "both"] = Field(
+        "both", description="both: the API where the release has an info endpoint for the kind, and the database"
+    )
+
+    @field_validator("budget_reset_within")
+    @classmethod
+    def _within(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_span(value)
+        return value
 
     @model_validator(mode="after")
     def _something(self) -> "ExpectState":
-        if self.spend is None and self.spend_at_least is None and self.budget_reset_at is None:
-            raise ValueError("say what to expect: `spend`, `spend_at_least` or `budget_reset_at`")
+        if all(v is None for v in (self.spend, self.spend_at_least, self.budget_reset_at, self.budget_reset_within)):
+            raise ValueError("say what to expect: `spend`, `spend_at_least`, `budget_reset_at` or `budget_reset_within`")
         return self
 
 
@@ -275,12 +334,14 @@ STEP_TYPES: dict[str, type[Step]] = {
         CreateUser,
         CreateKey,
         CreateEndUser,
+        CreateBudget,
         AddTeamMember,
         Spend,
         FlushSpend,
         RunResetJob,
         FreezeClock,
         AdvanceClock,
+        SetState,
         ExpectRequest,
         ExpectState,
         ApiCall,

@@ -20,9 +20,14 @@ from psycopg.rows import dict_row
 class Entity:
     kind: str
     name: str
-    id: str  # organization_id, team_id, user_id, end user id, or the key's token hash
+    id: str  # organization_id, team_id, user_id, end user id, budget_id, or the key's token hash
     secret: str | None = None  # a virtual key (sk-...), never printed
     created_via: str = "api"
+    keys: tuple[str, ...] = ()  # the row's key columns' values when more than `id` (team members)
+
+    @property
+    def row_keys(self) -> tuple[str, ...]:
+        return self.keys or (self.id,)
 
 
 @dataclass(frozen=True)
@@ -36,12 +41,19 @@ class EntityState:
 class Kind:
     create_path: str
     id_field: str  # in the create response
-    info_path: str
-    info_param: str
-    #: (spend, budget_reset_at) from the info response
-    from_info: Callable[[dict[str, Any]], tuple[Any, Any]]
-    #: the entity's row(s): spend, budget_reset_at, max_budget, then everything for reports
+    #: the info endpoint, its query parameter, and (spend, budget_reset_at) from its answer;
+    #: None where the proxy has no per-entity info endpoint (the database is the only reading)
+    info_path: str | None
+    info_param: str | None
+    from_info: Callable[[dict[str, Any]], tuple[Any, Any]] | None
+    #: where spend lives, and the row's key condition
+    table: str
+    where: str
+    #: budget_reset_at lives on the linked LiteLLM_BudgetTable row (budget_id) instead of `table`
+    reset_on_budget_row: bool
+    #: the entity's row: spend, budget_reset_at, max_budget, then more columns for reports
     sql: str
+    has_spend: bool = True
 
 
 def _first(*values: Any) -> Any:
@@ -76,30 +88,49 @@ def _end_user_info(d: dict) -> tuple[Any, Any]:
 KINDS: dict[str, Kind] = {
     "organization": Kind(
         "/organization/new", "organization_id", "/organization/info", "organization_id", _org_info,
+        '"LiteLLM_OrganizationTable"', "organization_id = %s", True,
         'SELECT o.spend, b.budget_reset_at, b.max_budget, b.budget_duration, o.organization_id, o.organization_alias, '
         'o.budget_id FROM "LiteLLM_OrganizationTable" o LEFT JOIN "LiteLLM_BudgetTable" b ON b.budget_id = o.budget_id '
         "WHERE o.organization_id = %s",
     ),
     "team": Kind(
         "/team/new", "team_id", "/team/info", "team_id", _team_info,
+        '"LiteLLM_TeamTable"', "team_id = %s", False,
         'SELECT spend, budget_reset_at, max_budget, budget_duration, team_id, team_alias, organization_id '
         'FROM "LiteLLM_TeamTable" WHERE team_id = %s',
     ),
     "user": Kind(
         "/user/new", "user_id", "/user/info", "user_id", _user_info,
+        '"LiteLLM_UserTable"', "user_id = %s", False,
         'SELECT spend, budget_reset_at, max_budget, budget_duration, user_id, teams, organization_id '
         'FROM "LiteLLM_UserTable" WHERE user_id = %s',
     ),
     "key": Kind(
         "/key/generate", "key", "/key/info", "key", _key_info,
+        '"LiteLLM_VerificationToken"', "token = %s", False,
         'SELECT spend, budget_reset_at, max_budget, budget_duration, key_alias, team_id, organization_id, user_id, '
         'budget_id FROM "LiteLLM_VerificationToken" WHERE token = %s',
     ),
     "end_user": Kind(
         "/customer/new", "user_id", "/customer/info", "end_user_id", _end_user_info,
+        '"LiteLLM_EndUserTable"', "user_id = %s", True,
         'SELECT e.spend, b.budget_reset_at, b.max_budget, b.budget_duration, e.user_id, e.budget_id, e.blocked '
         'FROM "LiteLLM_EndUserTable" e LEFT JOIN "LiteLLM_BudgetTable" b ON b.budget_id = e.budget_id '
         "WHERE e.user_id = %s",
+    ),
+    "budget": Kind(
+        "/budget/new", "budget_id", None, None, None,
+        '"LiteLLM_BudgetTable"', "budget_id = %s", False,
+        'SELECT NULL::float AS spend, budget_reset_at, max_budget, budget_duration, budget_id '
+        'FROM "LiteLLM_BudgetTable" WHERE budget_id = %s',
+        has_spend=False,
+    ),
+    "team_member": Kind(
+        "/team/member_add", "", None, None, None,
+        '"LiteLLM_TeamMembership"', "user_id = %s AND team_id = %s", True,
+        'SELECT m.spend, b.budget_reset_at, b.max_budget, b.budget_duration, m.user_id, m.team_id, m.budget_id '
+        'FROM "LiteLLM_TeamMembership" m LEFT JOIN "LiteLLM_BudgetTable" b ON b.budget_id = m.budget_id '
+        "WHERE m.user_id = %s AND m.team_id = %s",
     ),
 }
 
@@ -136,8 +167,27 @@ class Database:
 
     def row(self, entity: Entity) -> dict[str, Any] | None:
         with self.conn.cursor() as cur:
-            cur.execute(KINDS[entity.kind].sql, (entity.id,))
+            cur.execute(KINDS[entity.kind].sql, entity.row_keys)
             return cur.fetchone()
+
+    def set_state(self, entity: Entity, spend: float | None, reset_at: datetime | None, set_reset: bool) -> None:
+        """Write spend and/or budget_reset_at where the proxy keeps them for this kind."""
+        kind = KINDS[entity.kind]
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            if spend is not None:
+                if not kind.has_spend:
+                    raise ValueError(f"a {entity.kind} has no spend of its own")
+                cur.execute(f"UPDATE {kind.table} SET spend = %s WHERE {kind.where}", (spend, *entity.row_keys))
+            if set_reset:
+                naive = reset_at.astimezone(timezone.utc).replace(tzinfo=None) if reset_at else None  # Prisma stores UTC
+                if kind.reset_on_budget_row:
+                    cur.execute(
+                        f'UPDATE "LiteLLM_BudgetTable" SET budget_reset_at = %s WHERE budget_id = '
+                        f"(SELECT budget_id FROM {kind.table} WHERE {kind.where})",
+                        (naive, *entity.row_keys),
+                    )
+                else:
+                    cur.execute(f"UPDATE {kind.table} SET budget_reset_at = %s WHERE {kind.where}", (naive, *entity.row_keys))
 
     def state(self, entity: Entity) -> EntityState | None:
         row = self.row(entity)
