@@ -31,11 +31,15 @@ exe = os.environ["PRISMA_QUERY_ENGINE_BINARY"]
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
 t = time.perf_counter()
-proc = subprocess.Popen([exe, "-p", str(port)], env=os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+proc = subprocess.Popen([exe, "-p", str(port), "--enable-raw-queries"], env=os.environ,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+deadline = time.perf_counter() + 60
 while True:
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=0.5).read(); break
     except Exception:
+        if proc.poll() is not None or time.perf_counter() > deadline:
+            sys.exit(f"the engine did not answer /status (exit code {proc.poll()})")
         time.sleep(0.01)
 out["engine_start_s"] = time.perf_counter() - t
 proc.terminate(); proc.wait()
@@ -105,7 +109,7 @@ def main() -> int:
         try:
             proc = subprocess.run(
                 [str(release.python), "-c", ENGINE_PROBE],
-                env={**release.env(), "DATABASE_URL": db.url},
+                env={**release.env(), "DATABASE_URL": db.url, "PRISMA_DML_PATH": str(release.schema_prisma)},
                 capture_output=True, text=True, timeout=300,
             )
             if proc.returncode != 0:
