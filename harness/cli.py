@@ -205,6 +205,8 @@ def _progress_printer(console: Console):
 
 
 def _matrix(args, console: Console) -> int:
+    from rich.markup import escape
+
     from . import matrix as mx
     from .report import (CI_OUTCOME, VERDICT_STYLE, failure_details, junit_xml, matrix_json, matrix_markdown,
                          print_matrix, redact)
@@ -225,7 +227,8 @@ def _matrix(args, console: Console) -> int:
     def show(result, _rows) -> None:
         style = VERDICT_STYLE.get(result.verdict, "bold")
         console.print(f"[{style}]{result.verdict.upper()}[/] {result.scenario.name} on litellm {result.version} "
-                      f"({result.seconds:.1f}s): {redact(result.reason, result.secrets)}", highlight=False, markup=True)
+                      f"({result.seconds:.1f}s): {escape(redact(result.reason, result.secrets))}", highlight=False,
+                      markup=True)
         if CI_OUTCOME.get(result.verdict) == "fail":
             details = failure_details(result)
             if details:
@@ -258,6 +261,8 @@ def _matrix(args, console: Console) -> int:
 
 
 def _bisect(args, console: Console) -> int:
+    from rich.markup import escape
+
     from . import bisect as bs
     from .db import start_server
     from .matrix import run_release
@@ -302,14 +307,14 @@ def _bisect(args, console: Console) -> int:
             console.print(
                 f"[bold]bisect run {n}[/] ({probe.role}) litellm {probe.version}: [{style}]{probe.verdict}[/]"
                 f" - {probe.outcome or '-'}{', ' + where if where else ''}"
-                f" ({walls[probe.version]:.1f}s): {redact(result.reason, result.secrets)[:200]}",
+                f" ({walls[probe.version]:.1f}s): {escape(redact(result.reason, result.secrets)[:200])}",
                 highlight=False, markup=True)
 
         outcome = bs.bisect_releases(candidates, verdict_of, on_probe=show)
     seconds = time.monotonic() - started
     lines = bs.describe(outcome)
     for line in lines:
-        console.print(("[bold]" if outcome.found else "[bold red]") + line + "[/]", highlight=False, markup=True)
+        console.print(("[bold]" if outcome.found else "[bold red]") + escape(line) + "[/]", highlight=False, markup=True)
     console.print(f"bisect took {seconds:.1f}s", highlight=False)
     doc = {
         "scenario": scenario.path,

@@ -7,6 +7,7 @@ import re
 from typing import Any, Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .runner import ScenarioResult, StepResult
@@ -194,7 +195,14 @@ def cell_notes(results: list[ScenarioResult]) -> list[tuple[ScenarioResult, str]
     for r in results:
         if r.verdict != "passed":
             reason = " ".join(redact(r.reason, secrets).split())
-            out.append((r, reason[:300] + ("..." if len(reason) > 300 else "")))
+            reason = reason[:300] + ("..." if len(reason) > 300 else "")
+            if r.verdict == "unsupported" and r.steps:
+                # how far it got: an unsupported cell is no verdict, but the steps before it did run
+                ran = [st for st in r.steps if st.status in ("passed", "failed")]
+                failed = sum(1 for st in ran if st.status == "failed")
+                reason += (f" (before it, {len(ran)} of {len(r.steps)} steps ran: "
+                           + (f"{failed} failed)" if failed else "all held)"))
+            out.append((r, reason))
     return out
 
 
@@ -203,12 +211,13 @@ def matrix_table(results: list[ScenarioResult]) -> Table:
     versions = _versions(results)
     notes = {id(r): i for i, (r, _) in enumerate(cell_notes(results), 1)}
     table = Table(title="verdicts (scenario x litellm release)")
-    table.add_column("scenario")
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("affects", no_wrap=True, style="dim")
     for version in versions:
-        table.add_column(version)
+        table.add_column(version, no_wrap=True)
     for path, cells in _grid(results).items():
         first = next(iter(cells.values())).scenario
-        label = first.name + (f" [dim](affects {first.meta.affects})[/]" if first.meta.affects else "")
+        label = [first.name, first.meta.affects or ""]
         row = []
         for version in versions:
             r = cells.get(version)
@@ -217,15 +226,24 @@ def matrix_table(results: list[ScenarioResult]) -> Table:
                 continue
             mark = f" [dim]({notes[id(r)]})[/]" if id(r) in notes else ""
             row.append(f"[{VERDICT_STYLE.get(r.verdict, '')}]{r.verdict}[/]{mark}")
-        table.add_row(label, *row)
+        table.add_row(*label, *row)
     return table
 
 
 def print_matrix(console: Console, results: list[ScenarioResult]) -> None:
-    console.print(matrix_table(results))
+    from rich.measure import Measurement
+
+    table = matrix_table(results)
+    out = console
+    if not console.is_terminal:
+        # CI logs, a pipe: print the table whole instead of squeezing it into 80 columns
+        needed = Measurement.get(console, console.options.update_width(1000), table).maximum
+        if needed > console.width:
+            out = Console(file=console.file, width=needed, highlight=False, no_color=console.no_color)
+    out.print(table)
     for i, (r, reason) in enumerate(cell_notes(results), 1):
-        console.print(f"  ({i}) {r.scenario.name} on {r.version}: [{VERDICT_STYLE.get(r.verdict, '')}]{r.verdict}[/] - {reason}",
-                      highlight=False, markup=True)
+        console.print(f"  ({i}) {r.scenario.name} on {r.version}: [{VERDICT_STYLE.get(r.verdict, '')}]{r.verdict}[/] - "
+                      f"{escape(_ANSI.sub('', reason))}", highlight=False, markup=True)
 
 
 def _md_escape(text: str) -> str:

@@ -300,7 +300,30 @@ def test_terminal_table_has_version_columns():
     console.print(matrix_table(every_verdict()))
     out = console.export_text()
     assert out.index("1.85.0") < out.index("1.108.7") < out.index("1.108.12")
-    assert "uninstallable (" in out and "reproduced (" in out
+    assert "uninstallable (" in out and "reproduced (" in out and "<1.85.0" in out
+
+
+def test_terminal_table_is_not_squeezed_into_80_columns_in_a_log(tmp_path):
+    from rich.console import Console
+
+    from harness.report import print_matrix
+
+    with open(tmp_path / "log", "w") as fh:
+        print_matrix(Console(file=fh, width=80, soft_wrap=True), every_verdict())
+    text = (tmp_path / "log").read_text()
+    assert "org_budget_reset" in text and "uninstallable (" in text and "…" not in text
+    assert "boom with [REDACTED]" in text  # a bracket in a reason is text, not rich markup
+    assert "\x1b" not in text
+
+
+def test_unsupported_note_says_how_far_the_scenario_got():
+    from harness.report import cell_notes
+
+    steps = [StepResult(i, 10 + i, f"- step {i}", "x", "passed", 0.1) for i in range(10)]
+    steps.append(StepResult(10, 29, "- expect_state", "x", "unsupported", 0.0, "/organization/info answered 403"))
+    r = cell(ORG, "1.108.7", "unsupported", "line 29: /organization/info answered 403", steps=steps)
+    [(_, note)] = cell_notes([r])
+    assert note.endswith("(before it, 10 of 11 steps ran: all held)")
 
 
 # -- command line ----------------------------------------------------------------------------
