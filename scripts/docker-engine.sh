@@ -1,0 +1,254 @@
+#!/bin/sh
+# A private Docker engine for the harness's `container` database provider, plus a locally
+# built PostgreSQL image (nothing is ever pulled: no registry needs to be reachable).
+#
+#   scripts/docker-engine.sh start    # install docker.io if missing, start dockerd, build the
+#                                     # image if missing; prints `export ...` lines (also in $RUN/env)
+#   scripts/docker-engine.sh stop     # remove every container of this engine, stop dockerd and
+#                                     # its containerd; nothing keeps running
+#   scripts/docker-engine.sh status   # running or not, and the env lines
+#
+# Typical use (as root):  eval "$(scripts/docker-engine.sh start)"; ...; scripts/docker-engine.sh stop
+#
+# Layout:
+#   $HARNESS_CACHE_DIR/docker/data   (default ~/.cache/litellm-harness/docker/data) engine data
+#       root: images survive between runs, so a warm start does not rebuild the image.
+#   $HARNESS_RUNTIME_DIR/docker      (default /tmp/litellm-harness-<uid>/docker) socket, pid
+#       file, exec root, log, env file: state of one engine process, gone with `stop`.
+# The image recipe is scripts/pg-image/ (rootfs.sh, entrypoint.sh, image.conf); its content
+# hash is the image tag, so a changed recipe builds a new image and older ones are removed.
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+RECIPE="$HERE/pg-image"
+UID_=$(id -u)
+CACHE="${HARNESS_CACHE_DIR:-${HOME:-/root}/.cache/litellm-harness}/docker"
+RUN="${HARNESS_RUNTIME_DIR:-/tmp/litellm-harness-$UID_}/docker"
+SOCK="$RUN/docker.sock"
+PIDFILE="$RUN/dockerd.pid"
+EXEC_ROOT="$RUN/exec"
+DATA_ROOT="$CACHE/data"
+LOG="$RUN/dockerd.log"
+ENV_FILE="$RUN/env"
+IMAGE_REPO="litellm-harness/postgres"
+export DOCKER_HOST="unix://$SOCK"
+
+say() { echo "docker-engine: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+
+APT_UPDATED=
+apt_install() {
+    command -v apt-get >/dev/null || die "apt-get not found: install $* yourself"
+    if [ -z "$APT_UPDATED" ]; then
+        apt-get update -qq >&2 || die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 \
+        || die "apt-get install $* failed"
+}
+
+dockerd_pid() {  # pid of our running dockerd, or nothing
+    [ -f "$PIDFILE" ] || return 0
+    pid=$(cat "$PIDFILE" 2>/dev/null || true)
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
+    if tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "dockerd.*--pidfile $PIDFILE"; then
+        echo "$pid"
+    fi
+}
+
+engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+# pids of processes whose command line mentions our exec root (containerd, shims) -- never by name alone
+our_processes() {
+    for d in /proc/[0-9]*; do
+        [ -r "$d/cmdline" ] || continue
+        if tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -qF -- "$EXEC_ROOT"; then
+            echo "${d#/proc/}"
+        fi
+    done
+}
+
+unmount_under() {  # lazily unmount whatever a killed engine left mounted under $1
+    awk -v p="$1" '$2 ~ "^"p { print $2 }' /proc/mounts | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
+}
+
+start_engine() {
+    pid=$(dockerd_pid)
+    if [ -n "$pid" ] && engine_answers; then
+        say "engine already running (pid $pid) at $DOCKER_HOST"
+        return 0
+    fi
+    [ -n "$pid" ] && { say "dockerd $pid does not answer: restarting it"; stop_engine; }
+    # leftovers of an engine that was killed: containerd/shims, mounts, stale socket
+    for p in $(our_processes); do kill -9 "$p" 2>/dev/null || true; done
+    unmount_under "$EXEC_ROOT"
+    unmount_under "$DATA_ROOT"
+    rm -f "$SOCK" "$PIDFILE" "$ENV_FILE"
+    mkdir -p "$RUN" "$DATA_ROOT" "$EXEC_ROOT"
+
+    t0=$(now)
+    # Networking (measured here): the default bridge is needed for port publishing
+    # (--bridge=none publishes nothing). Published ports are served by docker's userland proxy,
+    # which reaches the container over the bridge, so iptables and IP forwarding are not needed:
+    # with --iptables=false the engine leaves the host's firewall, FORWARD policy and
+    # ip_forward alone. (--iptables=false with --userland-proxy=false publishes nothing.)
+    # Containers get no outbound NAT; PostgreSQL needs none.
+    ip link show docker0 >/dev/null 2>&1 || : > "$RUN/docker0.ours"
+    setsid dockerd \
+        --host "$DOCKER_HOST" \
+        --data-root "$DATA_ROOT" \
+        --exec-root "$EXEC_ROOT" \
+        --pidfile "$PIDFILE" \
+        --iptables=false \
+        --ip-forward=false \
+        --log-level warn \
+        >"$LOG" 2>&1 </dev/null 9>&- &  # 9: our lock, not for dockerd
+    i=0
+    until engine_answers; do
+        i=$((i + 1))
+        if [ $i -gt 300 ]; then
+            tail -20 "$LOG" >&2
+            die "dockerd did not answer within 30 s (log: $LOG)"
+        fi
+        if ! kill -0 $! 2>/dev/null; then
+            tail -20 "$LOG" >&2
+            die "dockerd exited at start (log: $LOG)"
+        fi
+        sleep 0.1
+    done
+    say "engine $(docker version --format '{{.Server.Version}}') started in $(since "$t0") (pid $(cat "$PIDFILE"), data root $DATA_ROOT)"
+    # A fresh engine has no users yet: containers kept in the data root by an earlier engine
+    # that was killed (or not stopped) are leftovers.
+    left=$(docker ps -aq)
+    if [ -n "$left" ]; then
+        # shellcheck disable=SC2086
+        docker rm -f -v $left >/dev/null 2>&1 || true
+        say "removed $(echo "$left" | wc -l) leftover container(s) of an earlier engine"
+    fi
+}
+
+recipe_hash() {
+    (cd "$RECIPE" && cat rootfs.sh entrypoint.sh image.conf) | sha256sum | cut -c1-12
+}
+
+build_image() {
+    tag="$IMAGE_REPO:15-$(recipe_hash)"
+    if docker image inspect "$tag" >/dev/null 2>&1; then
+        say "image $tag present"
+        IMAGE=$tag
+        return 0
+    fi
+    t0=$(now)
+    command -v debootstrap >/dev/null || { say "installing debootstrap"; apt_install debootstrap; }
+    build=$(mktemp -d "$CACHE/build.XXXXXX")
+    # shellcheck disable=SC2064
+    trap "rm -rf '$build'" EXIT
+    say "building $tag from Debian packages (debootstrap + postgresql-15; a minute or two)"
+    sh "$RECIPE/rootfs.sh" "$build/root"
+    say "root file system ready after $(since "$t0"); importing"
+    set --
+    while IFS= read -r line; do
+        case "$line" in '' | '#'*) continue ;; esac
+        set -- "$@" --change "$line"
+    done < "$RECIPE/image.conf"
+    tar -C "$build/root" --numeric-owner -cf - . | docker import "$@" - "$tag" >/dev/null
+    rm -rf "$build"
+    trap - EXIT
+    docker tag "$tag" "$IMAGE_REPO:15"
+    # older recipes' images only take space
+    docker image ls "$IMAGE_REPO" --format '{{.Repository}}:{{.Tag}}' | while read -r old; do
+        case "$old" in "$tag" | "$IMAGE_REPO:15") ;; *) docker rmi "$old" >/dev/null 2>&1 || true ;; esac
+    done
+    say "image $tag built in $(since "$t0") ($(docker image inspect "$tag" --format '{{.Size}}' | awk '{ printf "%d MB", $1 / 1e6 }'))"
+    IMAGE=$tag
+}
+
+write_env() {
+    {
+        echo "export DOCKER_HOST=$DOCKER_HOST"
+        echo "export HARNESS_PG_IMAGE=$IMAGE"
+        echo "export TESTCONTAINERS_RYUK_DISABLED=true"
+    } > "$ENV_FILE.tmp"
+    mv "$ENV_FILE.tmp" "$ENV_FILE"
+    cat "$ENV_FILE"
+}
+
+stop_engine() {
+    pid=$(dockerd_pid)
+    if [ -n "$pid" ]; then
+        if engine_answers; then
+            ids=$(docker ps -aq)
+            # shellcheck disable=SC2086
+            [ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1 || true
+            [ -z "$ids" ] || say "removed $(echo "$ids" | wc -l) container(s)"
+        fi
+        kill -TERM "$pid" 2>/dev/null || true
+        i=0
+        while [ -e "/proc/$pid" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+        if [ -e "/proc/$pid" ]; then
+            say "dockerd $pid ignored SIGTERM for 30 s: killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        say "engine (pid $pid) stopped"
+    fi
+    # containerd and shims started by our dockerd (matched by our exec root, not by name)
+    for p in $(our_processes); do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.2
+    for p in $(our_processes); do kill -KILL "$p" 2>/dev/null || true; done
+    unmount_under "$EXEC_ROOT"
+    unmount_under "$DATA_ROOT"
+    # the default bridge, when this engine created it
+    if [ -e "$RUN/docker0.ours" ]; then
+        ip link delete docker0 2>/dev/null || true
+        rm -f "$RUN/docker0.ours"
+    fi
+    rm -f "$SOCK" "$PIDFILE" "$ENV_FILE"
+}
+
+lock() {
+    mkdir -p "$RUN"
+    exec 9>"$RUN/lock"
+    flock -w 900 9 || die "another docker-engine.sh has held $RUN/lock for 15 minutes"
+}
+
+cmd=${1:-}
+case "$cmd" in
+    start)
+        [ "$UID_" = 0 ] || die "needs root (dockerd); or point DOCKER_HOST at an engine you already have"
+        lock
+        t_all=$(now)
+        if ! command -v dockerd >/dev/null; then
+            t0=$(now)
+            say "installing Debian's docker.io"
+            apt_install docker.io
+            say "docker.io installed in $(since "$t0")"
+        fi
+        command -v docker >/dev/null || die "no docker client on PATH"
+        start_engine
+        build_image
+        say "ready in $(since "$t_all"); env in $ENV_FILE"
+        write_env
+        ;;
+    stop)
+        lock
+        stop_engine
+        ;;
+    status)
+        pid=$(dockerd_pid)
+        if [ -n "$pid" ] && engine_answers; then
+            say "running (pid $pid) at $DOCKER_HOST"
+            [ -f "$ENV_FILE" ] && cat "$ENV_FILE"
+        else
+            say "not running"
+            exit 1
+        fi
+        ;;
+    *)
+        echo "usage: $0 start|stop|status" >&2
+        exit 2
+        ;;
+esac
