@@ -83,6 +83,43 @@ def host_is_local(docker_host: str) -> bool:
     return parsed.hostname in ("localhost", "127.0.0.1", "::1")
 
 
+def engine_shares_our_network(docker_host: str) -> bool:
+    """True when the engine behind a unix socket runs in this process's network namespace.
+
+    Then ports it publishes on 127.0.0.1 are reachable here even when we run inside a
+    container ourselves (/.dockerenv exists, e.g. a CI sandbox that starts its own dockerd).
+    A socket mounted in from another host or namespace gives a peer pid of 0 (not visible
+    here) or a different namespace: False.
+    """
+    parsed = urllib.parse.urlparse(docker_host)
+    if parsed.scheme != "unix":
+        return False
+    try:
+        import struct
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(PROBE_TIMEOUT)
+            sock.connect(parsed.path)
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid = struct.unpack("3i", creds)[0]
+        return pid > 0 and os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    except (OSError, AttributeError):  # no SO_PEERCRED (not Linux), or /proc not readable
+        return False
+
+
+def publishes_on_our_loopback(docker_host: str) -> bool:
+    """Can we reach the engine's published ports on 127.0.0.1 (so publish on loopback only)?"""
+    if not host_is_local(docker_host):
+        return False
+    try:
+        from testcontainers.core.utils import inside_container
+    except ImportError:  # pragma: no cover
+        inside_container = lambda: False  # noqa: E731
+    # inside a container, a unix socket usually belongs to the host's engine (socket mounted
+    # in): its loopback is not ours, unless the engine runs in our own network namespace
+    return not inside_container() or engine_shares_our_network(docker_host)
+
+
 @dataclass(frozen=True)
 class EngineProbe:
     ok: bool
@@ -239,12 +276,8 @@ class ContainerServer(Server):
         finally:
             client.close()
 
-        try:
-            from testcontainers.core.utils import inside_container
-        except ImportError:  # pragma: no cover
-            inside_container = lambda: False  # noqa: E731
-        # published loopback ports are only ours when we run on the engine's host itself
-        local = host_is_local(host) and not inside_container()
+        # published loopback ports are only ours when we share the engine's network
+        local = publishes_on_our_loopback(host)
         labels = {
             LABEL: "db",
             LABEL_HOST: socket.gethostname(),
