@@ -100,9 +100,14 @@ class BisectResult:
 
     @property
     def kind(self) -> str:
-        """``fix`` when the change makes the expectations hold, ``regression`` when it breaks them."""
-        new = self.outcome(self.other)
-        return "fix" if new == HOLDS else "regression" if new == FAILS else "change"
+        """In version order: ``fix`` when the newer side holds and the older fails, ``regression``
+        the other way round (whichever end is the reference)."""
+        older, newer = sorted((self.reference, self.other), key=Version)
+        if (self.outcome(older), self.outcome(newer)) == (FAILS, HOLDS):
+            return "fix"
+        if (self.outcome(older), self.outcome(newer)) == (HOLDS, FAILS):
+            return "regression"
+        return "change"
 
     def outcome(self, version: str) -> str | None:
         for p in self.probes:
@@ -230,9 +235,10 @@ def describe(result: BisectResult) -> list[str]:
             + ", ".join(result.untested_between)
         )
     else:
+        before, after = result.ordered_pair
         lines.append(
-            f"the {result.kind} is between {result.ordered_pair[0]} and {result.ordered_pair[1]} "
-            "(adjacent published final releases)"
+            f"in version order, the {result.kind} landed in {after} ({before} is the release before it: "
+            "adjacent published final releases)"
         )
     skipped = [p.version for p in result.probes if p.outcome is None]
     lines.append(

@@ -48,7 +48,7 @@ DEFAULT_CAP = 8
 _UNINSTALLABLE_MARKS = (
     "cannot be installed",
     "is refused",
-    "is not on the package index",
+    "is not on the package index;",  # this release; not "litellm is not on the package index <url>"
     "has no installable wheel",
     "declares no prisma requirement",
     "no published prisma matches",
@@ -128,8 +128,18 @@ def select_releases(
 # one release
 
 
-def install_failure_verdict(message: str) -> str:
-    """``uninstallable`` when an ensure_release error is about the release, else ``error``."""
+def install_failure_verdict(error: HarnessError | str) -> str:
+    """``uninstallable`` when an ensure_release error is about the release, else ``error``.
+
+    A typed ``harness.errors.ReleaseUnavailable`` decides when the releases module raises one;
+    otherwise the message is matched against the texts the releases module uses.
+    """
+    from . import errors
+
+    typed = getattr(errors, "ReleaseUnavailable", None)
+    if typed is not None and isinstance(error, typed):
+        return UNINSTALLABLE
+    message = str(error)
     return UNINSTALLABLE if any(mark in message for mark in _UNINSTALLABLE_MARKS) else ERROR
 
 
@@ -258,7 +268,7 @@ def run_release(
     try:
         ensure_release(version, progress=say)
     except HarnessError as exc:
-        verdict = install_failure_verdict(str(exc))
+        verdict = install_failure_verdict(exc)
         say(f"litellm {version}: {verdict}: {exc}")
         for scenario in scenarios:
             done(no_run_result(scenario, version, verdict, str(exc), server, time.perf_counter() - started), None)

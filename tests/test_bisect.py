@@ -87,7 +87,8 @@ def test_reverse_direction_reports_the_same_pair():
     result = bisect_releases(list(reversed(REAL)), fake)
     assert (result.last_old, result.first_new) == ("1.85.0", "1.84.10")
     assert result.ordered_pair == ("1.84.10", "1.85.0")
-    assert result.kind == "regression"  # seen from 1.85.0 looking back, the expectations break
+    assert result.kind == "fix"  # named in version order, whichever end is the reference
+    assert "in version order, the fix landed in 1.85.0 (1.84.10 is the release before it" in "\n".join(describe(result))
     assert result.runs <= 2 + result.probe_budget
 
 

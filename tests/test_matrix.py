@@ -77,6 +77,7 @@ def test_bare_version_range_and_bad_input():
         ("litellm 1.0.0 has no installable wheel on the package index", matrix.UNINSTALLABLE),
         ("no published prisma matches litellm 1.2.3's range >=9", matrix.UNINSTALLABLE),
         ("cannot reach the package index https://pypi.org/simple: ConnectionError", "error"),
+        ("litellm is not on the package index https://mirror.example/simple", "error"),
         ("timed out waiting for the build lock of /x", "error"),
     ],
 )
