@@ -245,6 +245,15 @@ def _session_rows(session: ReleaseSession, scenario: Scenario) -> dict[str, Any]
 Cell = tuple[ScenarioResult, "dict[str, Any] | None"]
 
 
+def install_failure_cells(version: str, scenarios: list[Scenario], exc: HarnessError, server=None,
+                          seconds: float = 0.0, say: Progress | None = None) -> list[ScenarioResult]:
+    """One cell per scenario for a release whose environment could not be built."""
+    verdict = install_failure_verdict(exc)
+    if say:
+        say(f"litellm {version}: {verdict}: {exc}")
+    return [no_run_result(s, version, verdict, str(exc), server, seconds) for s in scenarios]
+
+
 def run_release(
     version: str,
     scenarios: list[Scenario],
@@ -268,10 +277,8 @@ def run_release(
     try:
         ensure_release(version, progress=say)
     except HarnessError as exc:
-        verdict = install_failure_verdict(exc)
-        say(f"litellm {version}: {verdict}: {exc}")
-        for scenario in scenarios:
-            done(no_run_result(scenario, version, verdict, str(exc), server, time.perf_counter() - started), None)
+        for result in install_failure_cells(version, scenarios, exc, server, time.perf_counter() - started, say):
+            done(result, None)
         return cells
     with ReleaseSession(version, server, say) as session:
         for scenario in scenarios:
@@ -315,8 +322,17 @@ def exit_code(results: list[ScenarioResult]) -> int:
 
 
 def _order(results: list[ScenarioResult], scenarios: list[Scenario]) -> list[ScenarioResult]:
+    from packaging.version import InvalidVersion
+
     rank = {s.path: i for i, s in enumerate(scenarios)}
-    return sorted(results, key=lambda r: (Version(r.version), rank.get(r.scenario.path, len(rank))))
+
+    def version_key(text: str):
+        try:
+            return (0, Version(text), "")
+        except InvalidVersion:
+            return (1, Version("0"), text)
+
+    return sorted(results, key=lambda r: (version_key(r.version), rank.get(r.scenario.path, len(rank))))
 
 
 def run_matrix(
@@ -392,6 +408,16 @@ def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str |
         out.put(("progress", version, message))
 
     try:
+        from .releases import ensure_release
+
+        started = time.perf_counter()
+        try:
+            ensure_release(version, progress=say)  # first: a release that cannot be installed needs no server
+        except HarnessError as exc:
+            for result in install_failure_cells(version, scenarios, exc, None, time.perf_counter() - started, say):
+                out.put(("result", version, (result, None)))
+            out.put(("done", version, None))
+            return
         with start_server(db_kind, db_url) as server:
             say(f"PostgreSQL: {server.kind} {server.version} (pid {os.getpid()})")
             run_release(version, scenarios, server, say, lambda r, rows: out.put(("result", version, (r, rows))), snapshot)
@@ -422,7 +448,9 @@ def _stop_when_orphaned() -> None:
 
 
 def _run_parallel(scenarios, versions: list[str], jobs: int, db_kind: str, db_url: str | None, say: Progress,
-                  collect, snapshot: bool, release_seconds: dict[str, float]) -> None:
+                  collect, snapshot: bool, release_seconds: dict[str, float], worker=None) -> None:
+    """``worker`` (default `_worker`) is a module-level function, so spawned processes can import it."""
+    worker = worker or _worker
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     pending = list(versions)
@@ -451,7 +479,7 @@ def _run_parallel(scenarios, versions: list[str], jobs: int, db_kind: str, db_ur
             while pending and len(running) < jobs:
                 version = pending.pop(0)
                 proc = ctx.Process(
-                    target=_worker, name=f"harness-matrix-{version}",
+                    target=worker, name=f"harness-matrix-{version}",
                     args=(version, scenarios, db_kind, db_url, snapshot, out),
                 )
                 proc.start()

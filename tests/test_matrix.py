@@ -163,17 +163,41 @@ def test_serial_matrix_marks_uninstallable_releases_and_keeps_order(monkeypatch)
     assert run.cell(ORG.path, "1.108.12").verdict == "uninstallable"
 
 
-def test_a_worker_that_fails_gives_error_cells_for_its_release():
-    # real worker processes: their database server cannot start (nothing listens on port 1)
-    sel = matrix.Selection(versions=["1.82.3", "1.85.0"])
+def test_worker_processes_send_their_cells_back():
+    # real spawned workers; versions that fail before anything is installed or started
+    sel = matrix.Selection(versions=["0.0.0.dev0+bad", "not-a-version"])
     lines = []
-    run = matrix.run_matrix([ORG], sel, jobs=2, db_kind="url", db_url="postgresql://u:secretpw@127.0.0.1:1/x",
-                            progress=lines.append)
-    assert run.jobs == 2
-    assert [(r.version, r.verdict) for r in run.results] == [("1.82.3", "error"), ("1.85.0", "error")]
-    assert all("the worker process for litellm" in r.reason for r in run.results)
-    assert any(line.startswith("[1.85.0] worker failed:") for line in lines)
+    run = matrix.run_matrix([ORG, KEY], sel, jobs=2, progress=lines.append)
+    assert run.jobs == 2 and len(run.results) == 4
+    bad = [r for r in run.results if r.version == "not-a-version"]
+    assert [r.verdict for r in bad] == ["error", "error"] and "not a version number" in bad[0].reason
+    assert any(line.startswith("[not-a-version] litellm not-a-version: error:") for line in lines)
     assert matrix.exit_code(run.results) == 1
+
+
+def dying_worker(version, scenarios, db_kind, db_url, snapshot, out):  # runs in a spawned process
+    import os
+
+    if version == "1.0.0":
+        out.put(("progress", version, "about to die"))
+        out.close()
+        out.join_thread()  # delivered before the process dies
+        os._exit(3)
+    if version == "2.0.0":
+        raise SystemExit(0)  # exits "cleanly" without reporting
+    out.put(("failed", version, "RuntimeError: boom\ntraceback ..."))
+
+
+def test_a_worker_that_dies_or_fails_gives_error_cells_for_its_release():
+    cells, lines, seconds = [], [], {}
+    matrix._run_parallel([ORG, KEY], ["1.0.0", "2.0.0", "3.0.0"], 2, "auto", None, lines.append,
+                         lambda r, rows: cells.append(r), False, seconds, worker=dying_worker)
+    verdicts = {(r.version, r.scenario.name): (r.verdict, r.reason) for r in cells}
+    assert len(verdicts) == 6 and {v for v, _ in verdicts.values()} == {"error"}
+    assert "exited with code 3 without reporting" in verdicts[("1.0.0", "org_budget_reset")][1]
+    assert "exited with code 0 without reporting" in verdicts[("2.0.0", "key_budget_reset")][1]
+    assert verdicts[("3.0.0", "org_budget_reset")][1] == "the worker process for litellm 3.0.0 failed: RuntimeError: boom"
+    assert "[1.0.0] about to die" in lines and set(seconds) == {"1.0.0", "2.0.0", "3.0.0"}
 
 
 def test_snapshot_rows_reads_budget_tables(tmp_path):
