@@ -273,6 +273,7 @@ class ContainerServer(Server):
         try:
             self.cleaned = remove_leftover_containers(client)
             self.ryuk = _disable_ryuk_unless_present(client)
+            self._ensure_image(client)
         finally:
             client.close()
 
@@ -317,6 +318,23 @@ class ContainerServer(Server):
         self._read_version()
         return self
 
+    def _ensure_image(self, client) -> None:
+        """Pull the image when it is absent (engines that reach a registry), with a clear error otherwise.
+
+        testcontainers would pull too, but its error says nothing about what to do instead.
+        """
+        if image_present(client, self.image):
+            return
+        try:
+            client.images.pull(self.image)
+        except Exception as exc:  # noqa: BLE001 - no registry, unknown image, no auth ...
+            why = one_line(Exception(getattr(exc, "explanation", None) or exc))[:200]
+            raise HarnessError(
+                f"PostgreSQL image {self.image} is not present locally and could not be pulled: {why}",
+                hint=("build one without a registry: run scripts/docker-engine.sh start (as root) and export the "
+                      "HARNESS_PG_IMAGE it prints; or use --db embedded"),
+            ) from None
+
     def stop(self) -> None:
         super().stop()
         unregister_cleanup(self)
@@ -340,6 +358,7 @@ def start_container(probe: EngineProbe | None = None, *, reason: str = "") -> Co
     if not probe.ok:
         raise HarnessError(
             f"--db container: {probe.describe()}",
-            hint="start dockerd (or set DOCKER_HOST / tc.host), or use --db embedded",
+            hint=("start dockerd (as root: scripts/docker-engine.sh start, then export the lines it prints), "
+                  "or set DOCKER_HOST / tc.host, or use --db embedded"),
         )
     return ContainerServer(probe, reason=reason).start()
