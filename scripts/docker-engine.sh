@@ -70,6 +70,30 @@ our_processes() {
     done
 }
 
+children_of() {  # direct children of pid $1
+    for d in /proc/[0-9]*; do
+        ppid=$(awk '{ sub(/^.*\) /, ""); print $2 }' "$d/stat" 2>/dev/null) || continue
+        if [ "$ppid" = "$1" ]; then echo "${d#/proc/}"; fi
+    done
+    return 0
+}
+
+kill_orphans() {  # our processes except a live dockerd and its containerd: shims and their containers
+    keep=$(dockerd_pid)
+    [ -z "$keep" ] || keep="$keep $(children_of "$keep")"
+    for p in $(our_processes); do
+        case " $keep " in *" $p "*) continue ;; esac
+        # a shim's children are containers' init processes: killing one ends its pid namespace
+        for c in $(children_of "$p"); do kill -KILL "$c" 2>/dev/null || true; done
+        kill -KILL "$p" 2>/dev/null || true
+        say "killed leftover process $p"
+    done
+}
+
+alive() {  # running and not a zombie
+    [ -r "/proc/$1/stat" ] && [ "$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
 unmount_under() {  # lazily unmount whatever a killed engine left mounted under $1
     awk -v p="$1" '$2 ~ "^"p { print $2 }' /proc/mounts | sort -r | while read -r m; do
         umount -l "$m" 2>/dev/null || true
@@ -83,10 +107,11 @@ start_engine() {
         return 0
     fi
     [ -n "$pid" ] && { say "dockerd $pid does not answer: restarting it"; stop_engine; }
-    # leftovers of an engine that was killed: containerd/shims, mounts, stale socket
-    for p in $(our_processes); do kill -9 "$p" 2>/dev/null || true; done
-    unmount_under "$EXEC_ROOT"
-    unmount_under "$DATA_ROOT"
+    # After a killed engine: a containerd pid file naming a dead (or zombie) process makes the
+    # new dockerd wait for that containerd and give up. Surviving shims and containers are left
+    # to the new engine, which reconnects to them; they are removed below like any leftover.
+    cpid=$(cat "$EXEC_ROOT/containerd/containerd.pid" 2>/dev/null || true)
+    if [ -n "$cpid" ] && ! alive "$cpid"; then rm -f "$EXEC_ROOT/containerd/containerd.pid"; fi
     rm -f "$SOCK" "$PIDFILE" "$ENV_FILE"
     mkdir -p "$RUN" "$DATA_ROOT" "$EXEC_ROOT"
 
@@ -129,6 +154,7 @@ start_engine() {
         docker rm -f -v $left >/dev/null 2>&1 || true
         say "removed $(echo "$left" | wc -l) leftover container(s) of an earlier engine"
     fi
+    kill_orphans  # shims the new containerd did not take over, with their containers
 }
 
 recipe_hash() {
@@ -197,8 +223,9 @@ stop_engine() {
     fi
     # containerd and shims started by our dockerd (matched by our exec root, not by name)
     for p in $(our_processes); do kill -TERM "$p" 2>/dev/null || true; done
-    sleep 0.2
-    for p in $(our_processes); do kill -KILL "$p" 2>/dev/null || true; done
+    i=0
+    while [ -n "$(our_processes)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    kill_orphans
     unmount_under "$EXEC_ROOT"
     unmount_under "$DATA_ROOT"
     # the default bridge, when this engine created it
