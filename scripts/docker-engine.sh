@@ -41,12 +41,14 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 APT_UPDATED=
 apt_install() {
     command -v apt-get >/dev/null || die "apt-get not found: install $* yourself"
+    mkdir -p "$RUN"
     if [ -z "$APT_UPDATED" ]; then
-        apt-get update -qq >&2 || die "apt-get update failed"
+        apt-get update -qq >"$RUN/apt.log" 2>&1 || { tail -5 "$RUN/apt.log" >&2; die "apt-get update failed"; }
         APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 \
-        || die "apt-get install $* failed"
+    # --no-install-recommends: docker.io recommends git, needrestart, apparmor ... none needed here
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >>"$RUN/apt.log" 2>&1 \
+        || { tail -20 "$RUN/apt.log" >&2; die "apt-get install $* failed (log: $RUN/apt.log)"; }
 }
 
 dockerd_pid() {  # pid of our running dockerd, or nothing
