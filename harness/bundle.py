@@ -104,7 +104,7 @@ def _readme(results: list[ScenarioResult], rows: dict, command: str | None, env:
     out.append("")
     if extra_md:
         out += [extra_md, ""]
-    out.append(matrix_markdown(results, title="Verdicts", note=note).replace("\n## Verdicts", "\n### Verdicts", 1))
+    out.append(matrix_markdown(results, title="Verdicts", note=note))
     out.append("")
     out += ["## Releases", ""]
     for version in _versions(results):
