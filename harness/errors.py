@@ -19,5 +19,10 @@ class ScenarioError(HarnessError):
     """A scenario file is invalid; the message starts with `file:line:`."""
 
 
+class ReleaseUnavailable(HarnessError):
+    """This release cannot be installed here (deny-listed, not published, unresolvable pins):
+    a fact about the release, not a fault of the harness or the machine."""
+
+
 class SchemaDrift(HarnessError):
     """A release's migrations do not build the tables and columns its schema.prisma declares."""

@@ -358,8 +358,16 @@ class ScenarioRun:
             if state is None:
                 raise HarnessError(f"no database row for {entity.kind} {entity.name}")
             readings["db"] = state
+        api_note = None
         if step.source == "api" or (step.source == "both" and KINDS[entity.kind].info_path is not None):
-            readings["api"] = self._api_state(entity)
+            try:
+                readings["api"] = self._api_state(entity)
+            except Unsupported as exc:
+                # `both` asks for every reading the release offers: an info endpoint that is
+                # missing or licence-gated leaves the database reading (`source: api` stays unsupported)
+                if step.source == "api":
+                    raise
+                api_note = f"api: not read ({str(exc)[:120]})"
         now = parse_time(self.target.control("clock")["now"])
         notes = []
         for source, state in readings.items():
@@ -374,6 +382,8 @@ class ScenarioRun:
                 fail=Expectation,
             )
             notes.append(f"{source}: spend={state.spend}, budget_reset_at={_iso(state.budget_reset_at)}")
+        if api_note:
+            notes.append(api_note)
         return "; ".join(notes)
 
     def _api_state(self, entity: Entity) -> EntityState:
@@ -484,12 +494,16 @@ class ReleaseSession:
         started = time.perf_counter()
         steps: list[StepResult] = []
         target: ProxyTarget | None = None
+        scenario_run: ScenarioRun | None = None
         try:
             target, view = self._proxy(scenario)
             self.dirty.add(settings_key(scenario.proxy))
-            steps, error = ScenarioRun(scenario, target, view, self.progress).run()
+            scenario_run = ScenarioRun(scenario, target, view, self.progress)
+            steps, error = scenario_run.run()
         except HarnessError as exc:
             error = str(exc)
+        # the virtual keys the scenario created are secrets too (reports and bundles redact them)
+        keys = [e.secret for e in scenario_run.entities.values() if e.secret] if scenario_run is not None else []
         verdict, reason = verdict_for(scenario, self.version, steps, error)
         return ScenarioResult(
             scenario=scenario,
@@ -500,7 +514,7 @@ class ReleaseSession:
             seconds=time.perf_counter() - started,
             environment=self.environment(),
             log_tail=target.log_tail(40) if target is not None else "",
-            secrets=target.secrets() if target is not None else [],
+            secrets=(target.secrets() if target is not None else []) + keys,
         )
 
     def peak_memory_mb(self) -> float | None:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.engine import EngineInfo, ensure_engine
-from harness.errors import HarnessError
+from harness.errors import HarnessError, ReleaseUnavailable
 from harness.settings import cache_dir
 
 Progress = Callable[[str], None] | None
@@ -101,7 +101,7 @@ def ensure_release(version: str, progress: Progress = None) -> ReleaseEnv:
     say = progress or (lambda _line: None)
     v = str(parse_version(version))
     if v in DENYLIST:
-        raise HarnessError(f"litellm {v} is refused: {DENYLIST[v]}")
+        raise ReleaseUnavailable(f"litellm {v} is refused: {DENYLIST[v]}")
     engine = ensure_engine()
     envs_root = cache_dir() / "envs"
 
@@ -273,7 +273,7 @@ def _resolve_pins(version: str):
 
     if Version(version) not in set(published_versions("litellm", include_prereleases=True)):
         near = ", ".join(str(x) for x in nearby(version, 3))
-        raise HarnessError(f"litellm {version} is not on the package index; nearby: {near}")
+        raise ReleaseUnavailable(f"litellm {version} is not on the package index; nearby: {near}")
     return resolve_pins(version)
 
 
@@ -378,10 +378,10 @@ def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say
             say, lambda ln: ln.lstrip().startswith(("Resolved", "Prepared", "Installed", "Downloading")),
         )
         if rc != 0:
-            raise HarnessError(f"litellm {version} cannot be installed: {decisive_uv_line(out)}")
+            raise ReleaseUnavailable(f"litellm {version} cannot be installed: {decisive_uv_line(out)}")
         timings["install_s"] = round(time.monotonic() - t, 3)
         if not lay["schema_prisma"].is_file():
-            raise HarnessError(f"litellm {version} ships no {lay['schema_prisma'].relative_to(root)}")
+            raise ReleaseUnavailable(f"litellm {version} ships no {lay['schema_prisma'].relative_to(root)}")
 
         say("generating Prisma client")
         t = time.monotonic()

@@ -39,7 +39,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, ReleaseUnavailable
 from harness.settings import cache_dir
 
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -325,9 +325,9 @@ def release_metadata(version: Version | str, package: str = "litellm") -> tuple[
     wheel = pick_wheel(files, v)
     if wheel is None:
         if any(f.version == v for f in files):
-            raise HarnessError(f"{package} {v} has no installable wheel on the package index")
+            raise ReleaseUnavailable(f"{package} {v} has no installable wheel on the package index")
         near = ", ".join(str(x) for x in nearest(versions_from_files(files), v))
-        raise HarnessError(f"{package} {v} is not on the package index; nearby: {near}")
+        raise ReleaseUnavailable(f"{package} {v} is not on the package index; nearby: {near}")
     return parse_metadata(_fetch_metadata(wheel)), wheel.upload_time
 
 
@@ -440,7 +440,7 @@ def resolve_pins(version: Version | str, package: str = "litellm") -> Pins:
     requires, uploaded_at = release_metadata(v, package)
     preq = requirement_for(requires, "prisma", "extra-proxy") or requirement_for(requires, "prisma", "proxy")
     if preq is None:
-        raise HarnessError(f"litellm {v} declares no prisma requirement in its extra-proxy or proxy extras")
+        raise ReleaseUnavailable(f"litellm {v} declares no prisma requirement in its extra-proxy or proxy extras")
     available = published_versions("prisma")
     # Newest inside litellm's range that the offline engine bridge is proven with; LiteLLM logs
     # `_Prisma__engine` errors with prisma 0.15 (1.108+ declare >=0.11,<1.0).
@@ -448,7 +448,7 @@ def resolve_pins(version: Version | str, package: str = "litellm") -> Pins:
         preq.specifier, available
     )
     if prisma is None:
-        raise HarnessError(f"no published prisma matches litellm {v}'s range {preq.specifier or '(any)'}")
+        raise ReleaseUnavailable(f"no published prisma matches litellm {v}'s range {preq.specifier or '(any)'}")
     ereq = requirement_for(requires, "litellm-proxy-extras", "proxy")
     if ereq is None:
         return Pins(str(v), str(prisma), str(preq.specifier), "", "", "absent")

@@ -160,17 +160,26 @@ class ProxyTarget:
 
     def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
         except (ProcessLookupError, PermissionError):
             pass
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
         finally:
+            # The group can outlive its leader: LiteLLM 1.10x restarts its query engine when it
+            # dies ("prisma-query-engine PID ... exited (waitpid thread); triggering reconnect"),
+            # so the engine stopped by the SIGTERM above comes back, orphaned with ppid 1 (the
+            # bridge's parent watch is then off), as the proxy exits.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             self.http.close()
 
     def __enter__(self) -> "ProxyTarget":
