@@ -134,12 +134,14 @@ def _check_versions(versions: list[str]) -> None:
 
     from .releases import index
 
-    available = set(index.published_versions(include_prereleases=True))
-    for text in versions:
+    wanted = []
+    for text in versions:  # a typo is reported before the package index is asked
         try:
-            version = Version(text)
+            wanted.append((text, Version(text)))
         except InvalidVersion:
             raise HarnessError(f"{text!r} is not a version number (write e.g. 1.82.3)") from None
+    available = set(index.published_versions(include_prereleases=True))
+    for text, version in wanted:
         if version not in available:
             near = ", ".join(str(v) for v in index.nearby(version))
             raise HarnessError(f"litellm {text} is not on the package index; nearby: {near}")
@@ -172,7 +174,7 @@ def _run(args, console: Console) -> int:
 
             results, rows = session_cells(scenarios, versions, server, progress, lambda r: print_result(console, r))
         else:
-            results = run_matrix(scenarios, versions, server, progress=progress, on_result=lambda r: print_result(console, r))
+            results = run_matrix(scenarios, versions, server, progress=progress, on_result=lambda r, _session: print_result(console, r))
     if args.report_dir:
         out = Path(args.report_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ from packaging.version import Version
 
 from .errors import HarnessError
 from .runner import ERROR, FAILING, ReleaseSession, ScenarioResult
+from .runner import run_matrix as runner_run_matrix
 from .scenario.model import Scenario
 
 Progress = Callable[[str], None]
@@ -527,21 +528,15 @@ def session_cells(
     progress: Progress | None = None,
     on_result: Callable[[ScenarioResult], None] | None = None,
 ) -> tuple[list[ScenarioResult], dict[tuple[str, str], dict[str, Any]]]:
-    """`runner.run_matrix` (same sessions, same verdicts), plus the database rows after each
-    scenario, for `run --bundle`."""
-    results: list[ScenarioResult] = []
+    """`runner.run_matrix`, plus the database rows after each scenario, for `run --bundle`."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for version in versions:
-        with ReleaseSession(version, server, progress) as session:
-            for scenario in scenarios:
-                if progress:
-                    progress(f"[{version}] {scenario.name} ({scenario.path})")
-                result = session.run(scenario)
-                result.secrets = [*result.secrets, *server_secrets(server)]
-                snap = _session_rows(session, scenario)
-                if snap is not None:
-                    rows[(scenario.path, version)] = snap
-                results.append(result)
-                if on_result:
-                    on_result(result)
-    return results, rows
+
+    def collect(result: ScenarioResult, session) -> None:
+        result.secrets = [*result.secrets, *server_secrets(server)]
+        snap = _session_rows(session, result.scenario)
+        if snap is not None:
+            rows[(result.scenario.path, result.version)] = snap
+        if on_result:
+            on_result(result)
+
+    return runner_run_matrix(scenarios, versions, server, progress, collect), rows

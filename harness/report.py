@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 from rich.console import Console
 from rich.markup import escape
+from rich.markup import escape
 from rich.table import Table
 
 from .runner import ScenarioResult, StepResult
@@ -54,8 +55,8 @@ def failure_details(result: ScenarioResult, log_lines: int = 25) -> str:
             out.append(f"  actual:   {_value(step.actual)}")
         for name, row in (step.rows or {}).items():
             out.append(f"  database row of {name}: {_value(row)}")
-    if out and result.log_tail:
-        tail = result.log_tail.splitlines()[-log_lines:]
+    if out and result.log_tail and log_lines > 0:
+        tail = result.log_tail.splitlines()[-log_lines:] if log_lines > 0 else []
         out.append(f"proxy log (last {len(tail)} lines):")
         out.extend("  | " + line for line in tail)
     return redact("\n".join(out), result.secrets)
@@ -69,7 +70,7 @@ def print_result(console: Console, result: ScenarioResult) -> None:
     style = VERDICT_STYLE.get(result.verdict, "bold")
     console.print(
         f"[{style}]{result.verdict.upper()}[/] {result.scenario.name} on litellm {result.version} "
-        f"({result.seconds:.1f}s): {redact(result.reason, result.secrets)}",
+        f"({result.seconds:.1f}s): {escape(redact(result.reason, result.secrets))}",
         highlight=False,
         markup=True,
     )

@@ -540,9 +540,12 @@ def run_matrix(
     versions: list[str],
     server: Server,
     progress: Progress | None = None,
-    on_result: Callable[[ScenarioResult], None] | None = None,
+    on_result: Callable[[ScenarioResult, ReleaseSession], None] | None = None,
 ) -> list[ScenarioResult]:
-    """Every scenario on every release; scenarios of one release share its proxies."""
+    """Every scenario on every release; scenarios of one release share its proxies.
+
+    `on_result(result, session)` runs after each scenario, while its proxy and database are
+    still up (bundles read the database rows there)."""
     results = []
     for version in versions:
         with ReleaseSession(version, server, progress) as session:
@@ -552,5 +555,5 @@ def run_matrix(
                 result = session.run(scenario)
                 results.append(result)
                 if on_result:
-                    on_result(result)
+                    on_result(result, session)
     return results
