@@ -63,6 +63,10 @@ class Expectation(Exception):
         self.expected, self.actual, self.entity = expected, actual, entity
 
 
+class Skipped(Exception):
+    """The step needs an entity whose creation failed earlier."""
+
+
 class Unsupported(Exception):
     """The release cannot run this step for a reason outside the scenario (endpoint missing, licence)."""
 
@@ -149,6 +153,8 @@ class ScenarioRun:
                 result.expected, result.actual = exc.expected, exc.actual
                 if exc.entity is not None:
                     result.rows = {exc.entity.name: self.db.row(exc.entity)}
+            except Skipped as exc:
+                result.status, result.message = "skipped", str(exc)
             except Unsupported as exc:
                 result.status, result.message = "unsupported", str(exc)
             except HarnessError as exc:
@@ -162,7 +168,7 @@ class ScenarioRun:
 
     @staticmethod
     def _mark(status: str) -> str:
-        return {"passed": "ok  ", "failed": "FAIL", "error": "ERR ", "unsupported": "N/A "}.get(status, status)
+        return {"passed": "ok  ", "failed": "FAIL", "error": "ERR ", "unsupported": "N/A ", "skipped": "skip"}.get(status, status)
 
     def execute(self, step: Step) -> str | None:
         handler = getattr(self, f"_{step.action}")
@@ -171,6 +177,8 @@ class ScenarioRun:
     # -- helpers ----------------------------------------------------------------------------
 
     def _entity(self, name: str | None) -> Entity | None:
+        if name is not None and name not in self.entities:
+            raise Skipped(f"`{name}` was not created (its create step failed)")
         return None if name is None else self.entities[name]
 
     def _id(self, name: str | None) -> str | None:
@@ -192,6 +200,11 @@ class ScenarioRun:
         resp = self.target.api("POST", spec.create_path, json=payload)
         if resp.status_code in (403, 404, 405):
             raise Unsupported(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
+        if resp.status_code >= 500:  # the proxy itself broke on a valid request: a finding, not a harness fault
+            raise Expectation(
+                f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}",
+                expected="2xx", actual=resp.status_code,
+            )
         if not resp.ok:
             raise HarnessError(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
         data = resp.json()
