@@ -149,7 +149,7 @@ def _check_versions(versions: list[str]) -> None:
 
 def _run(args, console: Console) -> int:
     from .db import start_server
-    from .report import print_result, result_dict, summary_table
+    from .report import matrix_table, print_result, result_dict
     from .runner import run_matrix
 
     scenarios, errors = _load_all(args.scenarios, console)
@@ -187,7 +187,7 @@ def _run(args, console: Console) -> int:
 
         bundle = write_bundle(args.bundle, results, rows=rows, command=_command_line())
         progress(f"bug-report bundle written to {bundle.path}/ ({len(bundle.files)} files)")
-    console.print(summary_table(results))
+    console.print(matrix_table(results))  # the details were printed with each verdict
     return EXIT_FAILED if any(r.failing for r in results) else EXIT_OK
 
 

@@ -79,25 +79,6 @@ def print_result(console: Console, result: ScenarioResult) -> None:
         console.print(details, highlight=False, markup=False)
 
 
-def summary_table(results: list[ScenarioResult]) -> Table:
-    versions = list(dict.fromkeys(r.version for r in results))
-    table = Table(title="verdicts", show_lines=False)
-    table.add_column("scenario")
-    for version in versions:
-        table.add_column(version)
-    by_scenario: dict[str, dict[str, ScenarioResult]] = {}
-    for r in results:
-        by_scenario.setdefault(r.scenario.path, {})[r.version] = r
-    for path, cells in by_scenario.items():
-        name = next(iter(cells.values())).scenario.name
-        row = []
-        for version in versions:
-            r = cells.get(version)
-            row.append(f"[{VERDICT_STYLE.get(r.verdict, '')}]{r.verdict}[/]" if r else "-")
-        table.add_row(name, *row)
-    return table
-
-
 def step_dict(step: StepResult) -> dict[str, Any]:
     return {
         "line": step.line,
