@@ -8,7 +8,6 @@ from typing import Any, Iterable
 
 from rich.console import Console
 from rich.markup import escape
-from rich.markup import escape
 from rich.table import Table
 
 from .runner import ScenarioResult, StepResult

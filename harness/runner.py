@@ -33,7 +33,6 @@ from .scenario.model import (
     ExpectState,
     FlushSpend,
     FreezeClock,
-    PlacedStep,
     RunResetJob,
     Scenario,
     SetState,
@@ -529,10 +528,6 @@ class ReleaseSession:
             log_tail=target.log_tail(40) if target is not None else "",
             secrets=(target.secrets() if target is not None else []) + keys,
         )
-
-    def peak_memory_mb(self) -> float | None:
-        peaks = [t.control("info")["peak_rss_mb"] for t, _, _ in self.proxies.values() if t.alive]
-        return max(peaks) if peaks else None
 
     def close(self) -> None:
         for target, database, view in self.proxies.values():

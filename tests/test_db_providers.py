@@ -107,7 +107,7 @@ def test_auto_without_engine_picks_embedded_and_says_why(monkeypatch, no_engine)
     monkeypatch.delenv("HARNESS_DB", raising=False)
     monkeypatch.delenv("HARNESS_DB_URL", raising=False)
     t0 = time.monotonic()
-    probe = probe_engine()
+    probe_engine()
     probe_s = time.monotonic() - t0
     t0 = time.monotonic()
     with start_server() as server:

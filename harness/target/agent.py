@@ -193,19 +193,18 @@ def _install_routes(app) -> None:
         op = request.path_params["op"]
         try:
             if op == "info":
-                import litellm
-
+                from apscheduler.schedulers.base import STATE_PAUSED
                 from litellm.proxy import proxy_server
 
                 scheduler = getattr(proxy_server, "scheduler", None)
                 out = {
-                    "litellm_version": getattr(litellm, "version", None) or _litellm_version(),
+                    "litellm_version": _litellm_version(),
                     "pid": os.getpid(),
                     "peak_rss_mb": round(_peak_rss_mb(), 1),
                     "children_peak_rss_mb": _children_peak_rss_mb(),
                     "uptime_s": round(time.time() - _state["started_at"], 3),
                     "jobs": [j.id for j in scheduler.get_jobs()] if scheduler is not None else [],
-                    "scheduler_paused": bool(scheduler is not None and scheduler.state == 2),
+                    "scheduler_paused": bool(scheduler is not None and scheduler.state == STATE_PAUSED),
                 }
             elif op == "clock":
                 out = {"now": _clock_now().isoformat(), "frozen": _state["freezer"] is not None}
