@@ -231,7 +231,7 @@ def snapshot_rows(conn) -> dict[str, Any]:
 
 
 def _session_rows(session: ReleaseSession, scenario: Scenario) -> dict[str, Any] | None:
-    from .target.proxy import settings_key
+    from .proxy.proxy import settings_key
 
     entry = session.proxies.get(settings_key(scenario.proxy))
     if entry is None:

@@ -42,8 +42,8 @@ from .scenario.model import (
 )
 from .scenario.durations import parse_span
 from .settings import runtime_dir
-from .target.entities import KINDS, Database, Entity, EntityState, parse_time, token_hash
-from .target.proxy import ProxyTarget, settings_key
+from .proxy.entities import KINDS, Database, Entity, EntityState, parse_time, token_hash
+from .proxy.proxy import ProxyTarget, settings_key
 
 Progress = Callable[[str], None]
 

@@ -10,7 +10,7 @@ from harness.assertions import Outcome, check_request, check_state, classify
 from harness.report import redact
 from harness.runner import StepResult, verdict_for
 from harness.scenario.model import ExpectedError, ExpectRequest, ExpectState, Metadata, ProxySettings, Scenario
-from harness.target.entities import Entity, EntityState
+from harness.proxy.entities import Entity, EntityState
 
 
 class Failed(Exception):

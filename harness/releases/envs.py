@@ -46,7 +46,7 @@ Progress = Callable[[str], None] | None
 
 #: Bump when the way an environment is built changes (forces a rebuild of every env).
 RECIPE_VERSION = 3  # 2: bytecode compiled at build time; 3: recursive client types
-#: The proxy agent (harness/target) imports freezegun inside the proxy process.
+#: The proxy agent (harness/proxy) imports freezegun inside the proxy process.
 FREEZEGUN_PIN = "1.5.5"
 MARKER_NAME = "harness-release.json"
 MARKER_FORMAT = 1
