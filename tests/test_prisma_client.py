@@ -153,7 +153,34 @@ def test_prisma_operations_through_litellm_prisma_client(release_1823, database_
     assert not wrong, "mismatches:\n" + json.dumps(wrong, indent=1, sort_keys=True, ensure_ascii=False)
 
 
-DURATIONS = {"key": dt.timedelta(days=7), "user": dt.timedelta(days=1), "team": dt.timedelta(days=30)}
+DURATIONS = {"key": "7d", "user": "1d", "team": "30d"}
+
+
+def _on_calendar(duration: str, reset: dt.datetime, started: dt.datetime) -> None:
+    """LiteLLM's calendar alignment, stated independently of the release: 1d resets at the next
+    UTC midnight, 7d on the next Monday, 30d on the first of the next month."""
+    assert reset > started and (reset.hour, reset.minute, reset.second, reset.microsecond) == (0, 0, 0, 0), reset
+    if duration == "1d":
+        assert reset - started <= dt.timedelta(days=1), reset
+    elif duration == "7d":
+        assert reset.weekday() == 0 and reset - started <= dt.timedelta(days=7), reset
+    else:
+        nxt = (started.year + started.month // 12, started.month % 12 + 1)
+        assert (reset.year, reset.month, reset.day) == (*nxt, 1), reset
+
+
+def test_calendar_oracle_at_edges():
+    """The independent oracle above, on calendar edges (no wall clock involved)."""
+    utc = dt.timezone.utc
+    _on_calendar("30d", dt.datetime(2027, 1, 1, tzinfo=utc), dt.datetime(2026, 12, 1, 19, 32, tzinfo=utc))
+    _on_calendar("30d", dt.datetime(2027, 2, 1, tzinfo=utc), dt.datetime(2027, 1, 31, 23, 59, tzinfo=utc))
+    _on_calendar("30d", dt.datetime(2027, 3, 1, tzinfo=utc), dt.datetime(2027, 2, 28, 23, 50, tzinfo=utc))
+    _on_calendar("7d", dt.datetime(2027, 3, 8, tzinfo=utc), dt.datetime(2027, 3, 7, 23, 59, tzinfo=utc))  # a Sunday
+    _on_calendar("1d", dt.datetime(2027, 3, 1, tzinfo=utc), dt.datetime(2027, 2, 28, 23, 50, tzinfo=utc))
+    with pytest.raises(AssertionError):
+        _on_calendar("30d", dt.datetime(2027, 1, 31, tzinfo=utc), dt.datetime(2027, 1, 1, tzinfo=utc))
+    with pytest.raises(AssertionError):
+        _on_calendar("7d", dt.datetime(2027, 3, 7, tzinfo=utc), dt.datetime(2027, 3, 6, tzinfo=utc))
 
 
 def test_reset_budget_job_resets_exactly_the_expired_rows(release_1823, database_1823, record_property):
@@ -172,8 +199,10 @@ def test_reset_budget_job_resets_exactly_the_expired_rows(release_1823, database
         new_reset = dt.datetime.fromisoformat(expired["budget_reset_at"])
         old_reset = dt.datetime.fromisoformat(seeded[f"{kind}-expired"]["budget_reset_at"])
         assert new_reset > started > old_reset, (kind, expired)
-        assert new_reset <= started + duration + dt.timedelta(seconds=1), (kind, expired)
-        assert expired["budget_duration"] == {"key": "7d", "user": "1d", "team": "30d"}[kind]
+        # where it moved to: the release's own rule at the job's run, and the calendar oracle
+        assert expired["budget_reset_at"] in result["litellm_rule"][duration], (kind, expired, result["litellm_rule"])
+        _on_calendar(duration, new_reset, started)
+        assert expired["budget_duration"] == duration
         # the current row: untouched
         assert current["spend"] == 7.5, (kind, current)
         assert current["budget_reset_at"] == seeded[f"{kind}-current"]["budget_reset_at"], (kind, current)

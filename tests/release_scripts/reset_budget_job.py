@@ -78,6 +78,12 @@ async def run() -> dict[str, Any]:
         await ResetBudgetJob(proxy_logging_obj, prisma_client).reset_budget()
         elapsed = time.perf_counter() - t0
         finished = dt.datetime.now(dt.timezone.utc)
+        # LiteLLM's own calendar rule for this release, at both ends of the job's run: the
+        # new budget_reset_at must be one of these (the test never uses the wall clock itself)
+        rule = {
+            duration: sorted({_iso(_next_reset(duration, moment)) for moment in (started, finished)})
+            for duration in ("1d", "7d", "30d")
+        }
         await asyncio.sleep(0.2)  # let the job's fire-and-forget logging tasks finish
 
         def row(obj: Any) -> dict[str, Any]:
@@ -100,8 +106,20 @@ async def run() -> dict[str, Any]:
         "job_started_at": _iso(started),
         "job_finished_at": _iso(finished),
         "timing_reset_s": round(elapsed, 3),
+        "litellm_rule": rule,
         "errors_logged": errors.records,
     }
+
+
+def _next_reset(duration: str, moment: dt.datetime) -> dt.datetime:
+    """The release's own next-reset rule (UTC, the default `litellm_settings.timezone`)."""
+    try:
+        from litellm.litellm_core_utils.duration_parser import get_next_standardized_reset_time
+    except ImportError:  # older releases: a plain offset from now
+        from litellm.litellm_core_utils.duration_parser import duration_in_seconds
+
+        return moment + dt.timedelta(seconds=duration_in_seconds(duration))
+    return get_next_standardized_reset_time(duration, moment, "UTC")
 
 
 def main() -> int:
