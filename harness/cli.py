@@ -97,6 +97,8 @@ def _add_bisect_parser(sub) -> None:
 
 
 def _load_all(paths: list[str], console: Console):
+    from rich.markup import escape
+
     from .errors import ScenarioError
     from .scenario import load
 
@@ -107,14 +109,16 @@ def _load_all(paths: list[str], console: Console):
         except ScenarioError as exc:
             errors.append(str(exc))
     for line in errors:
-        console.print(f"[bold red]invalid[/] {line}", highlight=False)
+        console.print(f"[bold red]invalid[/] {escape(line)}", highlight=False)
     return scenarios, errors
 
 
 def _validate(args, console: Console) -> int:
+    from rich.markup import escape
+
     scenarios, errors = _load_all(args.files, console)
     for scenario in scenarios:
-        console.print(f"[green]valid[/] {scenario.path}: {scenario.name}, {len(scenario.steps)} steps", highlight=False)
+        console.print(f"[green]valid[/] {escape(scenario.path)}: {scenario.name}, {len(scenario.steps)} steps", highlight=False)
     return EXIT_BAD_INPUT if errors else EXIT_OK
 
 
@@ -373,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
             return _bisect(args, console)
         return _run(args, console)
     except HarnessError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]: every proxy and server this run started has been stopped")

@@ -16,7 +16,16 @@ class HarnessError(Exception):
 
 
 class ScenarioError(HarnessError):
-    """A scenario file is invalid; the message starts with `file:line:`."""
+    """A scenario file is invalid; the message starts with `file:line:` and is one line, whatever
+    the file held (line breaks and control characters in quoted values are escaped)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(one_line(message), hint)
+
+
+def one_line(text: str) -> str:
+    """`text` with every line break and control character written as an escape."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class ReleaseUnavailable(HarnessError):

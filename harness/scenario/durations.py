@@ -15,6 +15,8 @@ BUDGET_DURATION_HELP = "a number and one unit of s, m, h, d, w, mo (e.g. 30s, 1d
 
 _SPAN = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 SPAN_HELP = "a span like 90s, 15m, 25h, 1d, 1d2h30m, 2w, or a number of seconds"
+#: no scenario moves a clock further; a longer span would push dates past what datetime holds
+MAX_SPAN = timedelta(days=36_600)
 
 
 def parse_span(value: str | int | float) -> timedelta:
@@ -24,13 +26,23 @@ def parse_span(value: str | int | float) -> timedelta:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError("a clock can only move forward")
-        return timedelta(seconds=value)
+        return _bounded(value, lambda: timedelta(seconds=value))
     text = str(value).strip()
     match = _SPAN.match(text)
     if not text or not match or not any(match.groups()):
         raise ValueError(f"{value!r} is not a duration: expected {SPAN_HELP}")
     weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    return _bounded(value, lambda: timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds))
+
+
+def _bounded(value: object, make) -> timedelta:
+    try:
+        span = make()
+    except (OverflowError, ValueError):  # ValueError: a NaN
+        span = None
+    if span is None or span > MAX_SPAN:
+        raise ValueError(f"{value!r} is too long a span: at most {MAX_SPAN.days} days")
+    return span
 
 
 def check_budget_duration(value: str) -> str:

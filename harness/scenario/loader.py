@@ -7,6 +7,8 @@ Nothing is started for an invalid file: the CLI and the pytest collector both ca
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Any, get_args
 
@@ -39,8 +41,40 @@ class _Lines:
         return self.at.get(path, 1)
 
 
+#: what a scenario file may be at most; more is a mistake or an attack, never a scenario
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+# YAML's printable set (YAML 1.1, 5.1): anything else is refused with its line, before parsing
+_NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+class _Refused(Exception):
+    """The composer met something a scenario file may not contain (a tag, deep nesting)."""
+
+    def __init__(self, mark, message: str):
+        super().__init__(message)
+        self.line = mark.line + 1
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as text: the model parses times itself."""
+    """SafeLoader that keeps timestamps as text (the model parses times itself), refuses every
+    explicit tag (plain values are all a scenario needs) and bounds the nesting depth."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!"):
+            raise _Refused(event.start_mark, f"YAML tags such as `{_short_tag(tag)}` are not allowed in a scenario file; write the plain value")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Refused(event.start_mark, f"values nested more than {MAX_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -49,44 +83,110 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def _plain(node: yaml.Node, path: Path_, lines: _Lines, file: str) -> Any:
-    lines.at.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+class _Builder:
+    """Plain Python values from a node tree, recording the line of every key and list item.
+
+    Aliases are followed (a value may be reused), but a value that contains itself and a
+    document that expands past MAX_VALUES values (a "billion laughs") are refused."""
+
+    def __init__(self, file: str, lines: "_Lines") -> None:
+        self.file, self.lines = file, lines
+        self.count = 0
+        self.active: set[int] = set()
+        self.scalars = _Loader("")
+
+    def fail(self, node: yaml.Node, message: str) -> ScenarioError:
+        return ScenarioError(f"{self.file}:{node.start_mark.line + 1}: {message}")
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise self.fail(node, f"the document expands to more than {MAX_VALUES} values (aliases of aliases?)")
+        if len(path) > 2 * MAX_DEPTH:
+            raise self.fail(node, f"values nested more than {MAX_DEPTH} levels deep (through aliases)")
+        self.lines.at.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            if id(node) in self.active:
+                raise self.fail(node, "an alias refers to a value that contains it")
+            self.active.add(id(node))
+            try:
+                return self._mapping(node, path) if isinstance(node, yaml.MappingNode) else [
+                    self.build(item, path + (i,)) for i, item in enumerate(node.value)
+                ]
+            finally:
+                self.active.discard(id(node))
+        return self._scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _plain(key_node, path + ("<key>",), lines, file)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.fail(key_node, "merge keys (`<<`) are not supported in a scenario file")
+            key = self.build(key_node, path + ("<key>",))
             if not isinstance(key, (str, int, float, bool)):
-                raise ScenarioError(f"{file}:{key_node.start_mark.line + 1}: a mapping key must be a plain value")
+                raise self.fail(key_node, "a mapping key must be a plain value")
             if key in out:
-                raise ScenarioError(f"{file}:{key_node.start_mark.line + 1}: `{key}` is given twice")
-            lines.at[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _plain(value_node, path + (key,), lines, file)
+                raise self.fail(key_node, f"`{key}` is given twice")
+            self.lines.at[path + (key,)] = key_node.start_mark.line + 1
+            out[key] = self.build(value_node, path + (key,))
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, path + (i,), lines, file) for i, item in enumerate(node.value)]
-    return _Loader("").construct_object(node)  # scalars: str, int, float, bool, null
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            value = self.scalars.construct_object(node)  # str, int, float, bool, null
+        except ValueError:  # an integer past Python's digit limit
+            raise self.fail(node, f"`{node.value[:20]}...` is too long a number") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(node, f"`{node.value[:40]}` is not a finite number")
+        return value
+
+
+def _line_at(text: str, offset: int) -> int:
+    """1-based line of a character offset, counting line breaks as YAML does."""
+    return len((text[:offset] + "x").splitlines())
 
 
 def _read(path: Path) -> tuple[Any, _Lines, list[str]]:
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise ScenarioError(f"{file}:1: is a directory, not a scenario file")
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ScenarioError(f"{file}:1: the file has {size} bytes; a scenario file has at most {MAX_BYTES}")
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise ScenarioError(f"{file}: no such scenario file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{file}: cannot read: {exc}") from None
+        raise ScenarioError(f"{file}:1: no such scenario file") from None
+    except OSError as exc:
+        raise ScenarioError(f"{file}:1: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")  # a leading byte-order mark is fine
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{file}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8") from None
+    bad = _NOT_PRINTABLE.search(text)
+    if bad:
+        raise ScenarioError(
+            f"{file}:{_line_at(text, bad.start())}: control character U+{ord(bad.group()):04X} is not allowed in a scenario file"
+        )
     try:
         node = yaml.compose(text, Loader=_Loader)
+    except _Refused as exc:
+        raise ScenarioError(f"{file}:{exc.line}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{file}:{mark.line + 1}" if mark else file
+        where = f"{file}:{mark.line + 1}" if mark else f"{file}:1"
         raise ScenarioError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"{file}: not valid YAML: {exc}") from None
+        raise ScenarioError(f"{file}:1: not valid YAML: {exc}") from None
     lines = _Lines()
     if node is None:
         raise ScenarioError(f"{file}:1: the file is empty: a scenario needs `name` and `steps`")
-    return _plain(node, (), lines, file), lines, text.splitlines()
+    return _Builder(file, lines).build(node, ()), lines, text.splitlines()
 
 
 def _describe_error(err: dict[str, Any]) -> str:
