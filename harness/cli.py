@@ -66,7 +66,7 @@ def _add_matrix_parser(sub) -> None:
         "Releases that cannot be installed are cells marked `uninstallable`, with the installer's reason.",
     )
     matrix.add_argument("scenarios", nargs="+", metavar="SCENARIO")
-    _add_shared(matrix, ("litellm_versions", "db", "db_url"))
+    _add_shared(matrix, ("litellm_versions", "db", "db_url", "at"))
     matrix.add_argument("--range", dest="range_spec", metavar="SPEC",
                         help="published final releases in a PEP 440 range, e.g. '>=1.82,<1.86'")
     matrix.add_argument("--cap", type=int, default=DEFAULT_CAP, metavar="N",
@@ -91,7 +91,7 @@ def _add_bisect_parser(sub) -> None:
     bisect.add_argument("scenario", metavar="SCENARIO")
     bisect.add_argument("--good", required=True, metavar="V1", help="the reference release")
     bisect.add_argument("--bad", required=True, metavar="V2", help="a release that behaves differently")
-    _add_shared(bisect, ("db", "db_url"))
+    _add_shared(bisect, ("db", "db_url", "at"))
     bisect.add_argument("--out", metavar="DIR", help="write bisect.json and bisect.md into DIR")
     bisect.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) of every run into DIR")
 
@@ -162,6 +162,7 @@ def _run(args, console: Console) -> int:
     versions = list(dict.fromkeys(args.litellm_versions or []))
     if not versions:
         raise HarnessError("say which release to run: --litellm VERSION (repeatable)")
+    config = options.run_config(args.at)
     _check_versions(versions)
 
     started = time.monotonic()
@@ -173,12 +174,15 @@ def _run(args, console: Console) -> int:
     rows: dict = {}
     with start_server(db_kind, args.db_url) as server:
         progress(f"PostgreSQL: {server.kind} {server.version} ({server.reason})")
+        progress(f"clock: {config.describe_clock()}")
         if args.bundle:  # same runs, plus the database rows after each scenario for the bundle
             from .matrix import session_cells
 
-            results, rows = session_cells(scenarios, versions, server, progress, lambda r: print_result(console, r))
+            results, rows = session_cells(scenarios, versions, server, progress, lambda r: print_result(console, r),
+                                          config)
         else:
-            results = run_matrix(scenarios, versions, server, progress=progress, on_result=lambda r, _session: print_result(console, r))
+            results = run_matrix(scenarios, versions, server, progress=progress,
+                                 on_result=lambda r, _session: print_result(console, r), config=config)
     if args.report_dir:
         out = Path(args.report_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -214,7 +218,7 @@ def _matrix(args, console: Console) -> int:
     from rich.markup import escape
 
     from . import matrix as mx
-    from .report import (CI_OUTCOME, VERDICT_STYLE, failure_details, junit_xml, matrix_json, matrix_markdown,
+    from .report import (CI_OUTCOME, VERDICT_STYLE, at_note, failure_details, junit_xml, matrix_json, matrix_markdown,
                          print_matrix, redact)
 
     scenarios, errors = _load_all(args.scenarios, console)
@@ -225,14 +229,16 @@ def _matrix(args, console: Console) -> int:
         raise HarnessError("say which releases to run: --litellm VERSION (repeatable) and/or --range SPEC")
     if args.jobs < 1:
         raise HarnessError(f"-j must be at least 1 (got {args.jobs})")
+    config = options.run_config(args.at)
     _check_versions(explicit)
     selection = mx.select_releases(explicit, args.range_spec, args.cap)
     progress = _progress_printer(console)
     progress(f"releases: {', '.join(selection.versions)} ({selection.note})")
+    progress(f"clock: {config.describe_clock()}")
 
     def show(result, _rows) -> None:
         style = VERDICT_STYLE.get(result.verdict, "bold")
-        console.print(f"[{style}]{result.verdict.upper()}[/] {result.scenario.name} on litellm {result.version} "
+        console.print(f"[{style}]{result.verdict.upper()}[/] {result.scenario.name} on litellm {result.version}{at_note(result)} "
                       f"({result.seconds:.1f}s): {escape(redact(result.reason, result.secrets))}", highlight=False,
                       markup=True)
         if CI_OUTCOME.get(result.verdict) == "fail":
@@ -241,15 +247,17 @@ def _matrix(args, console: Console) -> int:
                 console.print(details, highlight=False, markup=False)
 
     run = mx.run_matrix(scenarios, selection, jobs=args.jobs, db_kind=options.db_choice(args.db), db_url=args.db_url,
-                        progress=progress, on_result=show, snapshot=bool(args.bundle))
+                        progress=progress, on_result=show, snapshot=bool(args.bundle), config=config)
     code = mx.exit_code(run.results)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        meta = {"command": _command_line(), "selection": run.note, "jobs": run.jobs, "seconds": round(run.seconds, 1),
+        meta = {"command": _command_line(), "selection": run.note, "clock": config.describe_clock(),
+                "jobs": run.jobs, "seconds": round(run.seconds, 1),
                 "release_seconds": {v: round(t, 1) for v, t in run.release_seconds.items()}, "exit_code": code}
         (out / "matrix.json").write_text(json.dumps(matrix_json(run.results, **meta), indent=2, default=str) + "\n")
-        (out / "matrix.md").write_text(matrix_markdown(run.results, note=run.note, seconds=run.seconds) + "\n")
+        note = run.note if config.at is None else f"{run.note}; {config.describe_clock()}"
+        (out / "matrix.md").write_text(matrix_markdown(run.results, note=note, seconds=run.seconds) + "\n")
         (out / "junit.xml").write_text(junit_xml(run.results))
         progress(f"reports written to {out}/ (matrix.json, matrix.md, junit.xml)")
     if args.bundle:
@@ -279,6 +287,7 @@ def _bisect(args, console: Console) -> int:
     if errors:
         return EXIT_BAD_INPUT
     scenario = scenarios[0]
+    config = options.run_config(args.at)
     _check_versions([args.good, args.bad])
     try:
         candidates = bs.candidates_between(index.published_versions(), args.good, args.bad)
@@ -298,7 +307,7 @@ def _bisect(args, console: Console) -> int:
             progress(f"[{version}] running {scenario.name}")
             t = time.monotonic()
             (result, rows), = run_release(version, [scenario], server, lambda m: progress(f"[{version}] {m}"),
-                                          snapshot=bool(args.bundle))
+                                          snapshot=bool(args.bundle), config=config)
             cells[version] = (result, rows)
             walls[version] = time.monotonic() - t  # including an environment build
             return result.verdict

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from packaging.version import Version
 
 from .errors import HarnessError
-from .runner import ERROR, FAILING, ReleaseSession, ScenarioResult
+from .runner import ERROR, FAILING, ReleaseSession, RunConfig, ScenarioResult
 from .runner import run_matrix as runner_run_matrix
 from .scenario.model import Scenario
 
@@ -262,6 +262,7 @@ def run_release(
     progress: Progress | None = None,
     on_result: Callable[[ScenarioResult, dict | None], None] | None = None,
     snapshot: bool = False,
+    config: RunConfig = RunConfig(),
 ) -> list[Cell]:
     """Every scenario on one release, sharing its proxies (``ReleaseSession``)."""
     from .releases import ensure_release
@@ -281,7 +282,7 @@ def run_release(
         for result in install_failure_cells(version, scenarios, exc, server, time.perf_counter() - started, say):
             done(result, None)
         return cells
-    with ReleaseSession(version, server, say) as session:
+    with ReleaseSession(version, server, say, config=config) as session:
         for scenario in scenarios:
             say(f"{scenario.name} ({scenario.path})")
             result = session.run(scenario)
@@ -345,6 +346,7 @@ def run_matrix(
     progress: Progress | None = None,
     on_result: Callable[[ScenarioResult, dict | None], None] | None = None,
     snapshot: bool = False,
+    config: RunConfig = RunConfig(),
 ) -> MatrixRun:
     say = progress or (lambda _m: None)
     started = time.perf_counter()
@@ -371,10 +373,10 @@ def run_matrix(
             say(f"PostgreSQL: {server.kind} {server.version} ({server.reason})")
             for version in versions:
                 t = time.perf_counter()
-                run_release(version, scenarios, server, lambda m, v=version: say(f"[{v}] {m}"), collect, snapshot)
+                run_release(version, scenarios, server, lambda m, v=version: say(f"[{v}] {m}"), collect, snapshot, config)
                 release_seconds[version] = time.perf_counter() - t
     else:
-        _run_parallel(scenarios, versions, jobs, db_kind, db_url, say, collect, snapshot, release_seconds)
+        _run_parallel(scenarios, versions, jobs, db_kind, db_url, say, collect, snapshot, release_seconds, config=config)
     by_key = {(r.scenario.path, r.version): rows for r, rows in cells if rows is not None}
     canonical = {s.path: s for s in scenarios}
     results = []
@@ -391,7 +393,8 @@ def run_matrix(
 # worker processes
 
 
-def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str | None, snapshot: bool, out) -> None:
+def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str | None, snapshot: bool, out,
+            config: RunConfig = RunConfig()) -> None:
     """Entry point of a worker process: one release, its own database server."""
     # The parent decides when to stop: Ctrl-C reaches the whole process group, but only the
     # parent acts on it (it sends SIGTERM). SIGTERM unwinds the `with` blocks below, which stop
@@ -421,7 +424,8 @@ def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str |
             return
         with start_server(db_kind, db_url) as server:
             say(f"PostgreSQL: {server.kind} {server.version} (pid {os.getpid()})")
-            run_release(version, scenarios, server, say, lambda r, rows: out.put(("result", version, (r, rows))), snapshot)
+            run_release(version, scenarios, server, say, lambda r, rows: out.put(("result", version, (r, rows))), snapshot,
+                        config)
         out.put(("done", version, None))
     except KeyboardInterrupt:
         out.put(("failed", version, "stopped before it finished"))
@@ -449,7 +453,8 @@ def _stop_when_orphaned() -> None:
 
 
 def _run_parallel(scenarios, versions: list[str], jobs: int, db_kind: str, db_url: str | None, say: Progress,
-                  collect, snapshot: bool, release_seconds: dict[str, float], worker=None) -> None:
+                  collect, snapshot: bool, release_seconds: dict[str, float], worker=None,
+                  config: RunConfig = RunConfig()) -> None:
     """``worker`` (default `_worker`) is a module-level function, so spawned processes can import it."""
     worker = worker or _worker
     ctx = mp.get_context("spawn")
@@ -481,7 +486,7 @@ def _run_parallel(scenarios, versions: list[str], jobs: int, db_kind: str, db_ur
                 version = pending.pop(0)
                 proc = ctx.Process(
                     target=worker, name=f"harness-matrix-{version}",
-                    args=(version, scenarios, db_kind, db_url, snapshot, out),
+                    args=(version, scenarios, db_kind, db_url, snapshot, out, config),
                 )
                 proc.start()
                 running[version], started_at[version] = proc, time.perf_counter()
@@ -527,6 +532,7 @@ def session_cells(
     server,
     progress: Progress | None = None,
     on_result: Callable[[ScenarioResult], None] | None = None,
+    config: RunConfig = RunConfig(),
 ) -> tuple[list[ScenarioResult], dict[tuple[str, str], dict[str, Any]]]:
     """`runner.run_matrix`, plus the database rows after each scenario, for `run --bundle`."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -539,4 +545,4 @@ def session_cells(
         if on_result:
             on_result(result)
 
-    return runner_run_matrix(scenarios, versions, server, progress, collect), rows
+    return runner_run_matrix(scenarios, versions, server, progress, collect, config), rows

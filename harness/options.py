@@ -33,6 +33,13 @@ OPTIONS = (
     ),
     Option(("--db-url",), "db_url", "server URL for --db url (default: $HARNESS_DB_URL)", {"metavar": "URL"}),
     Option(
+        ("--at",),
+        "at",
+        "run as if now were TIME: `freeze_clock: now` freezes the proxy's clock there "
+        "(ISO 8601, e.g. 2027-01-31T23:59:00Z; naive times are UTC)",
+        {"metavar": "TIME", "default": None},
+    ),
+    Option(
         ("--report-dir",),
         "report_dir",
         "write a JSON report per (scenario, release) into this directory",
@@ -45,6 +52,20 @@ def add_to(adder) -> None:
     """`adder` is argparse's `add_argument` or pytest's `group.addoption`."""
     for option in OPTIONS:
         adder(*option.flags, dest=option.dest, help=option.help, **option.kwargs)
+
+
+def run_config(at: str | None):
+    """The `RunConfig` of the options given; a bad --at is a one-line HarnessError."""
+    from .errors import HarnessError
+    from .runner import RunConfig
+    from .scenario.model import parse_instant
+
+    if at is None or at == "now":
+        return RunConfig()
+    try:
+        return RunConfig(at=parse_instant(at))
+    except ValueError as exc:
+        raise HarnessError(f"--at: {exc}") from None
 
 
 def db_choice(value: str | None) -> str:

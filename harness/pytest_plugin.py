@@ -155,7 +155,8 @@ class _Sessions:
                 self.sessions.pop(other).close()
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             say = (lambda msg: reporter.write_line(f"    {msg}")) if reporter and self.config.getoption("verbose") > 0 else None
-            self.sessions[version] = ReleaseSession(version, self.server, progress=say)
+            self.sessions[version] = ReleaseSession(version, self.server, progress=say,
+                                                    config=options.run_config(self.config.getoption("at")))
         return self.sessions[version]
 
     def close(self) -> None:

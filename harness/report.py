@@ -61,14 +61,20 @@ def failure_details(result: ScenarioResult, log_lines: int = 25) -> str:
     return redact("\n".join(out), result.secrets)
 
 
+def at_note(result: ScenarioResult) -> str:
+    """` at TIME` when the run moved `now` (--at), so a pasted verdict says when it held."""
+    at = result.environment.get("at")
+    return f" at {at}" if at else ""
+
+
 def verdict_line(result: ScenarioResult) -> str:
-    return f"{result.scenario.name} on litellm {result.version}: {result.verdict.upper()} - {result.reason}"
+    return f"{result.scenario.name} on litellm {result.version}{at_note(result)}: {result.verdict.upper()} - {result.reason}"
 
 
 def print_result(console: Console, result: ScenarioResult) -> None:
     style = VERDICT_STYLE.get(result.verdict, "bold")
     console.print(
-        f"[{style}]{result.verdict.upper()}[/] {result.scenario.name} on litellm {result.version} "
+        f"[{style}]{result.verdict.upper()}[/] {result.scenario.name} on litellm {result.version}{at_note(result)} "
         f"({result.seconds:.1f}s): {escape(redact(result.reason, result.secrets))}",
         highlight=False,
         markup=True,

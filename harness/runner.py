@@ -54,6 +54,18 @@ PASSED, REPRODUCED, UNEXPECTED_PASS, REGRESSION, ERROR, UNSUPPORTED = (
 FAILING = {UNEXPECTED_PASS, REGRESSION, ERROR}
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of a whole run, the same for every scenario and release (picklable: matrix
+    workers get a copy)."""
+
+    #: replaces `now` in `freeze_clock: now` (`--at`), so a scenario can be proved at an instant
+    at: datetime | None = None
+
+    def describe_clock(self) -> str:
+        return f"freeze_clock: now means {self.at.isoformat()} (--at)" if self.at else "freeze_clock: now means the real time"
+
+
 class Expectation(Exception):
     """A step's expectation did not hold: the scenario's subject misbehaved."""
 
@@ -126,8 +138,10 @@ def verdict_for(scenario: Scenario, version: str, steps: list[StepResult], error
 class ScenarioRun:
     """One scenario's steps on one live proxy."""
 
-    def __init__(self, scenario: Scenario, target: ProxyTarget, db: Database, progress: Progress | None = None):
+    def __init__(self, scenario: Scenario, target: ProxyTarget, db: Database, progress: Progress | None = None,
+                 config: RunConfig = RunConfig()):
         self.scenario = scenario
+        self.config = config
         self.target = target
         self.db = db
         self.progress = progress or (lambda _msg: None)
@@ -330,8 +344,13 @@ class ScenarioRun:
         return f"reset_budget_job ran in {ran['seconds']:.2f}s"
 
     def _freeze_clock(self, step: FreezeClock) -> str:
-        at = None if step.at == "now" else step.at
-        return "clock frozen at " + self.target.control("freeze", at=at)["now"]
+        if step.at != "now":
+            at, note = step.at, ""
+        elif self.config.at is not None:
+            at, note = self.config.at.isoformat(), " (now = --at)"
+        else:
+            at, note = None, " (now)"
+        return "clock frozen at " + self.target.control("freeze", at=at)["now"] + note
 
     def _advance_clock(self, step: AdvanceClock) -> str:
         return "clock now " + self.target.control("advance", seconds=step.delta.total_seconds())["now"]
@@ -440,8 +459,10 @@ def _error_text(resp) -> str:
 class ReleaseSession:
     """Everything one release needs, started on first use and reused by its scenarios."""
 
-    def __init__(self, version: str, server: Server, progress: Progress | None = None, start_timeout: float = 180.0):
+    def __init__(self, version: str, server: Server, progress: Progress | None = None, start_timeout: float = 180.0,
+                 config: RunConfig = RunConfig()):
         self.version = version
+        self.config = config
         self.server = server
         self.progress = progress or (lambda _msg: None)
         self.start_timeout = start_timeout
@@ -452,7 +473,10 @@ class ReleaseSession:
         self.run_dir = runtime_dir() / "runs" / f"{version}-{uuid.uuid4().hex[:8]}"
 
     def environment(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"litellm": self.version, "postgres": f"{self.server.kind} {self.server.version}"}
+        info: dict[str, Any] = {"litellm": self.version, "postgres": f"{self.server.kind} {self.server.version}",
+                                "clock": self.config.describe_clock()}
+        if self.config.at is not None:
+            info["at"] = self.config.at.isoformat()
         if self.release is not None:
             info.update(
                 prisma=self.release.prisma_version,
@@ -510,7 +534,7 @@ class ReleaseSession:
         try:
             target, view = self._proxy(scenario)
             self.dirty.add(settings_key(scenario.proxy))
-            scenario_run = ScenarioRun(scenario, target, view, self.progress)
+            scenario_run = ScenarioRun(scenario, target, view, self.progress, self.config)
             steps, error = scenario_run.run()
         except HarnessError as exc:
             error = str(exc)
@@ -549,6 +573,7 @@ def run_matrix(
     server: Server,
     progress: Progress | None = None,
     on_result: Callable[[ScenarioResult, ReleaseSession], None] | None = None,
+    config: RunConfig = RunConfig(),
 ) -> list[ScenarioResult]:
     """Every scenario on every release; scenarios of one release share its proxies.
 
@@ -556,7 +581,7 @@ def run_matrix(
     still up (bundles read the database rows there)."""
     results = []
     for version in versions:
-        with ReleaseSession(version, server, progress) as session:
+        with ReleaseSession(version, server, progress, config=config) as session:
             for scenario in scenarios:
                 if progress:
                     progress(f"[{version}] {scenario.name} ({scenario.path})")

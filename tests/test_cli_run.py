@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,22 @@ def test_proxy_start_failure_is_an_error_verdict_with_the_proxy_log(tmp_path: Pa
     assert "ERROR broken_proxy on litellm 1.85.0" in proc.stdout
     assert "proxy exited with code" in proc.stdout and "during start-up; last log lines:" in proc.stdout
     assert "Could not import handler from no_such_module" in proc.stdout
+
+
+@pytest.mark.slow
+def test_at_moves_now_and_the_report_says_so(tmp_path: Path) -> None:
+    """`--at` on a calendar edge (28 February 23:50, non-leap): the freeze lands there, the
+    reset after `advance_clock: 1d2h` (2 March 01:50) is the next midnight, 3 March."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "scenarios/key_budget_reset.yaml", "--litellm", "1.85.0",
+         "--at", "2027-02-28T23:50:00Z", "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASSED key_budget_reset on litellm 1.85.0 at 2027-02-28T23:50:00+00:00" in proc.stdout
+    report = json.loads((tmp_path / "key_budget_reset-1.85.0.json").read_text())
+    assert report["environment"]["at"] == "2027-02-28T23:50:00+00:00"
+    messages = {s["source"]: s["message"] for s in report["steps"]}
+    assert messages["- freeze_clock: now"] == "clock frozen at 2027-02-28T23:50:00+00:00 (now = --at)"
+    last_state = [s["message"] for s in report["steps"] if s["source"].startswith("- expect_state")][-1]
+    assert "budget_reset_at=2027-03-03T00:00:00+00:00" in last_state, last_state

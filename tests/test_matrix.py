@@ -175,7 +175,7 @@ def test_worker_processes_send_their_cells_back():
     assert matrix.exit_code(run.results) == 1
 
 
-def dying_worker(version, scenarios, db_kind, db_url, snapshot, out):  # runs in a spawned process
+def dying_worker(version, scenarios, db_kind, db_url, snapshot, out, config=None):  # runs in a spawned process
     import os
 
     if version == "1.0.0":
