@@ -208,22 +208,56 @@ def test_parallel_processes_get_their_own_embedded_servers():
         assert not Path(info["dir"]).exists()  # each stopped its own server at exit (atexit / context)
 
 
-def test_killed_run_leaves_a_server_that_the_next_start_stops():
+def _killed_harness(kill_watchdog: bool) -> dict:
+    """Start an embedded server in a child harness process, then SIGKILL it (and, when asked, its
+    watchdog first). Returns the server's pid and dir, and when the harness was killed."""
     code = textwrap.dedent("""
         import json, sys, time
         from harness.db import start_server
         srv = start_server("embedded")
-        print(json.dumps({"pid": srv.pid, "dir": str(srv.dir), "url": srv.url("postgres")}), flush=True)
+        print(json.dumps({"pid": srv.pid, "dir": str(srv.dir), "url": srv.url("postgres"),
+                          "watchdog": srv._watchdog.process.pid}), flush=True)
         time.sleep(600)
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=_env())
     try:
         info = json.loads(proc.stdout.readline())
+        if kill_watchdog:
+            os.kill(info["watchdog"], signal.SIGKILL)
     finally:
         proc.send_signal(signal.SIGKILL)
+        info["killed_at"] = time.monotonic()
         proc.wait()
+    return info
+
+
+def _gone(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie of init for a moment
+    except OSError:
+        return True
+
+
+def test_killed_harness_leaves_no_server_behind():
+    """SIGKILL runs no handler of the harness: its watchdog stops the server within moments."""
+    info = _killed_harness(kill_watchdog=False)
+    deadline = info["killed_at"] + 15
+    while not _gone(info["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    seconds = time.monotonic() - info["killed_at"]
+    print(f"\nSIGKILL of the harness -> PostgreSQL (pid {info['pid']}) gone after {seconds:.2f}s")
+    assert _gone(info["pid"]), f"PostgreSQL still runs {seconds:.1f}s after its harness was killed"
+    while (Path(info["dir"]).exists() or not _gone(info["watchdog"])) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not Path(info["dir"]).exists()
+    assert _gone(info["watchdog"]), "the watchdog did not exit after its work"
+
+
+def test_killed_harness_and_watchdog_leave_a_server_that_the_next_start_stops():
+    """The second line of defence: with the watchdog killed too, the next start cleans up."""
+    info = _killed_harness(kill_watchdog=True)
     pg_pid = info["pid"]
-    # SIGKILL runs no cleanup: the postmaster outlives its harness process
     assert Path(f"/proc/{pg_pid}").exists()
     import psycopg
 
@@ -235,10 +269,9 @@ def test_killed_run_leaves_a_server_that_the_next_start_stops():
         assert any(str(pg_pid) in line for line in server.cleaned)
         assert not Path(info["dir"]).exists()
         deadline = time.monotonic() + 5
-        while Path(f"/proc/{pg_pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)  # it may linger as a zombie of init for a moment
-        stat = Path(f"/proc/{pg_pid}/stat")
-        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        while not _gone(pg_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(pg_pid)
 
 
 def test_sigterm_stops_the_embedded_server():
@@ -257,6 +290,31 @@ def test_sigterm_stops_the_embedded_server():
     assert not Path(f"/proc/{info['pid']}/cmdline").exists() or not Path(f"/proc/{info['pid']}/cmdline").read_bytes()
 
 
+def _others_can_reach(path: Path) -> bool:
+    """Every folder above `path` can be searched by other users."""
+    return path.exists() and all(parent.stat().st_mode & 0o001 for parent in path.parents)
+
+
+def _venv_for(user_home: Path) -> Path:
+    """A virtual environment a normal user can run: this checkout installed (not editable: the
+    checkout may sit in root's home) with uv into a world-readable folder, on Debian's python
+    when ours lives where the user cannot read (pyenv under /root)."""
+    venv = user_home / "venv"
+    usable = [p for p in (sys.executable, "/usr/bin/python3") if _others_can_reach(Path(p).resolve())]
+    if not usable:
+        pytest.skip(f"no Python here that another user can run: {sys.executable} sits in a private folder "
+                    "and /usr/bin/python3 is missing")
+    python = usable[0]
+    uv = [sys.executable, "-m", "uv"]
+    subprocess.run([*uv, "venv", "--quiet", "--python", python, str(venv)], check=True, timeout=300)
+    subprocess.run([*uv, "pip", "install", "--quiet", "--link-mode=copy", "--python", str(venv / "bin" / "python"),
+                    str(Path(__file__).resolve().parents[1])], check=True, timeout=600)
+    for path in [user_home, *user_home.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o755 if path.is_dir() else path.stat().st_mode | 0o644)
+    user_home.chmod(0o777)  # the user's home: its runtime dir and temp files go there
+    return venv / "bin" / "python"
+
+
 def test_embedded_as_a_normal_user(tmp_path):
     if os.geteuid() != 0:
         with start_server("embedded") as server:  # we are the normal user
@@ -267,20 +325,16 @@ def test_embedded_as_a_normal_user(tmp_path):
     if not setpriv:
         pytest.skip("running as root and setpriv is missing: cannot test as a normal user")
     runtime = Path(tempfile.mkdtemp(prefix="lh-nobody-"))
-    runtime.chmod(0o777)
-    cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-           "from harness.db import start_server\n"
-           "import os\n"
-           "with start_server('embedded') as s:\n"
-           "    c = s.connect(); print(os.getuid(), s.version, c.execute('select 1').fetchone()[0]); c.close()\n"]
-    env = _env(HOME=str(runtime), HARNESS_RUNTIME_DIR=str(runtime / "rt"), TMPDIR=str(runtime))
-    probe = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-                            "import harness.db, psycopg"], capture_output=True, text=True, env=env)
-    if probe.returncode != 0:
-        shutil.rmtree(runtime, ignore_errors=True)
-        pytest.skip(f"user nobody cannot run this Python: {probe.stderr.strip().splitlines()[-1:]}")
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        python = _venv_for(runtime)
+        code = ("from harness.db import start_server\n"
+                "import os\n"
+                "with start_server('embedded') as s:\n"
+                "    c = s.connect(); print(os.getuid(), s.version, c.execute('select 1').fetchone()[0]); c.close()\n")
+        env = _env(HOME=str(runtime), HARNESS_RUNTIME_DIR=str(runtime / "rt"), TMPDIR=str(runtime))
+        env.pop("PYTHONPATH", None)
+        res = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", str(python), "-c", code],
+                             capture_output=True, text=True, env=env, timeout=120, cwd=runtime)
         assert res.returncode == 0, res.stderr
         uid, version, one = res.stdout.split()
         assert uid == "65534" and version.startswith("16.") and one == "1"

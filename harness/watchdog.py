@@ -1,0 +1,103 @@
+"""A server that outlives the harness is stopped as soon as the harness is gone.
+
+`Watchdog(pid, match=..., remove=...)` starts this file as a small separate process (its own
+session, so a Ctrl-C aimed at the harness does not reach it) holding the read end of a pipe
+whose write end only the harness holds. However the harness ends (exit, crash, SIGKILL), the
+kernel closes that end; the watchdog then reads EOF and stops the server: SIGQUIT (PostgreSQL's
+immediate shutdown, Redis's quit), then SIGKILL, and removes its data directory. A harness that
+stops the server itself first says `done`, and the watchdog leaves quietly.
+
+The clean-up of leftovers at the next start stays as the second line of defence (a watchdog
+killed together with the harness).
+
+Standard library only: it runs as a script (`python watchdog.py FD PID MATCH [DIR]`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+class Watchdog:
+    """Stops process `pid` (if its command line still contains `match`) when this process ends."""
+
+    def __init__(self, pid: int, *, match: str, remove: Path | None = None) -> None:
+        read_end, self._write_end = os.pipe()  # neither end is inherited by other children (PEP 446)
+        try:
+            self.process = subprocess.Popen(
+                # -I: isolated, so this folder's modules (harness/bisect.py...) never shadow the stdlib
+                [sys.executable, "-I", __file__, str(read_end), str(pid), match, str(remove or "")],
+                pass_fds=(read_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+        finally:
+            os.close(read_end)
+
+    def done(self) -> None:
+        """The harness stopped the server itself: the watchdog leaves without acting."""
+        if self._write_end is None:
+            return
+        try:
+            os.write(self._write_end, b"done")
+        except OSError:
+            pass
+        os.close(self._write_end)
+        self._write_end = None
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _matches(pid: int, match: str) -> bool:
+    """Guard against a recycled pid: signal only the process we were started for."""
+    try:
+        return match.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+        except OSError:
+            return True
+        if stat.rsplit(b")", 1)[-1].split()[0] == b"Z":
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _watch(fd: int, pid: int, match: str, remove: str) -> None:
+    message = b""
+    while True:
+        chunk = os.read(fd, 64)  # blocks until the harness writes or is gone
+        if not chunk:
+            break
+        message += chunk
+    if message == b"done":
+        return
+    for sig, wait in ((signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+        if not _matches(pid, match):
+            break
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        if _gone(pid, wait):
+            break
+    if remove:
+        shutil.rmtree(remove, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
