@@ -13,6 +13,7 @@ import json
 import subprocess
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,9 +25,10 @@ BIG = 2**53 + 1
 BIGGER = 2**62 + 7
 
 
-def run_release_script(release, database, name: str, timeout: float = 300) -> tuple[dict[str, Any], str]:
+def run_release_script(release, database, name: str, timeout: float = 300, **env_vars: str) -> tuple[dict[str, Any], str]:
     env = release.env()
     env["DATABASE_URL"] = database.url
+    env.update(env_vars)
     proc = subprocess.run(
         [str(release.python), str(SCRIPTS / name)],
         env=env,
@@ -156,17 +158,21 @@ def test_prisma_operations_through_litellm_prisma_client(release_1823, database_
 DURATIONS = {"key": "7d", "user": "1d", "team": "30d"}
 
 
-def _on_calendar(duration: str, reset: dt.datetime, started: dt.datetime) -> None:
-    """LiteLLM's calendar alignment, stated independently of the release: 1d resets at the next
-    UTC midnight, 7d on the next Monday, 30d on the first of the next month."""
-    assert reset > started and (reset.hour, reset.minute, reset.second, reset.microsecond) == (0, 0, 0, 0), reset
+def _on_calendar(duration: str, reset: dt.datetime, started: dt.datetime, zone: str = "UTC") -> None:
+    """LiteLLM's calendar alignment, stated independently of the release, in the budget's time
+    zone: 1d resets at the next local midnight, 7d on the next Monday, 30d on the first of the
+    next month. Local dates, not spans: a day with a daylight-saving change has 23 or 25 hours."""
+    tz = ZoneInfo(zone)
+    local, begun = reset.astimezone(tz), started.astimezone(tz)
+    assert reset > started and (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0), local
+    days = (local.date() - begun.date()).days
     if duration == "1d":
-        assert reset - started <= dt.timedelta(days=1), reset
+        assert days == 1, local
     elif duration == "7d":
-        assert reset.weekday() == 0 and reset - started <= dt.timedelta(days=7), reset
+        assert local.weekday() == 0 and 1 <= days <= 7, local
     else:
-        nxt = (started.year + started.month // 12, started.month % 12 + 1)
-        assert (reset.year, reset.month, reset.day) == (*nxt, 1), reset
+        nxt = (begun.year + begun.month // 12, begun.month % 12 + 1)
+        assert (local.year, local.month, local.day) == (*nxt, 1), local
 
 
 def test_calendar_oracle_at_edges():
@@ -177,17 +183,27 @@ def test_calendar_oracle_at_edges():
     _on_calendar("30d", dt.datetime(2027, 3, 1, tzinfo=utc), dt.datetime(2027, 2, 28, 23, 50, tzinfo=utc))
     _on_calendar("7d", dt.datetime(2027, 3, 8, tzinfo=utc), dt.datetime(2027, 3, 7, 23, 59, tzinfo=utc))  # a Sunday
     _on_calendar("1d", dt.datetime(2027, 3, 1, tzinfo=utc), dt.datetime(2027, 2, 28, 23, 50, tzinfo=utc))
-    with pytest.raises(AssertionError):
-        _on_calendar("30d", dt.datetime(2027, 1, 31, tzinfo=utc), dt.datetime(2027, 1, 1, tzinfo=utc))
-    with pytest.raises(AssertionError):
-        _on_calendar("7d", dt.datetime(2027, 3, 7, tzinfo=utc), dt.datetime(2027, 3, 6, tzinfo=utc))
+    # New York springs forward on 14 March 2027: the next local midnight is 21.5 hours after 01:30 EST
+    _on_calendar("1d", dt.datetime(2027, 3, 15, 4, tzinfo=utc), dt.datetime(2027, 3, 14, 6, 30, tzinfo=utc),
+                 "America/New_York")
+    _on_calendar("1d", dt.datetime(2027, 11, 8, 5, tzinfo=utc), dt.datetime(2027, 11, 7, 5, 30, tzinfo=utc),
+                 "America/New_York")  # falls back: 23.5 hours
+    for wrong in (("30d", dt.datetime(2027, 1, 31, tzinfo=utc), dt.datetime(2027, 1, 1, tzinfo=utc), "UTC"),
+                  ("7d", dt.datetime(2027, 3, 7, tzinfo=utc), dt.datetime(2027, 3, 6, tzinfo=utc), "UTC"),
+                  ("1d", dt.datetime(2027, 3, 15, tzinfo=utc), dt.datetime(2027, 3, 14, 6, 30, tzinfo=utc),
+                   "America/New_York")):  # UTC midnight is not New York's
+        with pytest.raises(AssertionError):
+            _on_calendar(*wrong)
 
 
-def test_reset_budget_job_resets_exactly_the_expired_rows(release_1823, database_1823, record_property):
-    result, stderr = run_release_script(release_1823, database_1823, "reset_budget_job.py")
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_reset_budget_job_resets_exactly_the_expired_rows(release_1823, database_1823, record_property, zone):
+    """With `litellm_settings.timezone` at its default and at a zone with daylight saving (the
+    calendar-edge step of .ci/run runs this on the days New York changes its clocks)."""
+    result, stderr = run_release_script(release_1823, database_1823, "reset_budget_job.py", BUDGET_TIMEZONE=zone)
     assert BRIDGE_BANNER in stderr
     record_property("timing_reset_s", result["timing_reset_s"])
-    print(f"\nResetBudgetJob.reset_budget(): {result['timing_reset_s']}s")
+    print(f"\nResetBudgetJob.reset_budget() ran at {result['job_started_at']} ({zone}): {result['timing_reset_s']}s")
     assert result["errors_logged"] == []
     seeded, after = result["seeded"], result["after"]
     assert sorted(after) == sorted(seeded) == sorted(f"{k}-{s}" for k in DURATIONS for s in ("expired", "current"))
@@ -201,7 +217,7 @@ def test_reset_budget_job_resets_exactly_the_expired_rows(release_1823, database
         assert new_reset > started > old_reset, (kind, expired)
         # where it moved to: the release's own rule at the job's run, and the calendar oracle
         assert expired["budget_reset_at"] in result["litellm_rule"][duration], (kind, expired, result["litellm_rule"])
-        _on_calendar(duration, new_reset, started)
+        _on_calendar(duration, new_reset, started, zone)
         assert expired["budget_duration"] == duration
         # the current row: untouched
         assert current["spend"] == 7.5, (kind, current)

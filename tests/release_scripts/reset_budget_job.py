@@ -1,6 +1,6 @@
 """Run LiteLLM's ResetBudgetJob once against seeded rows, with a RELEASE environment's python.
 
-Usage: DATABASE_URL=postgresql://... <release python> reset_budget_job.py
+Usage: DATABASE_URL=postgresql://... [BUDGET_TIMEZONE=Area/City] <release python> reset_budget_job.py
 Seeds one key, one user and one team whose budget_reset_at has passed (spend > 0, with a
 budget_duration) and one of each whose budget_reset_at is in the future, runs
 `ResetBudgetJob(proxy_logging_obj, prisma_client).reset_budget()`, and prints one JSON object:
@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 SPEND = 7.5
+TIMEZONE = os.environ.get("BUDGET_TIMEZONE", "UTC")
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -40,6 +41,7 @@ class _Collect(logging.Handler):
 
 
 async def run() -> dict[str, Any]:
+    import litellm
     from litellm._logging import verbose_proxy_logger
     from litellm.caching.caching import DualCache
     from litellm.proxy.common_utils.reset_budget_job import ResetBudgetJob
@@ -47,6 +49,8 @@ async def run() -> dict[str, Any]:
 
     errors = _Collect()
     verbose_proxy_logger.addHandler(errors)
+    # what `litellm_settings: {timezone: ...}` does at proxy start-up
+    litellm.timezone = TIMEZONE
 
     proxy_logging_obj = ProxyLogging(user_api_key_cache=DualCache())
     prisma_client = PrismaClient(database_url=os.environ["DATABASE_URL"], proxy_logging_obj=proxy_logging_obj)
@@ -112,14 +116,14 @@ async def run() -> dict[str, Any]:
 
 
 def _next_reset(duration: str, moment: dt.datetime) -> dt.datetime:
-    """The release's own next-reset rule (UTC, the default `litellm_settings.timezone`)."""
+    """The release's own next-reset rule in the configured `litellm_settings.timezone`."""
     try:
         from litellm.litellm_core_utils.duration_parser import get_next_standardized_reset_time
     except ImportError:  # older releases: a plain offset from now
         from litellm.litellm_core_utils.duration_parser import duration_in_seconds
 
         return moment + dt.timedelta(seconds=duration_in_seconds(duration))
-    return get_next_standardized_reset_time(duration, moment, "UTC")
+    return get_next_standardized_reset_time(duration, moment, TIMEZONE)
 
 
 def main() -> int:
