@@ -142,7 +142,7 @@ def test_serial_matrix_marks_uninstallable_releases_and_keeps_order(monkeypatch)
 
     ran = []
 
-    def fake_run_release(version, scenarios, server, progress=None, on_result=None, snapshot=False):
+    def fake_run_release(version, scenarios, server, progress=None, on_result=None, snapshot=False, config=None):
         ran.append(version)
         for s in scenarios:
             verdict = "uninstallable" if version == "1.108.12" else "passed"
