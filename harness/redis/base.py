@@ -89,11 +89,14 @@ class RedisServer:
         """PING until the server answers (it loads nothing: this takes milliseconds), then read its version."""
         import redis
 
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         deadline = time.monotonic() + timeout
         last = ""
-        while time.monotonic() < deadline and alive():
-            try:
-                with self.client(socket_timeout=2) as conn:
+        while alive():
+            try:  # no client-side retries: this loop is the retry, and a URL gets one try (timeout 0)
+                with self.client(socket_timeout=2, retry=Retry(NoBackoff(), 0)) as conn:
                     conn.ping()
                     self.version = str(conn.info("server").get("redis_version", "?"))
                 return
@@ -101,5 +104,7 @@ class RedisServer:
                 raise HarnessError(f"Redis at {redact_url(self.url)} refused the password: {one_line(exc)}") from None
             except redis.RedisError as exc:
                 last = one_line(exc)
+                if time.monotonic() >= deadline:
+                    break
                 time.sleep(0.01)
         raise HarnessError(f"Redis at {redact_url(self.url)} did not answer PING: {last or 'it exited'}")

@@ -46,6 +46,9 @@ class ContainerRedis(RedisServer):
             ctr = RedisContainer(self.image, password=self.password, labels=owner_labels(ROLE))
             if local:
                 ctr.ports = {"6379/tcp": ("127.0.0.1", None)}  # loopback only, random free port
+                # inside a container (/.dockerenv) testcontainers would answer the bridge's gateway,
+                # where nothing is published; its PING readiness check runs from here, not inside
+                ctr.get_container_host_ip = lambda: "127.0.0.1"
             self._container = ctr
             register_cleanup(self)
             ctr.start()  # waits for PING
@@ -53,7 +56,7 @@ class ContainerRedis(RedisServer):
             self.stop()
             raise HarnessError(f"Redis container {self.image} did not start: {one_line(exc)}",
                                hint="check the image (HARNESS_REDIS_IMAGE) or use --redis embedded") from None
-        self.host = "127.0.0.1" if local else ctr.get_container_host_ip()
+        self.host = ctr.get_container_host_ip()
         self.port = int(ctr.get_exposed_port(6379))
         self._wait_ready(30)
         self.start_seconds = time.monotonic() - t0

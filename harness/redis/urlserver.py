@@ -55,7 +55,7 @@ class UrlRedis(RedisServer):
 
         self.db = self._candidates[0]
         try:
-            self._wait_ready(3)
+            self._wait_ready(0)
         except HarnessError as exc:
             raise HarnessError(f"cannot reach Redis at {self._given}: {exc.message.split(': ', 1)[-1]}",
                                hint="check that the server runs and the URL (password, port) is right") from None
