@@ -410,3 +410,12 @@ def test_ctrl_c_removes_the_container():
 def test_no_server_of_this_module_outlives_it():
     """Whatever the tests above started is gone (the runtime dir holds no server dirs)."""
     assert not [p for p in redis_root().iterdir() if p.is_dir() and p.name.split("-")[0] == str(os.getpid())]
+
+
+def test_the_option_table_offers_exactly_the_provider_kinds():
+    from harness import options
+    from harness.redis import KINDS
+
+    assert options.REDIS_KINDS == KINDS
+    flags = {flag for option in options.OPTIONS for flag in option.flags}
+    assert {"--redis", "--redis-url"} <= flags
