@@ -281,6 +281,38 @@ def test_ctrl_c_and_a_crash_leave_no_server_behind(how):
     assert not Path(info["dir"]).exists()
 
 
+
+def test_embedded_as_a_normal_user():
+    """No root needed: the harness and its redis-server run as `nobody` (when we are root)."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        with start_redis("embedded") as server:  # we are the normal user
+            _ping_set_get(server)
+        return
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.skip("running as root and setpriv is missing: cannot test as a normal user")
+    from test_db_providers import _venv_for  # the same world-readable venv recipe as PostgreSQL's test
+
+    runtime = Path(tempfile.mkdtemp(prefix="lh-nobody-redis-"))
+    try:
+        python = _venv_for(runtime)
+        code = ("import os\nfrom harness.redis import start_redis\n"
+                "with start_redis('embedded') as s:\n"
+                "    c = s.client(); c.set('k', 'v'); print(os.getuid(), s.version, c.get('k').decode()); c.close()\n")
+        env = _env(HOME=str(runtime), HARNESS_RUNTIME_DIR=str(runtime / "rt"), TMPDIR=str(runtime))
+        env.pop("PYTHONPATH", None)
+        res = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", str(python), "-c", code],
+                             capture_output=True, text=True, env=env, timeout=120, cwd=runtime)
+        assert res.returncode == 0, res.stderr
+        uid, version, value = res.stdout.split()
+        assert uid == "65534" and version.startswith("6.2.") and value == "v"
+        assert not [p for p in (runtime / "rt" / "redis").iterdir() if p.is_dir()]
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
 # --- url ------------------------------------------------------------------------------------
 
 def test_url_uses_only_its_own_database_and_leaves_everything_else_alone():
