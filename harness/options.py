@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DB_KINDS = ("auto", "container", "embedded", "url")
+REDIS_KINDS = ("auto", "container", "embedded", "url")  # harness.redis.KINDS (not imported: keep --help cheap)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,15 @@ OPTIONS = (
         {"choices": DB_KINDS, "default": None},
     ),
     Option(("--db-url",), "db_url", "server URL for --db url (default: $HARNESS_DB_URL)", {"metavar": "URL"}),
+    Option(
+        ("--redis",),
+        "redis",
+        "Redis provider for deployment scenarios (coming): auto (url if set, else container if a Docker "
+        "engine answers, else embedded), container, embedded, or url (default: $HARNESS_REDIS or auto)",
+        {"choices": REDIS_KINDS, "default": None},
+    ),
+    Option(("--redis-url",), "redis_url", "server URL for --redis url; the harness uses only its own database "
+           "index there (default: $HARNESS_REDIS_URL)", {"metavar": "URL"}),
     Option(
         ("--at",),
         "at",

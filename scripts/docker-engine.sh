@@ -1,9 +1,9 @@
 #!/bin/sh
-# A private Docker engine for the harness's `container` database provider, plus a locally
-# built PostgreSQL image (nothing is ever pulled: no registry needs to be reachable).
+# A private Docker engine for the harness's `container` providers, plus locally built
+# PostgreSQL and Redis images (nothing is ever pulled: no registry needs to be reachable).
 #
 #   scripts/docker-engine.sh start    # install docker.io if missing, start dockerd, build the
-#                                     # image if missing; prints `export ...` lines (also in $RUN/env)
+#                                     # images if missing; prints `export ...` lines (also in $RUN/env)
 #   scripts/docker-engine.sh stop     # remove every container of this engine, stop dockerd and
 #                                     # its containerd; nothing keeps running
 #   scripts/docker-engine.sh status   # running or not, and the env lines
@@ -15,12 +15,12 @@
 #       root: images survive between runs, so a warm start does not rebuild the image.
 #   $HARNESS_RUNTIME_DIR/docker      (default /tmp/litellm-harness-<uid>/docker) socket, pid
 #       file, exec root, log, env file: state of one engine process, gone with `stop`.
-# The image recipe is scripts/pg-image/ (rootfs.sh, entrypoint.sh, image.conf); its content
-# hash is the image tag, so a changed recipe builds a new image and older ones are removed.
+# The image recipes are scripts/pg-image/ and scripts/redis-image/ (rootfs.sh, entrypoint.sh,
+# image.conf each); a recipe's content hash is its image's tag, so a changed recipe builds a new
+# image and older ones are removed.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-RECIPE="$HERE/pg-image"
 UID_=$(id -u)
 CACHE="${HARNESS_CACHE_DIR:-${HOME:-/root}/.cache/litellm-harness}/docker"
 RUN="${HARNESS_RUNTIME_DIR:-/tmp/litellm-harness-$UID_}/docker"
@@ -30,7 +30,6 @@ EXEC_ROOT="$RUN/exec"
 DATA_ROOT="$CACHE/data"
 LOG="$RUN/dockerd.log"
 ENV_FILE="$RUN/env"
-IMAGE_REPO="litellm-harness/postgres"
 export DOCKER_HOST="unix://$SOCK"
 
 say() { echo "docker-engine: $*" >&2; }
@@ -159,15 +158,17 @@ start_engine() {
     kill_orphans  # shims the new containerd did not take over, with their containers
 }
 
-recipe_hash() {
-    (cd "$RECIPE" && cat rootfs.sh entrypoint.sh image.conf) | sha256sum | cut -c1-12
+recipe_hash() {  # $1: recipe dir
+    (cd "$1" && cat rootfs.sh entrypoint.sh image.conf) | sha256sum | cut -c1-12
 }
 
+# build_image RECIPE_DIR REPO MAJOR WHAT: sets BUILT to the tag REPO:MAJOR-<recipe hash>
 build_image() {
-    tag="$IMAGE_REPO:15-$(recipe_hash)"
+    RECIPE=$1 IMAGE_REPO=$2 major=$3 what=$4
+    tag="$IMAGE_REPO:$major-$(recipe_hash "$RECIPE")"
+    BUILT=$tag
     if docker image inspect "$tag" >/dev/null 2>&1; then
         say "image $tag present"
-        IMAGE=$tag
         return 0
     fi
     t0=$(now)
@@ -175,7 +176,7 @@ build_image() {
     build=$(mktemp -d "$CACHE/build.XXXXXX")
     # shellcheck disable=SC2064
     trap "rm -rf '$build'" EXIT
-    say "building $tag from Debian packages (debootstrap + postgresql-15; a minute or two)"
+    say "building $tag from Debian packages (debootstrap + $what; a minute or two)"
     sh "$RECIPE/rootfs.sh" "$build/root"
     say "root file system ready after $(since "$t0"); importing"
     set --
@@ -186,19 +187,19 @@ build_image() {
     tar -C "$build/root" --numeric-owner -cf - . | docker import "$@" - "$tag" >/dev/null
     rm -rf "$build"
     trap - EXIT
-    docker tag "$tag" "$IMAGE_REPO:15"
+    docker tag "$tag" "$IMAGE_REPO:$major"
     # older recipes' images only take space
     docker image ls "$IMAGE_REPO" --format '{{.Repository}}:{{.Tag}}' | while read -r old; do
-        case "$old" in "$tag" | "$IMAGE_REPO:15") ;; *) docker rmi "$old" >/dev/null 2>&1 || true ;; esac
+        case "$old" in "$tag" | "$IMAGE_REPO:$major") ;; *) docker rmi "$old" >/dev/null 2>&1 || true ;; esac
     done
     say "image $tag built in $(since "$t0") ($(docker image inspect "$tag" --format '{{.Size}}' | awk '{ printf "%d MB", $1 / 1e6 }'))"
-    IMAGE=$tag
 }
 
 write_env() {
     {
         echo "export DOCKER_HOST=$DOCKER_HOST"
-        echo "export HARNESS_PG_IMAGE=$IMAGE"
+        echo "export HARNESS_PG_IMAGE=$PG_IMAGE"
+        echo "export HARNESS_REDIS_IMAGE=$REDIS_IMAGE"
         echo "export TESTCONTAINERS_RYUK_DISABLED=true"
     } > "$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -258,7 +259,10 @@ case "$cmd" in
         fi
         command -v docker >/dev/null || die "no docker client on PATH"
         start_engine
-        build_image
+        build_image "$HERE/pg-image" litellm-harness/postgres 15 postgresql-15
+        PG_IMAGE=$BUILT
+        build_image "$HERE/redis-image" litellm-harness/redis 7 redis-server
+        REDIS_IMAGE=$BUILT
         say "ready in $(since "$t_all"); env in $ENV_FILE"
         write_env
         ;;

@@ -17,7 +17,7 @@ import time
 from harness.errors import HarnessError
 
 from .base import Database, Server, redact_url
-from .container import ContainerServer, image_present, pg_image, probe_engine, start_container
+from .container import ContainerServer, image_present_at, pg_image, probe_engine, start_container
 from .embedded import EmbeddedServer, start_embedded
 from .template import clone, ensure_template, list_migrations, reset, schema_hash, template_name, verify_schema
 from .urlserver import UrlServer, start_url
@@ -69,17 +69,7 @@ def start_server(kind: str | None = "auto", url: str | None = None) -> Server:
     probe_s = time.monotonic() - t0
     if probe.ok:
         image = pg_image()
-        try:
-            from .container import _docker_client
-
-            client = _docker_client(probe.host)
-            try:
-                present = image_present(client, image)
-            finally:
-                client.close()
-        except Exception:  # noqa: BLE001
-            present = False
-        if present:
+        if image_present_at(probe.host, image):
             server = start_container(probe, reason=f"{probe.describe()}")
             server.reason += f"; using container {image} (PostgreSQL {server.version})"
             return server

@@ -184,11 +184,21 @@ def _docker_client(host: str):
     return docker.DockerClient(**kwargs)
 
 
-def remove_leftover_containers(client) -> list[str]:
-    """Remove harness PostgreSQL containers of this machine whose owning process is dead."""
+def owner_labels(role: str) -> dict[str, str]:
+    """Labels naming this process as a container's owner; `role` is "db" or "redis"."""
+    return {
+        LABEL: role,
+        LABEL_HOST: socket.gethostname(),
+        LABEL_PID: str(os.getpid()),
+        LABEL_PID_START: str(process_start_ticks(os.getpid()) or ""),
+    }
+
+
+def remove_leftover_containers(client, role: str = "db") -> list[str]:
+    """Remove harness containers of `role` on this machine whose owning process is dead."""
     removed: list[str] = []
     me = socket.gethostname()
-    for ctr in client.containers.list(all=True, filters={"label": f"{LABEL}=db"}):
+    for ctr in client.containers.list(all=True, filters={"label": f"{LABEL}={role}"}):
         labels = ctr.labels or {}
         if labels.get(LABEL_HOST) != me:
             continue
@@ -241,6 +251,53 @@ def image_present(client, image: str) -> bool:
         return False
 
 
+def ensure_image(client, image: str, *, what: str, env_var: str, fallback: str) -> None:
+    """Pull the image when it is absent (engines that reach a registry), with a clear error otherwise.
+
+    testcontainers would pull too, but its error says nothing about what to do instead.
+    """
+    if image_present(client, image):
+        return
+    try:
+        client.images.pull(image)
+    except Exception as exc:  # noqa: BLE001 - no registry, unknown image, no auth ...
+        why = one_line(Exception(getattr(exc, "explanation", None) or exc))[:200]
+        raise HarnessError(
+            f"{what} image {image} is not present locally and could not be pulled: {why}",
+            hint=("build one without a registry: run scripts/docker-engine.sh start (as root) and export the "
+                  f"{env_var} it prints; or use {fallback}"),
+        ) from None
+
+
+def prepare_engine(probe: EngineProbe, role: str, image: str, *, what: str, env_var: str, fallback: str) -> tuple[list[str], bool]:
+    """Before a container of `role` starts: point testcontainers at the probed engine, remove
+    leftovers of dead runs, disable Ryuk unless its image is present, make sure `image` is there.
+    Returns (what was cleaned, whether Ryuk stays enabled)."""
+    host = probe.host
+    if probe.source != "DOCKER_HOST" and host != DEFAULT_DOCKER_HOST:
+        os.environ["DOCKER_HOST"] = host  # what testcontainers' DockerClient resolves, made explicit
+    client = _docker_client(host)
+    try:
+        cleaned = remove_leftover_containers(client, role)
+        ryuk = _disable_ryuk_unless_present(client)
+        ensure_image(client, image, what=what, env_var=env_var, fallback=fallback)
+    finally:
+        client.close()
+    return cleaned, ryuk
+
+
+def image_present_at(host: str, image: str) -> bool:
+    """Is `image` present in the engine at `host` (False when that cannot be told)?"""
+    try:
+        client = _docker_client(host)
+        try:
+            return image_present(client, image)
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001
+        return False
+
+
 class ContainerServer(Server):
     kind = "container"
 
@@ -267,24 +324,12 @@ class ContainerServer(Server):
             from testcontainers.postgres import PostgresContainer
 
         host = self.probe.host
-        if self.probe.source != "DOCKER_HOST" and host != DEFAULT_DOCKER_HOST:
-            os.environ["DOCKER_HOST"] = host  # what testcontainers' DockerClient resolves, made explicit
-        client = _docker_client(host)
-        try:
-            self.cleaned = remove_leftover_containers(client)
-            self.ryuk = _disable_ryuk_unless_present(client)
-            self._ensure_image(client)
-        finally:
-            client.close()
+        self.cleaned, self.ryuk = prepare_engine(self.probe, "db", self.image, what="PostgreSQL",
+                                                 env_var="HARNESS_PG_IMAGE", fallback="--db embedded")
 
         # published loopback ports are only ours when we share the engine's network
         local = publishes_on_our_loopback(host)
-        labels = {
-            LABEL: "db",
-            LABEL_HOST: socket.gethostname(),
-            LABEL_PID: str(os.getpid()),
-            LABEL_PID_START: str(process_start_ticks(os.getpid()) or ""),
-        }
+        labels = owner_labels("db")
         try:
             pg = PostgresContainer(
                 self.image,
@@ -317,23 +362,6 @@ class ContainerServer(Server):
         self.port = int(pg.get_exposed_port(5432))
         self._read_version()
         return self
-
-    def _ensure_image(self, client) -> None:
-        """Pull the image when it is absent (engines that reach a registry), with a clear error otherwise.
-
-        testcontainers would pull too, but its error says nothing about what to do instead.
-        """
-        if image_present(client, self.image):
-            return
-        try:
-            client.images.pull(self.image)
-        except Exception as exc:  # noqa: BLE001 - no registry, unknown image, no auth ...
-            why = one_line(Exception(getattr(exc, "explanation", None) or exc))[:200]
-            raise HarnessError(
-                f"PostgreSQL image {self.image} is not present locally and could not be pulled: {why}",
-                hint=("build one without a registry: run scripts/docker-engine.sh start (as root) and export the "
-                      "HARNESS_PG_IMAGE it prints; or use --db embedded"),
-            ) from None
 
     def stop(self) -> None:
         super().stop()

