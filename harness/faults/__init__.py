@@ -1,0 +1,7 @@
+"""Fault injection, bounded and on loopback only: a TCP/RESP relay with switchable modes
+(`relay.py`), process and Redis-server control (`processes.py`), and the fault log (`events.py`)."""
+
+from .events import MAX_FAULT_CEILING, MAX_FAULT_SECONDS, FaultEvent, FaultLog
+from .relay import MODES, Relay
+
+__all__ = ["MAX_FAULT_CEILING", "MAX_FAULT_SECONDS", "FaultEvent", "FaultLog", "MODES", "Relay"]
