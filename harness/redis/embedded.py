@@ -154,32 +154,87 @@ class EmbeddedRedis(RedisServer):
         (self.dir / "owner.json").write_text(json.dumps(owner))
 
     def _start_server(self) -> None:
+        for _attempt in range(8):
+            if self._launch(_free_port()):
+                return
+        raise HarnessError(f"embedded redis-server found no free port in 8 attempts (log: {self.dir / 'server.log'})")
+
+    def _launch(self, port: int) -> bool:
+        """Run redis-server on `port`; False when another process won the port first."""
         assert self.dir is not None
         conf, log = self.dir / "redis.conf", self.dir / "server.log"
-        for _attempt in range(8):
-            self.port = _free_port()
-            fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:  # the password stays out of the command line (ps)
-                fh.write(f'bind 127.0.0.1\nport {self.port}\nrequirepass "{self.password}"\n'
-                         f'dir "{self.dir}"\nlogfile "{log}"\nsave ""\nappendonly no\ndaemonize no\n'
-                         # keep argv (the config path): the watchdog and the clean-up match on it
-                         'set-proc-title no\n')
-            self._proc = subprocess.Popen(
-                [str(self.binary), str(conf)], cwd=self.dir, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C in the terminal must not kill it before we stop it
-            )
-            self._watch(Watchdog(self._proc.pid, match=str(self.dir), remove=self.dir))
-            self._write_owner(port=self.port, server=self._proc.pid)
-            try:
-                self._wait_ready(30, alive=lambda: self._proc.poll() is None)
-                return
-            except HarnessError:
-                text = log.read_text(errors="replace") if log.exists() else ""
-                if self._proc.poll() is None or "Address already in use" not in text:
-                    raise HarnessError(f"embedded redis-server did not start: {_last_error(text)} (log: {log})") from None
-                log.write_text("")  # lost a race for the port with another process: pick another
-        raise HarnessError(f"embedded redis-server found no free port in 8 attempts (log: {log})")
+        self.port = port
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:  # the password stays out of the command line (ps)
+            # no automatic saves; an explicit SAVE / SHUTDOWN SAVE writes dir/dump.rdb, which a
+            # start loads (harness.faults restarts a server keeping or restoring its data)
+            fh.write(f'bind 127.0.0.1\nport {self.port}\nrequirepass "{self.password}"\n'
+                     f'dir "{self.dir}"\nlogfile "{log}"\nsave ""\nappendonly no\ndaemonize no\n'
+                     # keep argv (the config path): the watchdog and the clean-up match on it
+                     'set-proc-title no\n')
+        self._proc = subprocess.Popen(
+            [str(self.binary), str(conf)], cwd=self.dir, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the terminal must not kill it before we stop it
+        )
+        self._watch(Watchdog(self._proc.pid, match=str(self.dir), remove=self.dir))
+        self._write_owner(port=self.port, server=self._proc.pid)
+        try:
+            self._wait_ready(30, alive=lambda: self._proc.poll() is None)
+            return True
+        except HarnessError:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if self._proc.poll() is None or "Address already in use" not in text:
+                raise HarnessError(f"embedded redis-server did not start: {_last_error(text)} (log: {log})") from None
+            log.write_text("")  # lost a race for the port with another process: pick another
+            return False
+
+    # --- for harness.faults: take the server down and bring it back, same port and password ---
+    @property
+    def dump_path(self) -> Path:
+        """Where SAVE writes and a start loads the data (dir/dump.rdb)."""
+        if self.dir is None:
+            raise HarnessError("this embedded Redis is stopped")
+        return self.dir / "dump.rdb"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def halt(self, how: str = "save") -> None:
+        """End the server process, keeping its dir, port and password for `resume()`.
+        `save`: SHUTDOWN SAVE (dump.rdb has everything); `term`: SIGTERM, `kill`: SIGKILL (no
+        save: dump.rdb keeps whatever the last SAVE wrote). The watchdog stays until resume."""
+        if how not in ("save", "term", "kill"):
+            raise HarnessError(f"unknown way to halt Redis {how!r}; use one of: save, term, kill")
+        if not self.running:
+            raise HarnessError("embedded Redis is not running")
+        if how == "save":
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            with self.client(retry=Retry(NoBackoff(), 0)) as conn:  # a retry would wait on a closed port
+                try:
+                    conn.shutdown(save=True)
+                except redis.ConnectionError:
+                    pass  # the server closed the connection as it exited: that is the answer
+        else:
+            self._proc.send_signal(signal.SIGTERM if how == "term" else signal.SIGKILL)
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(5)
+
+    def resume(self) -> None:
+        """Start the server again on its port (loading dump.rdb when there)."""
+        if self.dir is None:
+            raise HarnessError("this embedded Redis is stopped for good (stop() was called)")
+        if self.running:
+            raise HarnessError("embedded Redis is already running")
+        if not self._launch(self.port):
+            raise HarnessError(f"embedded Redis cannot restart: another process took port {self.port} while it was down")
 
     def _watch(self, watchdog: Watchdog | None) -> None:
         """Stops the server within moments if this process dies without stopping it (SIGKILL)."""
