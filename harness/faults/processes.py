@@ -157,8 +157,13 @@ class RedisControl:
 
     def _expire(self, event: FaultEvent) -> None:
         with self._lock:
-            if self._down is event:
-                self.start("keep", _end="expired")
+            if self._down is not event:
+                return
+            if self.server.dir is None:   # the server was stopped for good meanwhile
+                self.log.finish(event, "stopped")
+                self._down = self._timer = None
+                return
+            self.start("keep", _end="expired")
 
     def close(self) -> None:
         """End a pending down fault (the server comes back) and its timer."""
