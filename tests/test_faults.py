@@ -165,6 +165,33 @@ def test_partial_reads_on_a_raw_socket(server, relay):
     assert got == expected
 
 
+def _command(*words: bytes) -> bytes:
+    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    got = b""
+    while len(got) < n:
+        chunk = sock.recv(n - len(got))
+        assert chunk, got
+        got += chunk
+    return got
+
+
+def test_subscribe_ends_tracking_after_earlier_replies(server, relay):
+    """A failed command queued behind a forwarded one still gets its answer in place when the
+    connection turns to Pub/Sub in the same write; the messages then pass untouched."""
+    relay.set_mode("fail_commands", commands=["GET"])
+    with socket.create_connection((relay.host, relay.port), timeout=5) as sock:
+        sock.sendall(_command(b"AUTH", server.password.encode()) + _command(b"SET", b"a", b"1")
+                     + _command(b"GET", b"a") + _command(b"SUBSCRIBE", b"ch"))
+        head = b"+OK\r\n+OK\r\n-ERR harness fault\r\n*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+        assert _read_exactly(sock, len(head)) == head
+        assert server.client().publish("ch", "hi") == 1
+        message = b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n"
+        assert _read_exactly(sock, len(message)) == message
+
+
 def test_resp_parser_finds_the_same_boundaries_at_every_split():
     wire = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\nPING\r\n"
     for cut in range(len(wire) + 1):

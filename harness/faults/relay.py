@@ -154,41 +154,44 @@ class _Conn:
             delay = mode.delay()
             if delay:
                 await asyncio.sleep(delay)
-            if not self.tracked:
-                (self.swriter if upstream else self.cwriter).write(chunk)
-            else:
+            writer = self.swriter if upstream else self.cwriter
+            # requests are parsed while tracked; replies also while slots are left to answer
+            if self.tracked or (not upstream and (self.pending or buf)):
                 buf += chunk
                 if len(buf) > MAX_MESSAGE:
                     relay._log.count(relay._event, "connections_closed")
                     self.abort()
                     return
-                try:
-                    self._requests(buf, relay) if upstream else self._replies(buf)
-                except resp.RespError:
-                    self.tracked = False   # not RESP after all: forward as it comes
-                    (self.swriter if upstream else self.cwriter).write(bytes(buf))
-                    buf.clear()
-            await (self.swriter if upstream else self.cwriter).drain()
+                if upstream:
+                    self._requests(buf, relay)
+                else:
+                    self._replies(buf)
+            else:
+                writer.write(chunk)
+            await writer.drain()
 
     def _requests(self, buf: bytearray, relay: "Relay") -> None:
         """Forward complete commands in order; answer failed ones in their reply slot."""
         pos, forward = 0, bytearray()
-        while self.tracked:
-            got = resp.request_end(buf, pos)
-            if got is None:
-                break
-            end, words = got
-            if relay._mode.fails(words):
-                relay._log.count(relay._event, "commands_failed")
-                self.pending.append(resp.error_reply(FAULT_REPLY))
-            else:
-                forward += buf[pos:end]
-                if words and (words[0] in _UNTRACKED or words[:2] == [b"CLIENT", b"REPLY"]):
-                    self.tracked = False
-                elif words:
-                    self.pending.append(_SERVER)
-            pos = end
-        if not self.tracked:   # forward the rest raw from here on
+        try:
+            while self.tracked:
+                got = resp.request_end(buf, pos)
+                if got is None:
+                    break
+                end, words = got
+                if relay._mode.fails(words):
+                    relay._log.count(relay._event, "commands_failed")
+                    self.pending.append(resp.error_reply(FAULT_REPLY))
+                else:
+                    forward += buf[pos:end]
+                    if words and (words[0] in _UNTRACKED or words[:2] == [b"CLIENT", b"REPLY"]):
+                        self.tracked = False   # earlier slots still get their replies
+                    elif words:
+                        self.pending.append(_SERVER)
+                pos = end
+        except resp.RespError:
+            self.tracked = False   # not RESP after all: forward as it comes
+        if not self.tracked:
             forward += buf[pos:]
             pos = len(buf)
         del buf[:pos]
@@ -196,30 +199,39 @@ class _Conn:
         self._answer_own()
 
     def _replies(self, buf: bytearray) -> None:
-        pos, out = 0, bytearray()
-        while True:
-            end = resp.reply_end(buf, pos)
-            if end is None:
-                break
-            if not resp.is_push(buf, pos):
-                if not self.pending or self.pending[0] is not _SERVER:
-                    self.tracked = False   # a reply we did not expect: stop tracking, forward
-                else:
-                    self.pending.popleft()
-            out += buf[pos:end]
-            pos = end
-            self.cwriter.write(bytes(out))
-            out.clear()
-            self._answer_own()
-            if not self.tracked:
-                self.cwriter.write(bytes(buf[pos:]))
-                pos = len(buf)
-                break
+        """Pass each complete reply into its slot, then any of the relay's own that follow."""
+        pos = 0
+        try:
+            while self.tracked or self.pending:
+                end = resp.reply_end(buf, pos)
+                if end is None:
+                    break
+                if not resp.is_push(buf, pos):
+                    if self.pending and self.pending[0] is _SERVER:
+                        self.pending.popleft()
+                    else:
+                        self._untrack()   # a reply no command asked for: we lost count
+                self.cwriter.write(bytes(buf[pos:end]))
+                pos = end
+                self._answer_own()
+        except resp.RespError:
+            self._untrack()
+        if not (self.tracked or self.pending):
+            self.cwriter.write(bytes(buf[pos:]))
+            pos = len(buf)
         del buf[:pos]
 
     def _answer_own(self) -> None:
         while self.pending and self.pending[0] is not _SERVER:
             self.cwriter.write(self.pending.popleft())
+
+    def _untrack(self) -> None:
+        """Give up on reply order: send the relay's own answers now and forward from here on."""
+        self.tracked = False
+        for item in self.pending:
+            if item is not _SERVER:
+                self.cwriter.write(item)
+        self.pending.clear()
 
 
 class Relay:
