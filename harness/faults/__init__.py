@@ -2,6 +2,7 @@
 (`relay.py`), process and Redis-server control (`processes.py`), and the fault log (`events.py`)."""
 
 from .events import MAX_FAULT_CEILING, MAX_FAULT_SECONDS, FaultEvent, FaultLog
+from .processes import RedisControl, stop_group
 from .relay import MODES, Relay
 
-__all__ = ["MAX_FAULT_CEILING", "MAX_FAULT_SECONDS", "FaultEvent", "FaultLog", "MODES", "Relay"]
+__all__ = ["MAX_FAULT_CEILING", "MAX_FAULT_SECONDS", "FaultEvent", "FaultLog", "MODES", "Relay", "RedisControl", "stop_group"]
