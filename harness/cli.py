@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", metavar="FILE")
     schema = sub.add_parser("schema", help="print the scenario JSON Schema (for editors)")
     schema.add_argument("--output", "-o", metavar="FILE")
+    schema.add_argument("--builtin", action="store_true", help="only the built-in steps (the published schema), not plugins'")
+    schema.add_argument("--steps-table", action="store_true", help="print the README's step table instead")
     return parser
 
 
@@ -124,8 +126,12 @@ def _validate(args, console: Console) -> int:
 
 def _schema(args, console: Console) -> int:
     from .scenario import json_schema
+    from .steps import builtin, readme_table, registry
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.steps_table:
+        text = readme_table(builtin() if args.builtin else registry()) + "\n"
+    else:
+        text = json.dumps(json_schema(plugins=not args.builtin), indent=2) + "\n"
     if args.output:
         Path(args.output).write_text(text)
     else:

@@ -32,6 +32,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Far beyond any scenario: the scheduler is paused after start-up anyway, this closes the
 # window between its start and the pause.
 NEVER_S = 10**8
+#: a second mock model priced by its output tokens only (the mock answers with 20 completion
+#: tokens on every release, while releases count its prompt differently): 0.01 per call, so
+#: `spend: {amount: X}` lands on X exactly. Input must cost more than 0, or budget checks are skipped.
+UNIT_MODEL = "harness-unit"
+UNIT_MODEL_COSTS = {"input_cost_per_token": 1e-15, "output_cost_per_token": 0.0005}
 
 
 def free_port() -> int:
@@ -60,7 +65,16 @@ def proxy_config(settings: ProxySettings) -> dict[str, Any]:
                     "input_cost_per_token": model.input_cost_per_token,
                     "output_cost_per_token": model.output_cost_per_token,
                 },
-            }
+            },
+            {
+                "model_name": UNIT_MODEL,
+                "litellm_params": {
+                    "model": f"openai/{UNIT_MODEL}",
+                    "api_key": "not-used",
+                    "mock_response": model.mock_response,
+                    **UNIT_MODEL_COSTS,
+                },
+            },
         ],
         "general_settings": general,
         "litellm_settings": dict(settings.litellm_settings),
@@ -208,20 +222,35 @@ class ProxyTarget:
             raise HarnessError(f"harness control `{op}` failed inside the proxy: {data.get('error', resp.text[:300])}")
         return data
 
-    def api(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {key or self.master_key}"}
+    def api(
+        self, method: str, path: str, *, key: str | None = None, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {key or self.master_key}", **(headers or {})}
         try:
             return self.http.request(method, f"{self.base_url}{path}", headers=headers, timeout=60, **kwargs)
         except requests.RequestException as exc:
             raise HarnessError(f"{method} {path} got no answer from the proxy: {exc}") from None
 
-    def chat(self, key: str, end_user: str | None = None) -> requests.Response:
+    unit_model = UNIT_MODEL
+
+    def chat(
+        self, key: str, end_user: str | None = None, *, tags: list[str] | None = None, model: str | None = None,
+        fresh_connection: bool = False,
+    ) -> requests.Response:
         body: dict[str, Any] = {
-            "model": self.settings.model.name,
+            "model": model or self.settings.model.name,
             "messages": [{"role": "user", "content": "harness"}],
         }
         if end_user is not None:
             body["user"] = end_user
+        if tags:
+            body["metadata"] = {"tags": tags}
+        if fresh_connection:  # concurrent callers: a Session is not shared between threads
+            try:
+                return requests.post(f"{self.base_url}/chat/completions", json=body, timeout=60,
+                                     headers={"Authorization": f"Bearer {key}"})
+            except requests.RequestException as exc:
+                raise HarnessError(f"POST /chat/completions got no answer from the proxy: {exc}") from None
         return self.api("POST", "/chat/completions", key=key, json=body)
 
     def log_tail(self, lines: int = 40) -> str:
