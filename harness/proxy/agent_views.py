@@ -33,12 +33,24 @@ def _body_fields(route) -> list | None:
     return sorted(fields) if fields else None
 
 
+def _routes(routes, prefix: str = ""):
+    """(full path, route) of every route, into included routers (FastAPI 0.13x keeps an
+    included router as one `_IncludedRouter` entry instead of copying its routes)."""
+    for candidate in routes:
+        inner = getattr(candidate, "original_router", None)
+        if inner is not None:
+            context = getattr(candidate, "include_context", None)
+            yield from _routes(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+        else:
+            yield prefix + (getattr(candidate, "path", "") or ""), candidate
+
+
 def route(app, method: str, path: str) -> dict:
     wanted = _template(path)
-    for candidate in app.routes:
+    for full, candidate in _routes(app.routes):
         methods = getattr(candidate, "methods", None) or set()
-        if method.upper() in methods and _template(getattr(candidate, "path", "")) == wanted:
-            return {"exists": True, "path": candidate.path, "fields": _body_fields(candidate)}
+        if method.upper() in methods and _template(full) == wanted:
+            return {"exists": True, "path": full, "fields": _body_fields(candidate)}
     return {"exists": False, "path": path, "fields": None}
 
 
