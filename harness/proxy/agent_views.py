@@ -97,7 +97,7 @@ def auth_view(ids: list, caches) -> dict:
             text = str(key)
             if any(i and i in text for i in ids):
                 found.setdefault(label, {})[text] = _plain(value)
-    return {"entries": found}
+    return {"entries": found, "has_spend_counter_cache": "spend_counter_cache" in named.values()}
 
 
 async def handle(op: str, body: dict, app, state: dict) -> dict:

@@ -65,6 +65,16 @@ class ExpectState(Step):
     source: Literal["api", "db", "both"] = Field(
         "both", description="both: the API where the release has an info endpoint for the kind, and the database"
     )
+    counter: float | None = Field(
+        None, ge=0, description="the in-memory spend counter the auth path reads first (spend_counter_cache, "
+        "under the release's key name, e.g. spend:key:<hash>); absent, the auth path reseeds from the database"
+    )
+    cached_spend: float | None = Field(
+        None, ge=0, description="the spend on the entity object cached in user_api_key_cache"
+    )
+    window_spend: dict[str, float] | None = Field(
+        None, description="budget_limits window usage by window, e.g. {1d: 0}: the counters spend:<kind>:<id>:window:<duration>"
+    )
 
     @field_validator("budget_reset_within")
     @classmethod
@@ -75,8 +85,11 @@ class ExpectState(Step):
 
     @model_validator(mode="after")
     def _something(self) -> "ExpectState":
-        if all(v is None for v in (self.spend, self.spend_at_least, self.budget_reset_at, self.budget_reset_within)):
-            raise ValueError("say what to expect: `spend`, `spend_at_least`, `budget_reset_at` or `budget_reset_within`")
+        wanted = (self.spend, self.spend_at_least, self.budget_reset_at, self.budget_reset_within, self.counter,
+                  self.cached_spend, self.window_spend)
+        if all(v is None for v in wanted):
+            raise ValueError("say what to expect: `spend`, `spend_at_least`, `budget_reset_at`, `budget_reset_within`, "
+                             "`counter`, `cached_spend` or `window_spend`")
         return self
 
     def run(self, ctx) -> str:
@@ -97,23 +110,114 @@ class ExpectState(Step):
                 if self.source == "api":
                     raise
                 api_note = f"api: not read ({str(exc)[:120]})"
+        wants_auth = any(v is not None for v in (self.counter, self.cached_spend, self.window_spend))
+        auth = AuthView.read(ctx, entity) if wants_auth or self.spend is not None or self.spend_at_least is not None else None
+        if wants_auth and not auth.has_counters:
+            raise Unsupported("this release keeps no in-memory spend counters (no spend_counter_cache)")
         now = parse_time(ctx.target.control("clock")["now"])
         notes = []
-        for source, state in readings.items():
-            assertions.check_state(
-                state,
-                self,
-                source=source,
-                clock=now,
-                before_reset=ctx.before_reset.get(entity.name) if ctx.reset_job_ran else None,
-                reset_job_ran=ctx.reset_job_ran,
-                entity=entity,
-                fail=Expectation,
-            )
-            notes.append(f"{source}: spend={state.spend}, budget_reset_at={_iso(state.budget_reset_at)}")
+        try:
+            for source, state in readings.items():
+                assertions.check_state(
+                    state,
+                    self,
+                    source=source,
+                    clock=now,
+                    before_reset=ctx.before_reset.get(entity.name) if ctx.reset_job_ran else None,
+                    reset_job_ran=ctx.reset_job_ran,
+                    entity=entity,
+                    fail=Expectation,
+                )
+                notes.append(f"{source}: spend={state.spend}, budget_reset_at={_iso(state.budget_reset_at)}")
+            if auth is not None and wants_auth:
+                auth.check(self, entity, readings.get("db"))
+        except Expectation as exc:
+            # the auth path, the API and the database side by side: the family's typical bug
+            # is one of them reset while the one enforcement reads first is not
+            if auth is None:
+                raise
+            side = side_by_side(ctx, entity, readings, auth)
+            raise Expectation(f"{exc} | readings: {side}", exc.expected, exc.actual, exc.entity) from None
+        if auth is not None and wants_auth:
+            notes.append(auth.summary())
         if api_note:
             notes.append(api_note)
         return "; ".join(notes)
+
+
+class AuthView:
+    """What the auth path reads for an entity, from the agent: counters and cached objects."""
+
+    def __init__(self, entries: dict, entity):
+        self.entries, self.entity = entries, entity
+        self.has_counters = "spend_counter_cache" in entries or entries.get("_has_spend_counter_cache", False)
+
+    @classmethod
+    def read(cls, ctx, entity) -> "AuthView":
+        ids = [i for i in (entity.id, *entity.keys) if i]
+        data = ctx.target.control("auth-view", ids=ids)
+        entries = dict(data.get("entries", {}))
+        entries["_has_spend_counter_cache"] = bool(data.get("has_spend_counter_cache", "spend_counter_cache" in entries))
+        return cls(entries, entity)
+
+    def counters(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.entries.get("spend_counter_cache", {}).items()
+                if isinstance(v, (int, float)) and k.startswith("spend:")}
+
+    def counter(self) -> tuple[str | None, float | None]:
+        """The entity's own counter (not a window's), under the release's key name."""
+        ids = self.entity.row_keys
+        own = {k: v for k, v in self.counters().items() if ":window:" not in k and all(i in k for i in ids)}
+        if not own:
+            return None, None
+        key = sorted(own)[0]
+        return key, own[key]
+
+    def windows(self) -> dict[str, float]:
+        return {k.rsplit(":window:", 1)[1]: v for k, v in self.counters().items() if ":window:" in k}
+
+    def cached(self) -> tuple[str | None, float | None]:
+        for key, value in self.entries.get("user_api_key_cache", {}).items():
+            if isinstance(value, dict) and isinstance(value.get("spend"), (int, float)):
+                return key, float(value["spend"])
+        return None, None
+
+    def check(self, step, entity, db_state) -> None:
+        what = f"{entity.kind} {entity.name}"
+        if step.counter is not None:
+            key, value = self.counter()
+            effective = value if key is not None else (db_state.spend if db_state else None)
+            if effective is None or abs(effective - step.counter) > step.tolerance:
+                where = key or "no counter (the auth path reseeds from the database)"
+                raise Expectation(f"{what}: the spend counter {where} reads {effective}, expected {step.counter}",
+                                  step.counter, effective, entity)
+        if step.cached_spend is not None:
+            key, value = self.cached()
+            if key is not None and abs(value - step.cached_spend) > step.tolerance:
+                raise Expectation(f"{what}: the cached object {key} in user_api_key_cache has spend {value}, "
+                                  f"expected {step.cached_spend}", step.cached_spend, value, entity)
+        for window, expected in (step.window_spend or {}).items():
+            value = self.windows().get(window)
+            if value is not None and abs(value - expected) > step.tolerance:
+                raise Expectation(f"{what}: the {window} budget_limits window counter reads {value}, expected {expected}",
+                                  expected, value, entity)
+
+    def summary(self) -> str:
+        key, value = self.counter()
+        cached_key, cached = self.cached()
+        parts = [f"counter {key}={value}" if key else "counter: none (reseeds from the database)"]
+        if cached_key:
+            parts.append(f"cached spend={cached}")
+        parts += [f"window {w}={v}" for w, v in sorted(self.windows().items())]
+        return ", ".join(parts)
+
+
+def side_by_side(ctx, entity, readings: dict, auth: AuthView) -> str:
+    parts = [f"{source} spend={state.spend}" for source, state in readings.items()]
+    if "db" not in readings and (state := ctx.db.state(entity)) is not None:
+        parts.append(f"db spend={state.spend}")
+    parts.append(auth.summary())
+    return "; ".join(parts)
 
 
 def _iso(moment) -> str:
