@@ -80,7 +80,8 @@ class Update(Step):
             values["max_budget_in_team"] = values.pop("max_budget")
         if self.temp_budget_expiry is not None and self.temp_budget_expiry[:1] == "+":
             now = parse_time(ctx.target.control("clock")["now"])
-            values["temp_budget_expiry"] = (now + parse_span(self.temp_budget_expiry[1:])).isoformat()
+            # naive UTC, as clients send it: an offset makes some releases compare naive with aware
+            values["temp_budget_expiry"] = (now + parse_span(self.temp_budget_expiry[1:])).replace(tzinfo=None).isoformat()
         body.update(values)
         body.update(self.extra)
         ctx.require_route(method, path, fields=[*values, *self.extra])
