@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--output", "-o", metavar="FILE")
     schema.add_argument("--builtin", action="store_true", help="only the built-in steps (the published schema), not plugins'")
     schema.add_argument("--steps-table", action="store_true", help="print the README's step table instead")
+    schema.add_argument("--update-readme", metavar="README", help="rewrite the step table between the README's "
+                        "<!-- steps-table:begin/end --> markers (built-in steps)")
     return parser
 
 
@@ -128,6 +130,15 @@ def _schema(args, console: Console) -> int:
     from .scenario import json_schema
     from .steps import builtin, readme_table, registry
 
+    if args.update_readme:
+        readme = Path(args.update_readme)
+        begin, end = "<!-- steps-table:begin -->\n", "\n<!-- steps-table:end -->"
+        text = readme.read_text()
+        if begin not in text or end not in text:
+            raise HarnessError(f"{readme}: no <!-- steps-table:begin/end --> markers")
+        head, rest = text.split(begin, 1)
+        readme.write_text(head + begin + readme_table(builtin()) + end + rest.split(end, 1)[1])
+        return EXIT_OK
     if args.steps_table:
         text = readme_table(builtin() if args.builtin else registry()) + "\n"
     else:

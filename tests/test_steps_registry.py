@@ -35,7 +35,7 @@ def test_readme_step_table_is_generated_from_the_registry() -> None:
     match = README_TABLE.search((ROOT / "README.md").read_text())
     assert match, "README.md lacks the <!-- steps-table:begin/end --> markers"
     assert match.group(1) == steps.readme_table(steps.builtin()), (
-        "regenerate with: python -m harness schema --steps-table --builtin"
+        "regenerate with: python -m harness schema --update-readme README.md"
     )
 
 
