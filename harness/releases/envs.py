@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -45,13 +45,7 @@ from harness.settings import cache_dir
 Progress = Callable[[str], None] | None
 
 #: Bump when the way an environment is built changes (forces a rebuild of every env).
-RECIPE_VERSION = 4  # 2: bytecode compiled at build time; 3: recursive client types; 4: dependencies as of the release
-#: Dependencies resolve as of the release's upload plus this window (uv --exclude-newer): what
-#: a user installing it then got. Unbounded, today's packages leak in: fastapi 0.165 dropped
-#: `get_flat_dependant`, which litellm 1.95.0 imports, so that release no longer started.
-DEPENDENCY_WINDOW_DAYS = 14
-#: the harness's own pins are chosen by the harness, not by the release's date
-UNBOUNDED_PINS = ("prisma", "litellm-proxy-extras", "freezegun")
+RECIPE_VERSION = 3  # 2: bytecode compiled at build time; 3: recursive client types
 #: The proxy agent (harness/proxy) imports freezegun inside the proxy process.
 FREEZEGUN_PIN = "1.5.5"
 MARKER_NAME = "harness-release.json"
@@ -351,21 +345,6 @@ def _run_streaming(cmd: list[str], env: dict, timeout: float, say, forward) -> t
     return proc.wait(), "".join(out)
 
 
-def _as_of(version: str, say) -> list[str]:
-    """uv arguments that resolve dependencies as of the release (its upload + the window)."""
-    from harness.releases.index import release_metadata
-
-    _, uploaded = release_metadata(version)
-    if uploaded is None:
-        return []
-    cutoff = uploaded + timedelta(days=DEPENDENCY_WINDOW_DAYS)
-    say(f"dependencies as of {cutoff.date().isoformat()} (litellm {version} uploaded {uploaded.date().isoformat()})")
-    args = ["--exclude-newer", cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")]
-    for name in UNBOUNDED_PINS:
-        args += ["--exclude-newer-package", f"{name}=2999-01-01T00:00:00Z"]
-    return args
-
-
 def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say) -> dict:
     timings: dict[str, float] = {}
     t_all = time.monotonic()
@@ -394,7 +373,7 @@ def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say
         rc, out = _run_streaming(
             # --compile-bytecode: PYTHONDONTWRITEBYTECODE=1 is common on CI/dev machines, and
             # then every import of litellm.proxy compiles from source (~3x slower proxy start)
-            uv + ["pip", "install", "--compile-bytecode", "--python", str(lay["python"]), *_as_of(version, say), *reqs],
+            uv + ["pip", "install", "--compile-bytecode", "--python", str(lay["python"]), *reqs],
             uenv, INSTALL_TIMEOUT_S,
             say, lambda ln: ln.lstrip().startswith(("Resolved", "Prepared", "Installed", "Downloading")),
         )
