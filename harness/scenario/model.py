@@ -49,6 +49,15 @@ class ProxySettings(_Strict):
     litellm_settings: dict[str, Any] = {}
     environment: dict[str, str] = Field({}, description="environment variables for the proxy process")
 
+    @field_validator("litellm_settings")
+    @classmethod
+    def _timezone(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("timezone") is not None:
+            from ..calendar import zone
+
+            zone(str(value["timezone"]))
+        return value
+
 
 # ---------------------------------------------------------------------------------------------
 # The scenario

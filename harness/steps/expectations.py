@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .. import assertions
+from ..calendar import next_boundary
 from ..errors import HarnessError
 from ..proxy.entities import KINDS, EntityState, parse_time
 from ..scenario.durations import parse_span
@@ -62,6 +63,10 @@ class ExpectState(Step):
     budget_reset_within: str | None = Field(
         None, description="budget_reset_at lies after the clock and at most this span later (e.g. 1d: by next midnight)"
     )
+    budget_reset_is: Literal["local_midnight", "next_monday", "first_of_next_month"] | None = Field(
+        None, description="budget_reset_at is the first such instant after the clock, in the proxy's "
+        "litellm_settings.timezone (UTC when unset)"
+    )
     source: Literal["api", "db", "both"] = Field(
         "both", description="both: the API where the release has an info endpoint for the kind, and the database"
     )
@@ -86,10 +91,10 @@ class ExpectState(Step):
     @model_validator(mode="after")
     def _something(self) -> "ExpectState":
         wanted = (self.spend, self.spend_at_least, self.budget_reset_at, self.budget_reset_within, self.counter,
-                  self.cached_spend, self.window_spend)
+                  self.cached_spend, self.window_spend, self.budget_reset_is)
         if all(v is None for v in wanted):
             raise ValueError("say what to expect: `spend`, `spend_at_least`, `budget_reset_at`, `budget_reset_within`, "
-                             "`counter`, `cached_spend` or `window_spend`")
+                             "`budget_reset_is`, `counter`, `cached_spend` or `window_spend`")
         return self
 
     def run(self, ctx) -> str:
@@ -128,6 +133,8 @@ class ExpectState(Step):
                     entity=entity,
                     fail=Expectation,
                 )
+                if self.budget_reset_is is not None:
+                    self._check_calendar(ctx, entity, source, state, now)
                 notes.append(f"{source}: spend={state.spend}, budget_reset_at={_iso(state.budget_reset_at)}")
             if auth is not None and wants_auth:
                 auth.check(self, entity, readings.get("db"))
@@ -143,6 +150,17 @@ class ExpectState(Step):
         if api_note:
             notes.append(api_note)
         return "; ".join(notes)
+
+    def _check_calendar(self, ctx, entity, source: str, state: EntityState, now) -> None:
+        tz = (ctx.scenario.proxy.litellm_settings or {}).get("timezone")
+        expected = next_boundary(self.budget_reset_is, now, tz)
+        got = state.budget_reset_at
+        if got is None or abs((got - expected).total_seconds()) > 1:
+            raise Expectation(
+                f"{entity.kind} {entity.name} ({source}): budget_reset_at {_iso(got)} is not the {self.budget_reset_is} "
+                f"after the clock {_iso(now)} in {tz or 'UTC'} ({_iso(expected)})",
+                _iso(expected), _iso(got), entity,
+            )
 
 
 class AuthView:
