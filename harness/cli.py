@@ -179,7 +179,7 @@ def _run(args, console: Console) -> int:
     versions = list(dict.fromkeys(args.litellm_versions or []))
     if not versions:
         raise HarnessError("say which release to run: --litellm VERSION (repeatable)")
-    config = options.run_config(args.at)
+    config = options.run_config(args.at, getattr(args, "proxy_config", None))
     _check_versions(versions)
 
     started = time.monotonic()
@@ -246,7 +246,7 @@ def _matrix(args, console: Console) -> int:
         raise HarnessError("say which releases to run: --litellm VERSION (repeatable) and/or --range SPEC")
     if args.jobs < 1:
         raise HarnessError(f"-j must be at least 1 (got {args.jobs})")
-    config = options.run_config(args.at)
+    config = options.run_config(args.at, getattr(args, "proxy_config", None))
     _check_versions(explicit)
     selection = mx.select_releases(explicit, args.range_spec, args.cap)
     progress = _progress_printer(console)
@@ -304,7 +304,7 @@ def _bisect(args, console: Console) -> int:
     if errors:
         return EXIT_BAD_INPUT
     scenario = scenarios[0]
-    config = options.run_config(args.at)
+    config = options.run_config(args.at, getattr(args, "proxy_config", None))
     _check_versions([args.good, args.bad])
     try:
         candidates = bs.candidates_between(index.published_versions(), args.good, args.bad)

@@ -42,6 +42,8 @@ class RunConfig:
 
     #: replaces `now` in `freeze_clock: now` (`--at`), so a scenario can be proved at an instant
     at: datetime | None = None
+    #: the operator's proxy config (`--proxy-config`), under the harness's models and settings
+    proxy_config: Any = None
 
     def describe_clock(self) -> str:
         return f"freeze_clock: now means {self.at.isoformat()} (--at)" if self.at else "freeze_clock: now means the real time"
@@ -286,6 +288,10 @@ class ReleaseSession:
                                 "clock": self.config.describe_clock()}
         if self.config.at is not None:
             info["at"] = self.config.at.isoformat()
+        if self.config.proxy_config is not None:
+            target_notes = next((t.operator_notes for t, _d, _v in self.proxies.values() if t.operator_notes), [])
+            info["proxy_config"] = f"{self.config.proxy_config.path}: every setting kept" + (
+                "; " + "; ".join(target_notes) if target_notes else "")
         if self.release is not None:
             info.update(
                 prisma=self.release.prisma_version,
@@ -323,7 +329,7 @@ class ReleaseSession:
                 self.progress,
             )
         database = clone(self.server, self.template, label=f"lh_{self.version.replace('.', '_')}")
-        target = ProxyTarget(self.release, database.url, scenario.proxy, self.run_dir / key)
+        target = ProxyTarget(self.release, database.url, scenario.proxy, self.run_dir / key, operator=self.config.proxy_config)
         self.progress(f"starting the litellm {self.version} proxy")
         try:
             target.start(timeout=self.start_timeout, progress=self.progress)

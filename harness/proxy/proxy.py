@@ -89,8 +89,10 @@ def settings_key(settings: ProxySettings) -> str:
 class ProxyTarget:
     """Start with `start()`, stop with `stop()` (or use as a context manager)."""
 
-    def __init__(self, release, database_url: str, settings: ProxySettings, run_dir: Path):
+    def __init__(self, release, database_url: str, settings: ProxySettings, run_dir: Path, operator=None):
         self.release = release
+        self.operator = operator  # operator_config.OperatorConfig from --proxy-config, or None
+        self.operator_notes: list[str] = []
         self.database_url = database_url
         self.settings = settings
         self.run_dir = run_dir
@@ -111,7 +113,13 @@ class ProxyTarget:
     def start(self, timeout: float = 120.0, progress=None) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.run_dir / "proxy_config.yaml"
-        config_path.write_text(yaml.safe_dump(proxy_config(self.settings), sort_keys=False))
+        config = proxy_config(self.settings)
+        if self.operator is not None:
+            from .operator_config import merge
+
+            mock = config["model_list"][0]["litellm_params"]
+            config, self.operator_notes = merge(self.operator, config, {k: v for k, v in mock.items() if k != "model"})
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.port = free_port()
         env = self.release.env(dict(os.environ))
         env.update(
@@ -261,4 +269,4 @@ class ProxyTarget:
             return "(no proxy log)"
 
     def secrets(self) -> list[str]:
-        return [self.master_key, self.control_token]
+        return [self.master_key, self.control_token, *(self.operator.secrets if self.operator else ())]
