@@ -390,7 +390,7 @@ def _terminate(signum, frame):  # noqa: ARG001
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, emoji=False)  # LiteLLM key names like spend:key:<hash> are not emoji codes
     signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "validate":
