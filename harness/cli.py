@@ -185,7 +185,7 @@ def _run(args, console: Console) -> int:
     started = time.monotonic()
 
     def progress(message: str) -> None:
-        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {message}", highlight=False)
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {_escape(message)}", highlight=False)
 
     db_kind = options.db_choice(args.db)
     rows: dict = {}
@@ -222,11 +222,18 @@ def _command_line() -> str:
     return "python -m harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+def _escape(message: str) -> str:
+    """Progress lines quote scenario source (`tags: [t1]`): not rich markup."""
+    from rich.markup import escape
+
+    return escape(message)
+
+
 def _progress_printer(console: Console):
     started = time.monotonic()
 
     def progress(message: str) -> None:
-        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {message}", highlight=False, markup=True)
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {_escape(message)}", highlight=False, markup=True)
 
     return progress
 
