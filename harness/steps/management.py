@@ -146,7 +146,7 @@ class ResetSpend(Step):
     action: ClassVar[str] = "reset_spend"
     references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"entity": tuple(RESET_SPEND)}
     entity: Name
-    reset_to: float = Field(0.0, ge=0, description="the spend to set (the key endpoint's `reset_to`)")
+    reset_to: float = Field(0.0, ge=0, description="the spend to set (both endpoints' `reset_to`)")
 
     def run(self, ctx) -> str:
         entity = ctx.entity(self.entity)
@@ -156,7 +156,7 @@ class ResetSpend(Step):
             path, body = template.format(token=entity.secret), {"reset_to": self.reset_to}
         else:
             user_id, team_id = entity.keys
-            path, body = template.format(team_id=team_id, user_id=user_id), {}
+            path, body = template.format(team_id=team_id, user_id=user_id), {"reset_to": self.reset_to}
         resp = ctx.target.api(method, path, json=body)
         return ctx.answer(method, template, resp)
 
