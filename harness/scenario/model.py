@@ -1,5 +1,6 @@
-"""The scenario vocabulary, as pydantic models.
+"""A scenario's metadata, proxy settings and placed steps, as pydantic models.
 
+The step types themselves live in `harness.steps` (one class per step, grouped by family).
 A scenario file is metadata, optional proxy settings, and an ordered list of steps. Each step
 is a one-key mapping `{action: {params}}` (or `action: value` for the one-value actions), so
 files read like a script:
