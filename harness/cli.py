@@ -70,7 +70,7 @@ def _add_matrix_parser(sub) -> None:
         "Releases that cannot be installed are cells marked `uninstallable`, with the installer's reason.",
     )
     matrix.add_argument("scenarios", nargs="+", metavar="SCENARIO")
-    _add_shared(matrix, ("litellm_versions", "db", "db_url", "redis", "redis_url", "at"))
+    _add_shared(matrix, ("litellm_versions", "db", "db_url", "redis", "redis_url", "at", "proxy_config"))
     matrix.add_argument("--range", dest="range_spec", metavar="SPEC",
                         help="published final releases in a PEP 440 range, e.g. '>=1.82,<1.86'")
     matrix.add_argument("--cap", type=int, default=DEFAULT_CAP, metavar="N",
@@ -95,7 +95,7 @@ def _add_bisect_parser(sub) -> None:
     bisect.add_argument("scenario", metavar="SCENARIO")
     bisect.add_argument("--good", required=True, metavar="V1", help="the reference release")
     bisect.add_argument("--bad", required=True, metavar="V2", help="a release that behaves differently")
-    _add_shared(bisect, ("db", "db_url", "redis", "redis_url", "at"))
+    _add_shared(bisect, ("db", "db_url", "redis", "redis_url", "at", "proxy_config"))
     bisect.add_argument("--out", metavar="DIR", help="write bisect.json and bisect.md into DIR")
     bisect.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) of every run into DIR")
 

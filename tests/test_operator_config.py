@@ -68,3 +68,25 @@ def test_a_bad_file_is_one_line(tmp_path: Path, content: str, message: str) -> N
 def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no such proxy config file"):
         operator_config.load(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "s.yaml", "--litellm", "1.85.0"],
+    ["matrix", "s.yaml", "--litellm", "1.85.0"],
+    ["bisect", "s.yaml", "--good", "1.82.3", "--bad", "1.85.0"],
+])
+def test_run_matrix_and_bisect_take_proxy_config(argv: list[str]) -> None:
+    from harness.cli import _parser
+
+    assert _parser().parse_args([*argv, "--proxy-config", "ops.yaml"]).proxy_config == "ops.yaml"
+
+
+def test_an_operator_config_survives_the_trip_to_a_matrix_worker(tmp_path: Path) -> None:
+    import pickle
+
+    from harness import options
+
+    path = tmp_path / "ops.yaml"
+    path.write_text(OPERATOR)
+    config = options.run_config(None, str(path))
+    assert pickle.loads(pickle.dumps(config)).proxy_config == config.proxy_config
