@@ -25,6 +25,7 @@ class Resp:
 
 class Target:
     unit_model = "harness-unit"
+    base_url = "http://127.0.0.1:4000"
 
     def __init__(self, cost: float, budget_calls: int | None = None):
         self.cost, self.budget_calls, self.calls, self.models = cost, budget_calls, 0, []
@@ -83,3 +84,10 @@ def test_concurrency_is_bounded_by_the_loader(tmp_path: Path) -> None:
     path.write_text("name: s\nsteps:\n  - create_key: {name: k1}\n  - spend: {key: k1, requests: 500, concurrency: 500}\n")
     with pytest.raises(ScenarioError, match=r"s.yaml:4: `concurrency`: Input should be less than or equal to 64"):
         load(path)
+
+
+def test_concurrency_only_goes_to_a_loopback_proxy(tmp_path: Path) -> None:
+    target = Target(cost=0.05)
+    target.base_url = "http://proxy.example.com:4000"
+    result = _run(tmp_path, "requests: 4, concurrency: 4", target)
+    assert result.status == "error" and "only to a proxy on loopback" in result.message and target.calls == 0

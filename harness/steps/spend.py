@@ -8,7 +8,10 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
+from urllib.parse import urlsplit
+
 from .. import assertions
+from ..errors import HarnessError
 from .base import EntityKind, Expectation, Name, Step, Unsupported
 
 #: bounds of `concurrency`: simultaneous requests and the wall time they may take together
@@ -16,6 +19,7 @@ MAX_CONCURRENCY = 64
 CONCURRENCY_TIMEOUT_S = 60.0
 #: an amount lands exactly when it is this close to a whole number of calls
 EXACT = 1e-9
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class Spend(Step):
@@ -121,6 +125,9 @@ class Spend(Step):
         return f"{calls} calls of {model}, {spent:.6f} spent (calibrated on this release: {per_call!r} per call)"
 
     def _concurrent(self, ctx, key, end_user, tags) -> str:
+        host = urlsplit(ctx.target.base_url).hostname
+        if host not in LOOPBACK:  # a burst is for the proxy the harness started, never a remote one
+            raise HarnessError(f"`concurrency` sends bursts only to a proxy on loopback, not {host}")
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = [
