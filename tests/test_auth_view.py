@@ -81,3 +81,18 @@ def test_window_usage_and_cached_object(tmp_path: Path) -> None:
 def test_a_release_without_counters_is_unsupported(tmp_path: Path) -> None:
     result = _run(tmp_path, "counter: 0", Target({}, has_counters=False))
     assert result.status == "unsupported" and "no in-memory spend counters" in result.message
+
+
+class BlockingTarget(Target):
+    def chat(self, key, end_user=None, **kwargs):
+        return Resp(429, {"error": {"type": "budget_exceeded", "message": "Budget has been exceeded! Current cost: 0.25"}})
+
+
+def test_a_wrong_budget_rejection_shows_the_key_readings_side_by_side(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nsteps:\n  - create_key: {name: k1}\n  - expect_request: {key: k1, outcome: accepted}\n")
+    entries = {"spend_counter_cache": {f"spend:key:{HASH}": 0.25}}
+    results, error = ScenarioRun(load(path), BlockingTarget(entries), Db()).run()
+    assert results[1].status == "failed"
+    readings = results[1].message.split("| readings: ", 1)[1]
+    assert readings.startswith("key k1: db spend=0.0; api spend=0.0; counter spend:key:") and "=0.25" in readings

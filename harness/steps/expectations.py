@@ -42,8 +42,32 @@ class ExpectRequest(Step):
         resp = ctx.target.chat(key.secret, ctx.id_of(self.end_user), tags=[ctx.id_of(t) for t in self.tags] or None)
         ctx.target.control("settle")
         outcome = assertions.classify(resp)
-        assertions.check_request(outcome, self, entity=key, fail=Expectation)
+        try:
+            assertions.check_request(outcome, self, entity=key, fail=Expectation)
+        except Expectation as exc:
+            if self.outcome != "accepted" or not outcome.is_budget_error:
+                raise
+            # a wrong budget rejection: what the database, the API and the auth path hold for
+            # the entities the request went through, side by side
+            raise Expectation(f"{exc} | readings: {self._readings(ctx)}", exc.expected, exc.actual, exc.entity) from None
         return outcome.summary()
+
+    def _readings(self, ctx) -> str:
+        parts = []
+        for name in [self.key, self.end_user, *self.tags]:
+            if name is None:
+                continue
+            entity = ctx.entity(name)
+            readings: dict[str, EntityState] = {}
+            if (state := ctx.db.state(entity)) is not None:
+                readings["db"] = state
+            if KINDS[entity.kind].info_path is not None:
+                try:
+                    readings["api"] = ctx.api_state(entity)
+                except (Unsupported, HarnessError):
+                    pass
+            parts.append(f"{entity.kind} {name}: {side_by_side(ctx, entity, readings, AuthView.read(ctx, entity))}")
+        return " / ".join(parts)
 
 
 class ExpectState(Step):
