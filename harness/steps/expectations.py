@@ -190,17 +190,15 @@ class ExpectState(Step):
 class AuthView:
     """What the auth path reads for an entity, from the agent: counters and cached objects."""
 
-    def __init__(self, entries: dict, entity):
-        self.entries, self.entity = entries, entity
-        self.has_counters = "spend_counter_cache" in entries or entries.get("_has_spend_counter_cache", False)
+    def __init__(self, entries: dict, entity, has_counters: bool):
+        self.entries, self.entity, self.has_counters = entries, entity, has_counters
 
     @classmethod
     def read(cls, ctx, entity) -> "AuthView":
         ids = [i for i in (entity.id, *entity.keys) if i]
         data = ctx.target.control("auth-view", ids=ids)
         entries = dict(data.get("entries", {}))
-        entries["_has_spend_counter_cache"] = bool(data.get("has_spend_counter_cache", "spend_counter_cache" in entries))
-        return cls(entries, entity)
+        return cls(entries, entity, bool(data.get("has_spend_counter_cache", "spend_counter_cache" in entries)))
 
     def counters(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.entries.get("spend_counter_cache", {}).items()
