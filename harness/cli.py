@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", metavar="FILE")
     schema = sub.add_parser("schema", help="print the scenario JSON Schema (for editors)")
     schema.add_argument("--output", "-o", metavar="FILE")
+    schema.add_argument("--builtin", action="store_true", help="only the built-in steps (the published schema), not plugins'")
+    schema.add_argument("--steps-table", action="store_true", help="print the README's step table instead")
+    schema.add_argument("--update-readme", metavar="README", help="rewrite the step table between the README's "
+                        "<!-- steps-table:begin/end --> markers (built-in steps)")
     return parser
 
 
@@ -66,7 +70,7 @@ def _add_matrix_parser(sub) -> None:
         "Releases that cannot be installed are cells marked `uninstallable`, with the installer's reason.",
     )
     matrix.add_argument("scenarios", nargs="+", metavar="SCENARIO")
-    _add_shared(matrix, ("litellm_versions", "db", "db_url", "redis", "redis_url", "at"))
+    _add_shared(matrix, ("litellm_versions", "db", "db_url", "redis", "redis_url", "at", "proxy_config"))
     matrix.add_argument("--range", dest="range_spec", metavar="SPEC",
                         help="published final releases in a PEP 440 range, e.g. '>=1.82,<1.86'")
     matrix.add_argument("--cap", type=int, default=DEFAULT_CAP, metavar="N",
@@ -91,7 +95,7 @@ def _add_bisect_parser(sub) -> None:
     bisect.add_argument("scenario", metavar="SCENARIO")
     bisect.add_argument("--good", required=True, metavar="V1", help="the reference release")
     bisect.add_argument("--bad", required=True, metavar="V2", help="a release that behaves differently")
-    _add_shared(bisect, ("db", "db_url", "redis", "redis_url", "at"))
+    _add_shared(bisect, ("db", "db_url", "redis", "redis_url", "at", "proxy_config"))
     bisect.add_argument("--out", metavar="DIR", help="write bisect.json and bisect.md into DIR")
     bisect.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) of every run into DIR")
 
@@ -124,8 +128,21 @@ def _validate(args, console: Console) -> int:
 
 def _schema(args, console: Console) -> int:
     from .scenario import json_schema
+    from .steps import builtin, readme_table, registry
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.update_readme:
+        readme = Path(args.update_readme)
+        begin, end = "<!-- steps-table:begin -->\n", "\n<!-- steps-table:end -->"
+        text = readme.read_text()
+        if begin not in text or end not in text:
+            raise HarnessError(f"{readme}: no <!-- steps-table:begin/end --> markers")
+        head, rest = text.split(begin, 1)
+        readme.write_text(head + begin + readme_table(builtin()) + end + rest.split(end, 1)[1])
+        return EXIT_OK
+    if args.steps_table:
+        text = readme_table(builtin() if args.builtin else registry()) + "\n"
+    else:
+        text = json.dumps(json_schema(plugins=not args.builtin), indent=2) + "\n"
     if args.output:
         Path(args.output).write_text(text)
     else:
@@ -162,13 +179,13 @@ def _run(args, console: Console) -> int:
     versions = list(dict.fromkeys(args.litellm_versions or []))
     if not versions:
         raise HarnessError("say which release to run: --litellm VERSION (repeatable)")
-    config = options.run_config(args.at)
+    config = options.run_config(args.at, getattr(args, "proxy_config", None))
     _check_versions(versions)
 
     started = time.monotonic()
 
     def progress(message: str) -> None:
-        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {message}", highlight=False)
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {_escape(message)}", highlight=False)
 
     db_kind = options.db_choice(args.db)
     rows: dict = {}
@@ -205,11 +222,18 @@ def _command_line() -> str:
     return "python -m harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+def _escape(message: str) -> str:
+    """Progress lines quote scenario source (`tags: [t1]`): not rich markup."""
+    from rich.markup import escape
+
+    return escape(message)
+
+
 def _progress_printer(console: Console):
     started = time.monotonic()
 
     def progress(message: str) -> None:
-        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {message}", highlight=False, markup=True)
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {_escape(message)}", highlight=False, markup=True)
 
     return progress
 
@@ -229,7 +253,7 @@ def _matrix(args, console: Console) -> int:
         raise HarnessError("say which releases to run: --litellm VERSION (repeatable) and/or --range SPEC")
     if args.jobs < 1:
         raise HarnessError(f"-j must be at least 1 (got {args.jobs})")
-    config = options.run_config(args.at)
+    config = options.run_config(args.at, getattr(args, "proxy_config", None))
     _check_versions(explicit)
     selection = mx.select_releases(explicit, args.range_spec, args.cap)
     progress = _progress_printer(console)
@@ -287,7 +311,7 @@ def _bisect(args, console: Console) -> int:
     if errors:
         return EXIT_BAD_INPUT
     scenario = scenarios[0]
-    config = options.run_config(args.at)
+    config = options.run_config(args.at, getattr(args, "proxy_config", None))
     _check_versions([args.good, args.bad])
     try:
         candidates = bs.candidates_between(index.published_versions(), args.good, args.bad)
@@ -373,7 +397,7 @@ def _terminate(signum, frame):  # noqa: ARG001
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, emoji=False)  # LiteLLM key names like spend:key:<hash> are not emoji codes
     signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "validate":

@@ -50,6 +50,13 @@ OPTIONS = (
         {"metavar": "TIME", "default": None},
     ),
     Option(
+        ("--proxy-config",),
+        "proxy_config",
+        "the operator's proxy config file: every setting is kept, model providers are replaced by the "
+        "mock (each replacement stated), secrets never reach reports",
+        {"metavar": "FILE", "default": None},
+    ),
+    Option(
         ("--report-dir",),
         "report_dir",
         "write a JSON report per (scenario, release) into this directory",
@@ -64,16 +71,18 @@ def add_to(adder) -> None:
         adder(*option.flags, dest=option.dest, help=option.help, **option.kwargs)
 
 
-def run_config(at: str | None):
-    """The `RunConfig` of the options given; a bad --at is a one-line HarnessError."""
+def run_config(at: str | None, proxy_config: str | None = None):
+    """The `RunConfig` of the options given; a bad --at or --proxy-config is a one-line HarnessError."""
     from .errors import HarnessError
+    from .proxy import operator_config
     from .runner import RunConfig
     from .scenario.model import parse_instant
 
+    operator = operator_config.load(proxy_config) if proxy_config else None
     if at is None or at == "now":
-        return RunConfig()
+        return RunConfig(proxy_config=operator)
     try:
-        return RunConfig(at=parse_instant(at))
+        return RunConfig(at=parse_instant(at), proxy_config=operator)
     except ValueError as exc:
         raise HarnessError(f"--at: {exc}") from None
 

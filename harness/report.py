@@ -226,7 +226,7 @@ def print_matrix(console: Console, results: list[ScenarioResult]) -> None:
         # CI logs, a pipe: print the table whole instead of squeezing it into 80 columns
         needed = Measurement.get(console, console.options.update_width(1000), table).maximum
         if needed > console.width:
-            out = Console(file=console.file, width=needed, highlight=False, no_color=console.no_color)
+            out = Console(file=console.file, width=needed, highlight=False, no_color=console.no_color, emoji=False)
     out.print(table)
     for i, (r, reason) in enumerate(cell_notes(results), 1):
         console.print(f"  ({i}) {r.scenario.name} on {r.version}: [{VERDICT_STYLE.get(r.verdict, '')}]{r.verdict}[/] - "

@@ -19,29 +19,10 @@ from .db import Server, clone, ensure_template, reset
 from .errors import HarnessError
 from .releases import ReleaseEnv, ensure_release
 from .releases.extras import matching_template
-from .scenario.model import (
-    AddTeamMember,
-    AdvanceClock,
-    ApiCall,
-    CreateBudget,
-    CreateEndUser,
-    CreateKey,
-    CreateOrganization,
-    CreateTeam,
-    CreateUser,
-    ExpectRequest,
-    ExpectState,
-    FlushSpend,
-    FreezeClock,
-    RunResetJob,
-    Scenario,
-    SetState,
-    Spend,
-    Step,
-    parse_instant,
-)
-from .scenario.durations import parse_span
+from .scenario.model import PlacedStep, Scenario
 from .settings import runtime_dir
+from .steps import references
+from .steps.base import Expectation, Skipped, Step, Unsupported
 from .proxy.entities import KINDS, Database, Entity, EntityState, parse_time, token_hash
 from .proxy.proxy import ProxyTarget, settings_key
 
@@ -61,25 +42,11 @@ class RunConfig:
 
     #: replaces `now` in `freeze_clock: now` (`--at`), so a scenario can be proved at an instant
     at: datetime | None = None
+    #: the operator's proxy config (`--proxy-config`), under the harness's models and settings
+    proxy_config: Any = None
 
     def describe_clock(self) -> str:
         return f"freeze_clock: now means {self.at.isoformat()} (--at)" if self.at else "freeze_clock: now means the real time"
-
-
-class Expectation(Exception):
-    """A step's expectation did not hold: the scenario's subject misbehaved."""
-
-    def __init__(self, message: str, expected: Any = None, actual: Any = None, entity: Entity | None = None):
-        super().__init__(message)
-        self.expected, self.actual, self.entity = expected, actual, entity
-
-
-class Skipped(Exception):
-    """The step needs an entity whose creation failed earlier."""
-
-
-class Unsupported(Exception):
-    """The release cannot run this step for a reason outside the scenario (endpoint missing, licence)."""
 
 
 @dataclass
@@ -136,7 +103,7 @@ def verdict_for(scenario: Scenario, version: str, steps: list[StepResult], error
 
 
 class ScenarioRun:
-    """One scenario's steps on one live proxy."""
+    """One scenario's steps on one live proxy; the context every step's `run(ctx)` receives."""
 
     def __init__(self, scenario: Scenario, target: ProxyTarget, db: Database, progress: Progress | None = None,
                  config: RunConfig = RunConfig()):
@@ -148,6 +115,8 @@ class ScenarioRun:
         self.entities: dict[str, Entity] = {}
         self.before_reset: dict[str, datetime | None] = {}
         self.reset_job_ran = False
+        self._secrets: list[str] = []
+        self._routes: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- driving ----------------------------------------------------------------------------
 
@@ -159,7 +128,7 @@ class ScenarioRun:
         for placed, result in zip(self.scenario.steps, results):
             started = time.perf_counter()
             try:
-                detail = self.execute(placed.step)
+                detail = self.execute(placed)
                 result.status, result.message = "passed", detail or ""
             except Expectation as exc:
                 result.status, result.message = "failed", str(exc)
@@ -183,33 +152,71 @@ class ScenarioRun:
     def _mark(status: str) -> str:
         return {"passed": "ok  ", "failed": "FAIL", "error": "ERR ", "unsupported": "N/A ", "skipped": "skip"}.get(status, status)
 
-    def execute(self, step: Step) -> str | None:
-        handler = getattr(self, f"_{step.action}")
-        return handler(step)
+    def execute(self, placed: PlacedStep | Step) -> str | None:
+        step = placed.step if isinstance(placed, PlacedStep) else placed
+        if isinstance(placed, PlacedStep) and placed.refs:
+            step = references.resolve(step, self.field_value)
+        return step.run(self)
 
-    # -- helpers ----------------------------------------------------------------------------
+    # -- what steps use -----------------------------------------------------------------------
 
-    def _entity(self, name: str | None) -> Entity | None:
+    def entity(self, name: str | None) -> Entity | None:
         if name is not None and name not in self.entities:
             raise Skipped(f"`{name}` was not created (its create step failed)")
         return None if name is None else self.entities[name]
 
-    def _id(self, name: str | None) -> str | None:
-        entity = self._entity(name)
+    def id_of(self, name: str | None) -> str | None:
+        entity = self.entity(name)
         return None if entity is None else entity.id
 
-    def _create(self, step, kind: str, body: dict[str, Any]) -> Entity:
+    def adopt(self, kind: str, name: str, entity_id: str) -> Entity:
+        """An entity the proxy creates by itself (an end user met first in a request)."""
+        entity = self.entities.get(name) or Entity(kind, name, entity_id, created_via="request")
+        self.entities[name] = entity
+        return entity
+
+    def remember_secret(self, secret: str) -> None:
+        self._secrets.append(secret)
+
+    def secrets(self) -> list[str]:
+        """Every virtual key the scenario saw (created, regenerated), for redaction."""
+        return list(dict.fromkeys([*self._secrets, *(e.secret for e in self.entities.values() if e.secret)]))
+
+    def field_value(self, name: str, field: str) -> Any:
+        """`${name.field}`: a field of an entity created earlier (the loader checked the name and field)."""
+        entity = self.entity(name)
+        return references.value_of(entity, field, self.db.row)
+
+    def error_text(self, resp) -> str:
+        return _error_text(resp)
+
+    def require_route(self, method: str, path: str, fields: list[str] | None = None) -> dict[str, Any]:
+        """Unsupported unless the release's app has the route (and its request model takes `fields`)."""
+        key = (method, path)
+        if key not in self._routes:
+            self._routes[key] = self.target.control("route", method=method, path=path)
+        info = self._routes[key]
+        if not info["exists"]:
+            raise Unsupported(f"this release has no {method} {path} endpoint")
+        missing = [f for f in fields or [] if info.get("fields") is not None and f not in info["fields"]]
+        if missing:
+            raise Unsupported(f"this release's {method} {path} takes no {', '.join(f'`{m}`' for m in missing)}")
+        return info
+
+    def answer(self, method: str, path: str, resp) -> str:
+        """A management call's answer: licence-gated -> unsupported; 5xx or another refusal -> failed step."""
+        if resp.status_code in (401, 403):
+            raise Unsupported(f"{method} {path} answered {resp.status_code}: {_error_text(resp)}")
+        if not resp.ok:
+            raise Expectation(f"{method} {path} answered {resp.status_code}: {_error_text(resp)}",
+                              expected="2xx", actual=resp.status_code)
+        return f"{method} {path} -> {resp.status_code}"
+
+    def create(self, step, kind: str, body: dict[str, Any]) -> Entity:
         spec = KINDS[kind]
-        budget = {
-            k: v
-            for k, v in {
-                "max_budget": step.max_budget,
-                "soft_budget": step.soft_budget,
-                "budget_duration": step.budget_duration,
-            }.items()
-            if v is not None
-        }
-        payload = {k: v for k, v in {**body, **budget, **step.extra}.items() if v not in (None, [])}
+        if getattr(step, "budget_limits", None) is not None:
+            self.require_route("POST", spec.create_path, fields=["budget_limits"])
+        payload = {k: v for k, v in {**body, **step.budget_body(), **step.extra}.items() if v not in (None, [])}
         resp = self.target.api("POST", spec.create_path, json=payload)
         if resp.status_code in (403, 404, 405):
             raise Unsupported(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
@@ -219,205 +226,22 @@ class ScenarioRun:
                 expected="2xx", actual=resp.status_code,
             )
         if not resp.ok:
+            if "nterprise" in _error_text(resp) or "premium" in _error_text(resp).lower():
+                raise Unsupported(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
             raise HarnessError(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
         data = resp.json()
         if kind == "key":
             secret = data["key"]
             entity = Entity(kind, step.name, token_hash(secret), secret=secret)
         else:
-            entity = Entity(kind, step.name, str(data[spec.id_field]))
+            entity = Entity(kind, step.name, str(data.get(spec.id_field) or step.name))
         self.entities[step.name] = entity
         return entity
 
-    # -- entity creation --------------------------------------------------------------------
+    def clock(self) -> datetime:
+        return parse_time(self.target.control("clock")["now"])
 
-    def _create_organization(self, step: CreateOrganization) -> str:
-        if step.via != "db":
-            body = {"organization_alias": step.name, "models": step.models}
-            try:
-                self._create(step, "organization", body)
-                return "created through /organization/new"
-            except Unsupported as exc:
-                if step.via == "api":
-                    raise
-                note = str(exc)
-        else:
-            note = "via: db"
-        org_id = self.db.insert_organization(step.name, step.max_budget, step.budget_duration, step.models)
-        self.entities[step.name] = Entity("organization", step.name, org_id, created_via="db")
-        return f"written into the database ({note})"
-
-    def _create_team(self, step: CreateTeam) -> None:
-        self._create(step, "team", {"team_alias": step.name, "organization_id": self._id(step.organization), "models": step.models})
-
-    def _create_user(self, step: CreateUser) -> None:
-        self._create(
-            step,
-            "user",
-            {
-                "user_id": step.name,
-                "user_alias": step.name,
-                "teams": [self._id(t) for t in step.teams],
-                "organization_id": self._id(step.organization),
-                "user_role": step.user_role,
-            },
-        )
-
-    def _create_key(self, step: CreateKey) -> None:
-        self._create(
-            step,
-            "key",
-            {
-                "key_alias": step.name,
-                "team_id": self._id(step.team),
-                "organization_id": self._id(step.organization),
-                "user_id": self._id(step.user),
-                "budget_id": self._id(step.budget),
-                "models": step.models,
-            },
-        )
-
-    def _create_end_user(self, step: CreateEndUser) -> None:
-        self._create(step, "end_user", {"user_id": step.name, "budget_id": self._id(step.budget)})
-
-    def _create_budget(self, step: CreateBudget) -> None:
-        self._create(step, "budget", {"budget_id": step.name})
-
-    def _add_team_member(self, step: AddTeamMember) -> None:
-        body = {
-            "team_id": self._id(step.team),
-            "member": {"user_id": self._id(step.user), "role": step.role},
-        }
-        if step.max_budget_in_team is not None:
-            body["max_budget_in_team"] = step.max_budget_in_team
-        resp = self.target.api("POST", "/team/member_add", json=body)
-        if not resp.ok:
-            raise HarnessError(f"/team/member_add answered {resp.status_code}: {_error_text(resp)}")
-        if step.name is not None:
-            user_id, team_id = self._id(step.user), self._id(step.team)
-            self.entities[step.name] = Entity("team_member", step.name, f"{user_id} in {team_id}", keys=(user_id, team_id))
-
-    # -- spend, clock, jobs -----------------------------------------------------------------
-
-    def _spend(self, step: Spend) -> str:
-        key = self._entity(step.key)
-        end_user = self._id(step.end_user)
-        spent, calls = 0.0, 0
-        limit = step.requests or 10_000
-        while calls < limit and (step.until is None or spent < step.until):
-            resp = self.target.chat(key.secret, end_user)
-            calls += 1
-            if not resp.ok:
-                outcome = assertions.classify(resp)
-                if outcome.is_budget_error and step.allow_rejections:
-                    return f"{calls - 1} calls spent {spent:.4f}; call {calls} was rejected: {outcome.message[:120]}"
-                raise Expectation(
-                    f"call {calls} of `spend` was rejected ({resp.status_code}): {outcome.message[:300]}",
-                    expected="accepted",
-                    actual=f"{outcome.status} {outcome.type}",
-                    entity=key,
-                )
-            spent += assertions.response_cost(resp)
-            # Each call's follow-up (cost tracking, budget-reservation reconciliation) finishes
-            # before the next call, as for a client pacing its calls; without this, releases
-            # with budget reservations (1.84+) reject back-to-back calls at random.
-            self.target.control("settle")
-        return f"{calls} calls, {spent:.4f} spent"
-
-    def _flush_spend(self, step: FlushSpend) -> str:
-        still = self.target.control("settle")["still_running"]
-        ran = self.target.control("run-job", job="update_spend_job")
-        note = f" (tasks still running: {', '.join(still)})" if still else ""
-        return f"update_spend_job ran in {ran['seconds']:.2f}s{note}"
-
-    def _run_reset_job(self, step: RunResetJob) -> str:
-        self.before_reset = {
-            name: (state.budget_reset_at if (state := self.db.state(e)) else None) for name, e in self.entities.items()
-        }
-        self.reset_job_ran = True
-        try:
-            ran = self.target.control("run-job", job="reset_budget_job")
-        except HarnessError as exc:
-            if "scheduled no job" in str(exc):
-                raise Unsupported(str(exc)) from None
-            raise
-        return f"reset_budget_job ran in {ran['seconds']:.2f}s"
-
-    def _freeze_clock(self, step: FreezeClock) -> str:
-        if step.at != "now":
-            at, note = step.at, ""
-        elif self.config.at is not None:
-            at, note = self.config.at.isoformat(), " (now = --at)"
-        else:
-            at, note = None, " (now)"
-        return "clock frozen at " + self.target.control("freeze", at=at)["now"] + note
-
-    def _advance_clock(self, step: AdvanceClock) -> str:
-        return "clock now " + self.target.control("advance", seconds=step.delta.total_seconds())["now"]
-
-    def _set_state(self, step: SetState) -> str:
-        entity = self._entity(step.entity)
-        reset_at = None
-        if step.budget_reset_at not in (None, "null"):
-            if step.budget_reset_at == "now" or step.budget_reset_at[:1] in "+-":
-                now = parse_time(self.target.control("clock")["now"])
-                offset = parse_span(step.budget_reset_at[1:]) if step.budget_reset_at != "now" else None
-                reset_at = now if offset is None else (now + offset if step.budget_reset_at[0] == "+" else now - offset)
-            else:
-                reset_at = parse_instant(step.budget_reset_at)
-        try:
-            self.db.set_state(entity, step.spend, reset_at, set_reset=step.budget_reset_at is not None)
-        except ValueError as exc:
-            raise HarnessError(f"set_state on {entity.kind} {entity.name}: {exc}") from None
-        return f"spend={step.spend}, budget_reset_at={_iso(reset_at)}"
-
-    # -- expectations -----------------------------------------------------------------------
-
-    def _expect_request(self, step: ExpectRequest) -> str:
-        key = self._entity(step.key)
-        resp = self.target.chat(key.secret, self._id(step.end_user))
-        self.target.control("settle")
-        outcome = assertions.classify(resp)
-        assertions.check_request(outcome, step, entity=self._entity(step.key), fail=Expectation)
-        return outcome.summary()
-
-    def _expect_state(self, step: ExpectState) -> str:
-        entity = self._entity(step.entity)
-        readings: dict[str, EntityState] = {}
-        if step.source in ("db", "both"):
-            state = self.db.state(entity)
-            if state is None:
-                raise HarnessError(f"no database row for {entity.kind} {entity.name}")
-            readings["db"] = state
-        api_note = None
-        if step.source == "api" or (step.source == "both" and KINDS[entity.kind].info_path is not None):
-            try:
-                readings["api"] = self._api_state(entity)
-            except Unsupported as exc:
-                # `both` asks for every reading the release offers: an info endpoint that is
-                # missing or licence-gated leaves the database reading (`source: api` stays unsupported)
-                if step.source == "api":
-                    raise
-                api_note = f"api: not read ({str(exc)[:120]})"
-        now = parse_time(self.target.control("clock")["now"])
-        notes = []
-        for source, state in readings.items():
-            assertions.check_state(
-                state,
-                step,
-                source=source,
-                clock=now,
-                before_reset=self.before_reset.get(entity.name) if self.reset_job_ran else None,
-                reset_job_ran=self.reset_job_ran,
-                entity=entity,
-                fail=Expectation,
-            )
-            notes.append(f"{source}: spend={state.spend}, budget_reset_at={_iso(state.budget_reset_at)}")
-        if api_note:
-            notes.append(api_note)
-        return "; ".join(notes)
-
-    def _api_state(self, entity: Entity) -> EntityState:
+    def api_state(self, entity: Entity) -> EntityState:
         spec = KINDS[entity.kind]
         if spec.info_path is None:
             raise HarnessError(f"the proxy has no info endpoint for a {entity.kind}: read it with `source: db`")
@@ -434,19 +258,6 @@ class ScenarioRun:
             reset_at = db_state.budget_reset_at
         return EntityState(None if spend is None else float(spend), parse_time(reset_at))
 
-    def _api_call(self, step: ApiCall) -> str:
-        key = self._entity(step.as_key)
-        resp = self.target.api(
-            step.method, step.path, key=key.secret if key else None, json=step.json_body, params=step.params or None
-        )
-        if step.expect_status is not None and resp.status_code != step.expect_status:
-            raise Expectation(
-                f"{step.method} {step.path} answered {resp.status_code}: {_error_text(resp)}",
-                expected=step.expect_status,
-                actual=resp.status_code,
-            )
-        return f"{step.method} {step.path} -> {resp.status_code}"
-
 
 def _iso(moment: datetime | None) -> str:
     return moment.isoformat() if moment else "null"
@@ -461,8 +272,8 @@ class ReleaseSession:
 
     def __init__(self, version: str, server: Server, progress: Progress | None = None, start_timeout: float = 180.0,
                  config: RunConfig = RunConfig()):
-        self.version = version
         self.config = config
+        self.version = version
         self.server = server
         self.progress = progress or (lambda _msg: None)
         self.start_timeout = start_timeout
@@ -477,6 +288,10 @@ class ReleaseSession:
                                 "clock": self.config.describe_clock()}
         if self.config.at is not None:
             info["at"] = self.config.at.isoformat()
+        if self.config.proxy_config is not None:
+            target_notes = next((t.operator_notes for t, _d, _v in self.proxies.values() if t.operator_notes), [])
+            info["proxy_config"] = f"{self.config.proxy_config.path}: every setting kept" + (
+                "; " + "; ".join(target_notes) if target_notes else "")
         if self.release is not None:
             info.update(
                 prisma=self.release.prisma_version,
@@ -514,7 +329,7 @@ class ReleaseSession:
                 self.progress,
             )
         database = clone(self.server, self.template, label=f"lh_{self.version.replace('.', '_')}")
-        target = ProxyTarget(self.release, database.url, scenario.proxy, self.run_dir / key)
+        target = ProxyTarget(self.release, database.url, scenario.proxy, self.run_dir / key, operator=self.config.proxy_config)
         self.progress(f"starting the litellm {self.version} proxy")
         try:
             target.start(timeout=self.start_timeout, progress=self.progress)
@@ -538,8 +353,8 @@ class ReleaseSession:
             steps, error = scenario_run.run()
         except HarnessError as exc:
             error = str(exc)
-        # the virtual keys the scenario created are secrets too (reports and bundles redact them)
-        keys = [e.secret for e in scenario_run.entities.values() if e.secret] if scenario_run is not None else []
+        # the virtual keys the scenario created or regenerated are secrets too (reports and bundles redact them)
+        keys = scenario_run.secrets() if scenario_run is not None else []
         verdict, reason = verdict_for(scenario, self.version, steps, error)
         return ScenarioResult(
             scenario=scenario,

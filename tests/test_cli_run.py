@@ -51,3 +51,31 @@ def test_at_moves_now_and_the_report_says_so(tmp_path: Path) -> None:
     assert messages["- freeze_clock: now"] == "clock frozen at 2027-02-28T23:50:00+00:00 (now = --at)"
     last_state = [s["message"] for s in report["steps"] if s["source"].startswith("- expect_state")][-1]
     assert "budget_reset_at=2027-03-03T00:00:00+00:00" in last_state, last_state
+
+
+OPERATOR_CONFIG = """
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: azure/gpt-4o-prod, api_key: azure-secret-0123456789, api_base: https://corp.example}
+router_settings: {routing_strategy: simple-shuffle}
+litellm_settings: {drop_params: true}
+general_settings: {master_key: sk-operator-master-0123456789, user_api_key_cache_ttl: 60}
+"""
+
+
+@pytest.mark.slow
+def test_proxy_config_keeps_the_operators_settings_states_replacements_and_leaks_no_secret(tmp_path: Path) -> None:
+    config = tmp_path / "ops.yaml"
+    config.write_text(OPERATOR_CONFIG)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "scenarios/key_budget_reset.yaml", "--litellm", "1.85.0",
+         "--proxy-config", str(config), "--report-dir", str(tmp_path / "r")],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report_text = (tmp_path / "r" / "key_budget_reset-1.85.0.json").read_text()
+    notes = json.loads(report_text)["environment"]["proxy_config"]
+    assert "model gpt-4o (azure/gpt-4o-prod): provider replaced by the mock" in notes
+    assert "general_settings.master_key: the harness's own value is used" in notes
+    for secret in ("azure-secret-0123456789", "sk-operator-master-0123456789"):
+        assert secret not in proc.stdout + proc.stderr and secret not in report_text

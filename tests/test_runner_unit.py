@@ -29,7 +29,7 @@ class FakeTarget:
             return Resp(500, {"error": {"message": "boom", "type": "internal_error"}})
         return Resp(200, {"key": "sk-test-123456789", "user_id": "u"})
 
-    def chat(self, key, end_user=None):
+    def chat(self, key, end_user=None, **kwargs):
         return Resp(200, {})
 
     def control(self, op, **body):

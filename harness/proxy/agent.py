@@ -27,6 +27,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import agent_views  # a sibling module: this file runs as a script from its folder
+
 # The event loop keeps real monotonic time (freezegun's real_asyncio), or every timer would
 # fire at once when the clock jumps a day, and `asyncio.sleep` would never end while frozen.
 # Nothing else is exempted: freezegun exempts by walking the call stack, and an exempted web
@@ -216,6 +218,8 @@ def _install_routes(app) -> None:
                 out = await _run_job(body["job"])
             elif op == "settle":
                 out = {"still_running": await _settle(float(body.get("timeout", 10)))}
+            elif op in agent_views.OPS:  # read-only views (agent_views.py)
+                out = await agent_views.handle(op, body, app, _state)
             elif op == "reset":
                 _unfreeze()
                 caches = list(_state["caches"])

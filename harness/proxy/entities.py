@@ -125,6 +125,13 @@ KINDS: dict[str, Kind] = {
         'FROM "LiteLLM_BudgetTable" WHERE budget_id = %s',
         has_spend=False,
     ),
+    "tag": Kind(
+        "/tag/new", "name", None, None, None,
+        '"LiteLLM_TagTable"', "tag_name = %s", True,
+        'SELECT t.spend, b.budget_reset_at, b.max_budget, b.budget_duration, t.tag_name, t.budget_id '
+        'FROM "LiteLLM_TagTable" t LEFT JOIN "LiteLLM_BudgetTable" b ON b.budget_id = t.budget_id '
+        "WHERE t.tag_name = %s",
+    ),
     "team_member": Kind(
         "/team/member_add", "", None, None, None,
         '"LiteLLM_TeamMembership"', "user_id = %s AND team_id = %s", True,

@@ -32,6 +32,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Far beyond any scenario: the scheduler is paused after start-up anyway, this closes the
 # window between its start and the pause.
 NEVER_S = 10**8
+#: a second mock model priced by its output tokens only (the mock answers with 20 completion
+#: tokens on every release, while releases count its prompt differently): 0.01 per call, so
+#: `spend: {amount: X}` lands on X exactly. Input must cost more than 0, or budget checks are skipped.
+UNIT_MODEL = "harness-unit"
+UNIT_MODEL_COSTS = {"input_cost_per_token": 1e-15, "output_cost_per_token": 0.0005}
 
 
 def free_port() -> int:
@@ -60,7 +65,16 @@ def proxy_config(settings: ProxySettings) -> dict[str, Any]:
                     "input_cost_per_token": model.input_cost_per_token,
                     "output_cost_per_token": model.output_cost_per_token,
                 },
-            }
+            },
+            {
+                "model_name": UNIT_MODEL,
+                "litellm_params": {
+                    "model": f"openai/{UNIT_MODEL}",
+                    "api_key": "not-used",
+                    "mock_response": model.mock_response,
+                    **UNIT_MODEL_COSTS,
+                },
+            },
         ],
         "general_settings": general,
         "litellm_settings": dict(settings.litellm_settings),
@@ -75,8 +89,10 @@ def settings_key(settings: ProxySettings) -> str:
 class ProxyTarget:
     """Start with `start()`, stop with `stop()` (or use as a context manager)."""
 
-    def __init__(self, release, database_url: str, settings: ProxySettings, run_dir: Path):
+    def __init__(self, release, database_url: str, settings: ProxySettings, run_dir: Path, operator=None):
         self.release = release
+        self.operator = operator  # operator_config.OperatorConfig from --proxy-config, or None
+        self.operator_notes: list[str] = []
         self.database_url = database_url
         self.settings = settings
         self.run_dir = run_dir
@@ -97,7 +113,13 @@ class ProxyTarget:
     def start(self, timeout: float = 120.0, progress=None) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.run_dir / "proxy_config.yaml"
-        config_path.write_text(yaml.safe_dump(proxy_config(self.settings), sort_keys=False))
+        config = proxy_config(self.settings)
+        if self.operator is not None:
+            from .operator_config import merge
+
+            mock = config["model_list"][0]["litellm_params"]
+            config, self.operator_notes = merge(self.operator, config, {k: v for k, v in mock.items() if k != "model"})
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.port = free_port()
         env = self.release.env(dict(os.environ))
         env.update(
@@ -208,20 +230,35 @@ class ProxyTarget:
             raise HarnessError(f"harness control `{op}` failed inside the proxy: {data.get('error', resp.text[:300])}")
         return data
 
-    def api(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {key or self.master_key}"}
+    def api(
+        self, method: str, path: str, *, key: str | None = None, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {key or self.master_key}", **(headers or {})}
         try:
             return self.http.request(method, f"{self.base_url}{path}", headers=headers, timeout=60, **kwargs)
         except requests.RequestException as exc:
             raise HarnessError(f"{method} {path} got no answer from the proxy: {exc}") from None
 
-    def chat(self, key: str, end_user: str | None = None) -> requests.Response:
+    unit_model = UNIT_MODEL
+
+    def chat(
+        self, key: str, end_user: str | None = None, *, tags: list[str] | None = None, model: str | None = None,
+        fresh_connection: bool = False,
+    ) -> requests.Response:
         body: dict[str, Any] = {
-            "model": self.settings.model.name,
+            "model": model or self.settings.model.name,
             "messages": [{"role": "user", "content": "harness"}],
         }
         if end_user is not None:
             body["user"] = end_user
+        if tags:
+            body["metadata"] = {"tags": tags}
+        if fresh_connection:  # concurrent callers: a Session is not shared between threads
+            try:
+                return requests.post(f"{self.base_url}/chat/completions", json=body, timeout=60,
+                                     headers={"Authorization": f"Bearer {key}"})
+            except requests.RequestException as exc:
+                raise HarnessError(f"POST /chat/completions got no answer from the proxy: {exc}") from None
         return self.api("POST", "/chat/completions", key=key, json=body)
 
     def log_tail(self, lines: int = 40) -> str:
@@ -232,4 +269,4 @@ class ProxyTarget:
             return "(no proxy log)"
 
     def secrets(self) -> list[str]:
-        return [self.master_key, self.control_token]
+        return [self.master_key, self.control_token, *(self.operator.secrets if self.operator else ())]

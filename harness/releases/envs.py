@@ -48,6 +48,13 @@ Progress = Callable[[str], None] | None
 RECIPE_VERSION = 3  # 2: bytecode compiled at build time; 3: recursive client types
 #: The proxy agent (harness/proxy) imports freezegun inside the proxy process.
 FREEZEGUN_PIN = "1.5.5"
+#: Newer dependencies that break a release although its declared ranges admit them, measured
+#: here: (releases, constraint, why). The constraint joins those releases' install and cache key.
+DEPENDENCY_CAPS: tuple[tuple[str, str, str], ...] = (
+    # measured on 1.95.0 (declares fastapi>=0.136.3); 1.100.0 imports the replacement
+    (">=1.95.0,<1.100.0", "fastapi<0.140.7",
+     "it imports fastapi.dependencies.utils.get_flat_dependant, which fastapi 0.140.7 removed"),
+)
 MARKER_NAME = "harness-release.json"
 MARKER_FORMAT = 1
 #: Releases never installed, whatever is asked.
@@ -159,8 +166,16 @@ def _engine_identity(engine: EngineInfo) -> dict:
     return {"kind": engine.kind, "description": engine.description}
 
 
+def dependency_caps(version: str) -> list[str]:
+    from packaging.specifiers import SpecifierSet
+
+    return [cap for releases, cap, _why in DEPENDENCY_CAPS if SpecifierSet(releases).contains(version)]
+
+
 def _key_inputs(version: str, prisma: str, extras: str, engine: EngineInfo) -> dict:
+    caps = dependency_caps(version)
     return {
+        **({"caps": caps} if caps else {}),
         "litellm": version,
         "prisma": prisma,
         "litellm-proxy-extras": extras,
@@ -368,6 +383,7 @@ def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say
         elif pins.extras_spec:  # declared but nothing published matches: let uv say why
             reqs.append(f"litellm-proxy-extras{pins.extras_spec}")
         reqs.append(f"freezegun=={FREEZEGUN_PIN}")
+        reqs += dependency_caps(version)
         say("installing " + " ".join(reqs))
         t = time.monotonic()
         rc, out = _run_streaming(

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 BUDGET_DURATION = re.compile(r"^[1-9][0-9]*(s|m|h|d|w|mo)$")
 BUDGET_DURATION_HELP = "a number and one unit of s, m, h, d, w, mo (e.g. 30s, 1d, 7d, 1mo)"
@@ -49,3 +49,12 @@ def check_budget_duration(value: str) -> str:
     if not BUDGET_DURATION.match(value):
         raise ValueError(f"{value!r} is not a budget_duration: expected {BUDGET_DURATION_HELP}")
     return value
+
+
+def parse_instant(value: str) -> datetime:
+    """ISO 8601 -> aware UTC datetime; naive times are UTC."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time: write `now` or ISO 8601 like 2026-03-02T10:00:00Z") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)

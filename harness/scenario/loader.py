@@ -15,15 +15,9 @@ from typing import Any, get_args
 import yaml
 from pydantic import ValidationError
 
+from .. import steps as step_registry
 from ..errors import ScenarioError
-from .model import (
-    SHORTHAND_FIELD,
-    STEP_TYPES,
-    Metadata,
-    PlacedStep,
-    ProxySettings,
-    Scenario,
-)
+from .model import Metadata, PlacedStep, ProxySettings, Scenario
 
 Path_ = tuple[Any, ...]
 TOP_LEVEL = {"name", "description", "issue", "affects", "tags", "proxy", "steps"}
@@ -234,32 +228,44 @@ def _validation_error(file: str, lines: _Lines, base: Path_, exc: ValidationErro
 
 
 def _parse_step(file: str, raw: Any, index: int, lines: _Lines, source: list[str]) -> PlacedStep:
+    from ..steps import references
+
+    step_types = step_registry.registry()
     path: Path_ = ("steps", index)
     line = lines.line(path)
-    actions = ", ".join(STEP_TYPES)
-    if isinstance(raw, str) and raw in STEP_TYPES:
+    actions = ", ".join(step_types)
+    if isinstance(raw, str) and raw in step_types:
         raw = {raw: {}}
     if not isinstance(raw, dict) or len(raw) != 1:
         raise ScenarioError(f"{file}:{line}: a step is one action as `- action: {{...}}`; actions: {actions}")
     (action, params), = raw.items()
-    cls = STEP_TYPES.get(action)
+    cls = step_types.get(action)
     if cls is None:
         raise ScenarioError(f"{file}:{line}: unknown action `{action}`; actions: {actions}")
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        if action not in SHORTHAND_FIELD:
+        if cls.shorthand is None:
             raise ScenarioError(f"{file}:{line}: `{action}` takes a mapping of parameters, e.g. `{action}: {{...}}`")
-        params = {SHORTHAND_FIELD[action]: params}
-        lines.at[path + (action, SHORTHAND_FIELD[action])] = lines.line(path + (action,))
+        params = {cls.shorthand: params}
+        lines.at[path + (action, cls.shorthand)] = lines.line(path + (action,))
+    try:
+        found = references.scan(params)
+    except references.BadReference as exc:
+        raise ScenarioError(f"{file}:{lines.line(path + (action, *exc.path))}: {exc}") from None
+    refs = tuple((name, field, lines.line(path + (action, *where))) for where, name, field in found)
     try:
         step = cls.model_validate(params)
     except ValidationError as exc:
         raise _validation_error(file, lines, path + (action,), exc, cls) from None
-    return PlacedStep(index=index, line=line, source=source[line - 1].strip() if line <= len(source) else "", step=step)
+    return PlacedStep(
+        index=index, line=line, source=source[line - 1].strip() if line <= len(source) else "", step=step, refs=refs
+    )
 
 
 def _check_references(file: str, steps: list[PlacedStep], lines: _Lines) -> None:
+    from ..steps import references
+
     known: dict[str, str] = {}
     for placed in steps:
         step = placed.step
@@ -278,13 +284,21 @@ def _check_references(file: str, steps: list[PlacedStep], lines: _Lines) -> None
                     raise ScenarioError(
                         f"{file}:{line}: `{field}: {name}` is {_a(known[name])}, but `{field}` takes {' or '.join(map(_a, kinds))}"
                     )
-        name = getattr(step, "name", None) if step.creates is not None else None
-        if name is not None:
+        for name, field, line in placed.refs:
+            if name not in known:
+                raise ScenarioError(
+                    f"{file}:{line}: `${{{name}.{field}}}` names no entity created by an earlier step"
+                    + (f"; known: {', '.join(sorted(known))}" if known else "")
+                )
+            problem = references.check(known[name], name, field)
+            if problem:
+                raise ScenarioError(f"{file}:{line}: {problem}")
+        for name, kind in step.created():
             if name in known:
                 raise ScenarioError(
                     f"{file}:{placed.line}: `{name}` is already the name of {_a(known[name])}; names must be unique"
                 )
-            known[name] = step.creates
+            known[name] = kind
 
 
 def _a(kind: str) -> str:
@@ -318,16 +332,17 @@ def load(path: str | Path) -> Scenario:
     return Scenario(path=file, meta=meta, proxy=proxy, steps=tuple(steps))
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema editors use (published as scenarios/scenario.schema.json)."""
+def json_schema(plugins: bool = True) -> dict[str, Any]:
+    """The JSON Schema editors use; the published one (scenarios/scenario.schema.json) has the built-in steps."""
     step_variants: list[dict[str, Any]] = []
     defs: dict[str, Any] = {}
-    for action, cls in STEP_TYPES.items():
+    step_types = step_registry.registry() if plugins else step_registry.builtin()
+    for action, cls in step_types.items():
         schema = cls.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         defs.update(schema.pop("$defs", {}))
         variants: list[dict[str, Any]] = [schema]
-        if action in SHORTHAND_FIELD:
-            variants.append(schema["properties"][SHORTHAND_FIELD[action]])
+        if cls.shorthand is not None:
+            variants.append(schema["properties"][cls.shorthand])
         if not schema.get("required"):
             variants.append({"type": "null"})
         step_variants.append(
@@ -336,7 +351,7 @@ def json_schema() -> dict[str, Any]:
                 "properties": {action: {"anyOf": variants} if len(variants) > 1 else schema},
                 "required": [action],
                 "additionalProperties": False,
-                "description": (cls.__doc__ or action).strip().splitlines()[0],
+                "description": cls.one_line_doc(),
             }
         )
         if not schema.get("required"):

@@ -1,0 +1,80 @@
+"""Steps that move the proxy's clock (freezegun inside the proxy, through the agent)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar
+
+from pydantic import Field, field_validator, model_validator
+
+from ..errors import HarnessError
+from ..proxy.entities import parse_time
+from ..scenario.durations import parse_instant, parse_span
+from .base import ANY_ENTITY, EntityKind, Name, Step
+
+
+class FreezeClock(Step):
+    """Stop the proxy's clock at `at` (`now`, or an ISO 8601 time; naive times are UTC)."""
+
+    action: ClassVar[str] = "freeze_clock"
+    shorthand: ClassVar[str | None] = "at"
+    at: str = "now"
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: str) -> str:
+        if value != "now":
+            parse_instant(value)
+        return value
+
+    def run(self, ctx) -> str:
+        config_at = getattr(getattr(ctx, "config", None), "at", None)
+        if self.at != "now":
+            at, note = self.at, ""
+        elif config_at is not None:
+            at, note = config_at.isoformat(), " (now = --at)"
+        else:
+            at, note = None, " (now)"
+        return "clock frozen at " + ctx.target.control("freeze", at=at)["now"] + note
+
+
+class AdvanceClock(Step):
+    """Move the frozen clock forward by a span (`1d`, `25h`, `1d2h30m`, seconds), or just `past` an entity's budget_reset_at."""
+
+    action: ClassVar[str] = "advance_clock"
+    shorthand: ClassVar[str | None] = "by"
+    references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"past": ANY_ENTITY}
+    by: str | float | None = None
+    past: Name | None = Field(None, description="an entity: the clock moves to its budget_reset_at (database) plus `margin`")
+    margin: str | float = Field("1s", description="with `past`: how far beyond budget_reset_at")
+
+    @field_validator("by", "margin")
+    @classmethod
+    def _span(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            parse_span(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> "AdvanceClock":
+        if (self.by is None) == (self.past is None):
+            raise ValueError("give exactly one of `by` (a span) or `past` (an entity)")
+        return self
+
+    @property
+    def delta(self) -> timedelta:
+        return parse_span(self.by) if self.by is not None else timedelta(0)
+
+    def run(self, ctx) -> str:
+        if self.past is None:
+            return "clock now " + ctx.target.control("advance", seconds=self.delta.total_seconds())["now"]
+        entity = ctx.entity(self.past)
+        state = ctx.db.state(entity)
+        if state is None or state.budget_reset_at is None:
+            raise HarnessError(f"`past: {self.past}`: its budget_reset_at is not set (nothing to move past)")
+        now = parse_time(ctx.target.control("clock")["now"])
+        target = state.budget_reset_at + parse_span(self.margin)
+        if target <= now:
+            return f"clock already past {self.past}'s budget_reset_at {state.budget_reset_at.isoformat()} (now {now.isoformat()})"
+        moved = ctx.target.control("advance", seconds=(target - now).total_seconds())["now"]
+        return f"clock now {moved}, {self.margin} past {self.past}'s budget_reset_at {state.budget_reset_at.isoformat()}"

@@ -1,0 +1,264 @@
+"""Steps that assert: a request's outcome, an entity's state."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .. import assertions
+from ..calendar import next_boundary
+from ..errors import HarnessError
+from ..proxy.entities import KINDS, EntityState, parse_time
+from ..scenario.durations import parse_span
+from .base import ANY_ENTITY, EntityKind, Expectation, Name, Step, Strict, Unsupported
+
+
+class ExpectedError(Strict):
+    type: str = Field("budget_exceeded", description="the error body's `type`")
+    message: str | None = Field(None, description="a text the error message must contain")
+    status: int | None = Field(None, description="HTTP status; releases differ (400, 429, 422), prefer type+message")
+
+
+class ExpectRequest(Step):
+    """One `/chat/completions` call; `outcome: accepted|rejected`, for rejections `error.type`/`.message`/`.status`."""
+
+    action: ClassVar[str] = "expect_request"
+    references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"key": ("key",), "end_user": ("end_user",), "tags": ("tag",)}
+    key: Name
+    end_user: Name | None = None
+    tags: list[Name] = []
+    outcome: Literal["accepted", "rejected"]
+    error: ExpectedError | None = None
+
+    @model_validator(mode="after")
+    def _error_only_when_rejected(self) -> "ExpectRequest":
+        if self.outcome == "accepted" and self.error is not None:
+            raise ValueError("`error` only goes with `outcome: rejected`")
+        return self
+
+    def run(self, ctx) -> str:
+        key = ctx.entity(self.key)
+        resp = ctx.target.chat(key.secret, ctx.id_of(self.end_user), tags=[ctx.id_of(t) for t in self.tags] or None)
+        ctx.target.control("settle")
+        outcome = assertions.classify(resp)
+        try:
+            assertions.check_request(outcome, self, entity=key, fail=Expectation)
+        except Expectation as exc:
+            if self.outcome != "accepted" or not outcome.is_budget_error:
+                raise
+            # a wrong budget rejection: what the database, the API and the auth path hold for
+            # the entities the request went through, side by side
+            raise Expectation(f"{exc} | readings: {self._readings(ctx)}", exc.expected, exc.actual, exc.entity) from None
+        return outcome.summary()
+
+    def _readings(self, ctx) -> str:
+        parts = []
+        for name in [self.key, self.end_user, *self.tags]:
+            if name is None:
+                continue
+            entity = ctx.entity(name)
+            readings: dict[str, EntityState] = {}
+            if (state := ctx.db.state(entity)) is not None:
+                readings["db"] = state
+            if KINDS[entity.kind].info_path is not None:
+                try:
+                    readings["api"] = ctx.api_state(entity)
+                except (Unsupported, HarnessError):
+                    pass
+            parts.append(f"{entity.kind} {name}: {side_by_side(ctx, entity, readings, AuthView.read(ctx, entity))}")
+        return " / ".join(parts)
+
+
+class ExpectState(Step):
+    """An entity's `spend` (within `tolerance`), `spend_at_least`, `budget_reset_at`, `budget_reset_within`, read through the API and/or the database."""
+
+    action: ClassVar[str] = "expect_state"
+    references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"entity": ANY_ENTITY}
+    entity: Name
+    spend: float | None = Field(None, ge=0)
+    spend_at_least: float | None = Field(None, ge=0)
+    tolerance: float = Field(1e-6, ge=0)
+    budget_reset_at: Literal["moved_forward", "unchanged", "in_future", "set"] | None = Field(
+        None,
+        description="moved_forward: later than before the last run_reset_job and than the clock; "
+        "unchanged: as before the last run_reset_job",
+    )
+    budget_reset_within: str | None = Field(
+        None, description="budget_reset_at lies after the clock and at most this span later (e.g. 1d: by next midnight)"
+    )
+    budget_reset_is: Literal["local_midnight", "next_monday", "first_of_next_month"] | None = Field(
+        None, description="budget_reset_at is the first such instant after the clock, in the proxy's "
+        "litellm_settings.timezone (UTC when unset)"
+    )
+    source: Literal["api", "db", "both"] = Field(
+        "both", description="both: the API where the release has an info endpoint for the kind, and the database"
+    )
+    counter: float | None = Field(
+        None, ge=0, description="the in-memory spend counter the auth path reads first (spend_counter_cache, "
+        "under the release's key name, e.g. spend:key:<hash>); absent, the auth path reseeds from the database"
+    )
+    cached_spend: float | None = Field(
+        None, ge=0, description="the spend on the entity object cached in user_api_key_cache"
+    )
+    window_spend: dict[str, float] | None = Field(
+        None, description="budget_limits window usage by window, e.g. {1d: 0}: the counters spend:<kind>:<id>:window:<duration>"
+    )
+
+    @field_validator("budget_reset_within")
+    @classmethod
+    def _within(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_span(value)
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> "ExpectState":
+        wanted = (self.spend, self.spend_at_least, self.budget_reset_at, self.budget_reset_within, self.counter,
+                  self.cached_spend, self.window_spend, self.budget_reset_is)
+        if all(v is None for v in wanted):
+            raise ValueError("say what to expect: `spend`, `spend_at_least`, `budget_reset_at`, `budget_reset_within`, "
+                             "`budget_reset_is`, `counter`, `cached_spend` or `window_spend`")
+        return self
+
+    def run(self, ctx) -> str:
+        entity = ctx.entity(self.entity)
+        readings: dict[str, EntityState] = {}
+        if self.source in ("db", "both"):
+            state = ctx.db.state(entity)
+            if state is None:
+                raise HarnessError(f"no database row for {entity.kind} {entity.name}")
+            readings["db"] = state
+        api_note = None
+        if self.source == "api" or (self.source == "both" and KINDS[entity.kind].info_path is not None):
+            try:
+                readings["api"] = ctx.api_state(entity)
+            except Unsupported as exc:
+                # `both` asks for every reading the release offers: an info endpoint that is
+                # missing or licence-gated leaves the database reading (`source: api` stays unsupported)
+                if self.source == "api":
+                    raise
+                api_note = f"api: not read ({str(exc)[:120]})"
+        wants_auth = any(v is not None for v in (self.counter, self.cached_spend, self.window_spend))
+        auth = AuthView.read(ctx, entity) if wants_auth or self.spend is not None or self.spend_at_least is not None else None
+        if wants_auth and not auth.has_counters:
+            raise Unsupported("this release keeps no in-memory spend counters (no spend_counter_cache)")
+        now = parse_time(ctx.target.control("clock")["now"])
+        notes = []
+        try:
+            for source, state in readings.items():
+                assertions.check_state(
+                    state,
+                    self,
+                    source=source,
+                    clock=now,
+                    before_reset=ctx.before_reset.get(entity.name) if ctx.reset_job_ran else None,
+                    reset_job_ran=ctx.reset_job_ran,
+                    entity=entity,
+                    fail=Expectation,
+                )
+                if self.budget_reset_is is not None:
+                    self._check_calendar(ctx, entity, source, state, now)
+                notes.append(f"{source}: spend={state.spend}, budget_reset_at={_iso(state.budget_reset_at)}")
+            if auth is not None and wants_auth:
+                auth.check(self, entity, readings.get("db"))
+        except Expectation as exc:
+            # the auth path, the API and the database side by side: the family's typical bug
+            # is one of them reset while the one enforcement reads first is not
+            if auth is None:
+                raise
+            side = side_by_side(ctx, entity, readings, auth)
+            raise Expectation(f"{exc} | readings: {side}", exc.expected, exc.actual, exc.entity) from None
+        if auth is not None and wants_auth:
+            notes.append(auth.summary())
+        if api_note:
+            notes.append(api_note)
+        return "; ".join(notes)
+
+    def _check_calendar(self, ctx, entity, source: str, state: EntityState, now) -> None:
+        tz = (ctx.scenario.proxy.litellm_settings or {}).get("timezone")
+        expected = next_boundary(self.budget_reset_is, now, tz)
+        got = state.budget_reset_at
+        if got is None or abs((got - expected).total_seconds()) > 1:
+            raise Expectation(
+                f"{entity.kind} {entity.name} ({source}): budget_reset_at {_iso(got)} is not the {self.budget_reset_is} "
+                f"after the clock {_iso(now)} in {tz or 'UTC'} ({_iso(expected)})",
+                _iso(expected), _iso(got), entity,
+            )
+
+
+class AuthView:
+    """What the auth path reads for an entity, from the agent: counters and cached objects."""
+
+    def __init__(self, entries: dict, entity, has_counters: bool):
+        self.entries, self.entity, self.has_counters = entries, entity, has_counters
+
+    @classmethod
+    def read(cls, ctx, entity) -> "AuthView":
+        ids = [i for i in (entity.id, *entity.keys) if i]
+        data = ctx.target.control("auth-view", ids=ids)
+        entries = dict(data.get("entries", {}))
+        return cls(entries, entity, bool(data.get("has_spend_counter_cache", "spend_counter_cache" in entries)))
+
+    def counters(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.entries.get("spend_counter_cache", {}).items()
+                if isinstance(v, (int, float)) and k.startswith("spend:")}
+
+    def counter(self) -> tuple[str | None, float | None]:
+        """The entity's own counter (not a window's), under the release's key name."""
+        ids = self.entity.row_keys
+        own = {k: v for k, v in self.counters().items() if ":window:" not in k and all(i in k for i in ids)}
+        if not own:
+            return None, None
+        key = sorted(own)[0]
+        return key, own[key]
+
+    def windows(self) -> dict[str, float]:
+        return {k.rsplit(":window:", 1)[1]: v for k, v in self.counters().items() if ":window:" in k}
+
+    def cached(self) -> tuple[str | None, float | None]:
+        for key, value in self.entries.get("user_api_key_cache", {}).items():
+            if isinstance(value, dict) and isinstance(value.get("spend"), (int, float)):
+                return key, float(value["spend"])
+        return None, None
+
+    def check(self, step, entity, db_state) -> None:
+        what = f"{entity.kind} {entity.name}"
+        if step.counter is not None:
+            key, value = self.counter()
+            effective = value if key is not None else (db_state.spend if db_state else None)
+            if effective is None or abs(effective - step.counter) > step.tolerance:
+                where = key or "no counter (the auth path reseeds from the database)"
+                raise Expectation(f"{what}: the spend counter {where} reads {effective}, expected {step.counter}",
+                                  step.counter, effective, entity)
+        if step.cached_spend is not None:
+            key, value = self.cached()
+            if key is not None and abs(value - step.cached_spend) > step.tolerance:
+                raise Expectation(f"{what}: the cached object {key} in user_api_key_cache has spend {value}, "
+                                  f"expected {step.cached_spend}", step.cached_spend, value, entity)
+        for window, expected in (step.window_spend or {}).items():
+            value = self.windows().get(window)
+            if value is not None and abs(value - expected) > step.tolerance:
+                raise Expectation(f"{what}: the {window} budget_limits window counter reads {value}, expected {expected}",
+                                  expected, value, entity)
+
+    def summary(self) -> str:
+        key, value = self.counter()
+        cached_key, cached = self.cached()
+        parts = [f"counter {key}={value}" if key else "counter: none (reseeds from the database)"]
+        if cached_key:
+            parts.append(f"cached spend={cached}")
+        parts += [f"window {w}={v}" for w, v in sorted(self.windows().items())]
+        return ", ".join(parts)
+
+
+def side_by_side(ctx, entity, readings: dict, auth: AuthView) -> str:
+    parts = [f"{source} spend={state.spend}" for source, state in readings.items()]
+    if "db" not in readings and (state := ctx.db.state(entity)) is not None:
+        parts.append(f"db spend={state.spend}")
+    parts.append(auth.summary())
+    return "; ".join(parts)
+
+
+def _iso(moment) -> str:
+    return moment.isoformat() if moment else "null"

@@ -1,0 +1,160 @@
+"""Steps that spend: real `/chat/completions` calls of the mock model through a key."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from urllib.parse import urlsplit
+
+from .. import assertions
+from ..errors import HarnessError
+from .base import EntityKind, Expectation, Name, Step, Unsupported
+
+#: bounds of `concurrency`: simultaneous requests and the wall time they may take together
+MAX_CONCURRENCY = 64
+CONCURRENCY_TIMEOUT_S = 60.0
+#: an amount lands exactly when it is this close to a whole number of calls
+EXACT = 1e-9
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class Spend(Step):
+    """Mock-model calls through a key: `requests: N`, `until: amount` (at least), or `amount` (exactly, calibrated)."""
+
+    action: ClassVar[str] = "spend"
+    references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {
+        "key": ("key",),
+        "end_user": ("end_user",),
+        "tags": ("tag",),
+    }
+    key: Name
+    end_user: Name | None = Field(None, description="an end user created by an earlier step (the request's `user`)")
+    new_end_user: Name | None = Field(
+        None, description="an end-user id no step created: the proxy meets it first here (default end-user budgets); "
+        "later steps can name it as an end user"
+    )
+    tags: list[Name] = Field([], description="tags from create_tag, sent in the request's metadata")
+    requests: int | None = Field(None, ge=1, le=10_000)
+    until: float | None = Field(None, gt=0, description="keep calling until at least this much has been spent")
+    amount: float | None = Field(
+        None, gt=0, description="spend exactly this much: the release's cost per call of the unit-priced mock "
+        "model is measured by the first call, and the amount must be a whole number of calls"
+    )
+    concurrency: int | None = Field(
+        None, ge=2, le=MAX_CONCURRENCY, description=f"send the `requests` all at once (at most {MAX_CONCURRENCY}, "
+        f"{CONCURRENCY_TIMEOUT_S:.0f} s together); the step notes how many were accepted"
+    )
+    max_accepted: int | None = Field(None, ge=0, description="with `concurrency`: more accepted calls than this fail the step")
+    allow_rejections: bool = Field(False, description="a budget rejection ends the step instead of failing it")
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> "Spend":
+        if sum(x is not None for x in (self.requests, self.until, self.amount)) != 1:
+            raise ValueError("give exactly one of `requests` (a count), `until` (at least an amount) or `amount` (exactly)")
+        if self.end_user is not None and self.new_end_user is not None:
+            raise ValueError("give `end_user` or `new_end_user`, not both")
+        if self.concurrency is not None and self.requests is None:
+            raise ValueError("`concurrency` goes with `requests: N`")
+        if self.max_accepted is not None and self.concurrency is None:
+            raise ValueError("`max_accepted` goes with `concurrency`")
+        return self
+
+    def created(self):
+        return [(self.new_end_user, "end_user")] if self.new_end_user is not None else []
+
+    def run(self, ctx) -> str:
+        key = ctx.entity(self.key)
+        if self.new_end_user is not None:
+            ctx.adopt("end_user", self.new_end_user, self.new_end_user)
+        end_user = ctx.id_of(self.end_user or self.new_end_user)
+        tags = [ctx.id_of(t) for t in self.tags]
+        if self.concurrency is not None:
+            return self._concurrent(ctx, key, end_user, tags)
+        if self.amount is not None:
+            return self._exact(ctx, key, end_user, tags)
+        spent, calls = 0.0, 0
+        limit = self.requests or 10_000
+        while calls < limit and (self.until is None or spent < self.until):
+            ok, cost, note = self._call(ctx, key, end_user, tags, calls + 1)
+            calls += 1
+            if not ok:
+                return f"{calls - 1} calls spent {spent:.4f}; call {calls} was rejected: {note}"
+            spent += cost
+        return f"{calls} calls, {spent:.4f} spent"
+
+    def _call(self, ctx, key, end_user, tags, number: int, model: str | None = None) -> tuple[bool, float, str]:
+        resp = ctx.target.chat(key.secret, end_user, tags=tags or None, model=model)
+        if not resp.ok:
+            outcome = assertions.classify(resp)
+            if outcome.is_budget_error and self.allow_rejections:
+                return False, 0.0, outcome.message[:120]
+            raise Expectation(
+                f"call {number} of `spend` was rejected ({resp.status_code}): {outcome.message[:300]}",
+                expected="accepted",
+                actual=f"{outcome.status} {outcome.type}",
+                entity=key,
+            )
+        # Each call's follow-up (cost tracking, budget-reservation reconciliation) finishes
+        # before the next call, as for a client pacing its calls; without this, releases
+        # with budget reservations (1.84+) reject back-to-back calls at random.
+        ctx.target.control("settle")
+        return True, assertions.response_cost(resp), ""
+
+    def _exact(self, ctx, key, end_user, tags) -> str:
+        model = ctx.target.unit_model
+        ok, per_call, note = self._call(ctx, key, end_user, tags, 1, model=model)
+        if not ok:
+            return f"the calibration call was rejected: {note}"
+        if per_call <= 0:
+            raise Unsupported(f"the release reported no cost for the mock model {model} (x-litellm-response-cost)")
+        calls = round(self.amount / per_call)
+        if calls < 1 or abs(calls * per_call - self.amount) > EXACT:
+            raise Unsupported(
+                f"{self.amount} is not a whole number of calls at {per_call!r} per call (measured on this release)"
+            )
+        spent = per_call
+        for number in range(2, calls + 1):
+            ok, cost, note = self._call(ctx, key, end_user, tags, number, model=model)
+            if not ok:
+                return f"{number - 1} calls spent {spent:.6f}; call {number} was rejected: {note}"
+            spent += cost
+        return f"{calls} calls of {model}, {spent:.6f} spent (calibrated on this release: {per_call!r} per call)"
+
+    def _concurrent(self, ctx, key, end_user, tags) -> str:
+        host = urlsplit(ctx.target.base_url).hostname
+        if host not in LOOPBACK:  # a burst is for the proxy the harness started, never a remote one
+            raise HarnessError(f"`concurrency` sends bursts only to a proxy on loopback, not {host}")
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = [
+                pool.submit(ctx.target.chat, key.secret, end_user, tags=tags or None, fresh_connection=True)
+                for _ in range(self.requests)
+            ]
+            done, pending = wait(futures, timeout=CONCURRENCY_TIMEOUT_S)
+            for future in pending:
+                future.cancel()
+        ctx.target.control("settle")
+        if pending:
+            raise Expectation(
+                f"{len(pending)} of {self.requests} concurrent calls got no answer within {CONCURRENCY_TIMEOUT_S:.0f}s",
+                expected="answers", actual=f"{len(pending)} unanswered", entity=key,
+            )
+        responses = [f.result() for f in done]
+        accepted = [r for r in responses if r.ok]
+        rejected = [assertions.classify(r) for r in responses if not r.ok]
+        other = [o for o in rejected if not o.is_budget_error]
+        spent = sum(assertions.response_cost(r) for r in accepted)
+        note = (f"{self.requests} calls, {self.concurrency} at a time, in {time.monotonic() - started:.2f}s: "
+                f"{len(accepted)} accepted ({spent:.4f} spent), {len(rejected)} rejected")
+        if other or (rejected and not self.allow_rejections):
+            first = (other or rejected)[0]
+            raise Expectation(f"{note}; first rejection ({first.status}): {first.message[:200]}",
+                              expected="accepted", actual=f"{first.status} {first.type}", entity=key)
+        if self.max_accepted is not None and len(accepted) > self.max_accepted:
+            raise Expectation(f"{note}: more than max_accepted={self.max_accepted}",
+                              expected=f"<= {self.max_accepted} accepted", actual=len(accepted), entity=key)
+        return note
