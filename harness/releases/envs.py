@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.engine import EngineInfo, ensure_engine
+from harness.releases import cache
 from harness.errors import HarnessError, ReleaseUnavailable
 from harness.settings import cache_dir
 
@@ -107,7 +108,9 @@ def ensure_release(version: str, progress: Progress = None) -> ReleaseEnv:
 
     found = _find_ready(envs_root, v, engine)  # warm path: files only
     if found is not None:
-        return found
+        cache.hold(found.root)  # from here on no prune removes it; it may have just before:
+        if _valid_marker(found.root) is not None:
+            return found
 
     pins = _resolve_pins(v)
     inputs = _key_inputs(v, pins.prisma, pins.extras, engine)
@@ -126,6 +129,7 @@ def ensure_release(version: str, progress: Progress = None) -> ReleaseEnv:
         except Timeout:
             raise HarnessError(f"timed out waiting for the build lock of {root}") from None
     try:
+        cache.hold(root)
         marker = _valid_marker(root, inputs)
         if marker is not None:
             return release_env_from(root, marker, engine)
@@ -133,9 +137,23 @@ def ensure_release(version: str, progress: Progress = None) -> ReleaseEnv:
             say(f"removing incomplete environment {root.name}")
             shutil.rmtree(root)
         marker = _build(root, v, pins, inputs, engine, say)
-        return release_env_from(root, marker, engine)
     finally:
         lock.release()
+    _prune_to_default_cap(envs_root, say)
+    return release_env_from(root, marker, engine)
+
+
+def _prune_to_default_cap(envs_root: Path, say) -> None:
+    """Keep the cache under its default cap after a build, oldest unused environment first."""
+    try:
+        cap = cache.default_max_size()
+        if cap is None:
+            return
+        for env in cache.prune(envs_root, max_size=cap):
+            say(f"cache over {cache.format_size(cap)}: removed litellm {env.version} "
+                f"({cache.format_size(env.size)}, unused the longest)")
+    except (OSError, HarnessError) as exc:  # a full or odd cache must not fail the run that built
+        say(f"cache prune skipped: {exc}")
 
 
 def check_release(env: ReleaseEnv) -> dict:
