@@ -58,6 +58,7 @@ def _add_shared(parser: argparse.ArgumentParser, dests: tuple[str, ...]) -> None
 
 def _add_matrix_parser(sub) -> None:
     from .matrix import DEFAULT_CAP
+    from .releases.index import SAMPLES
 
     matrix = sub.add_parser(
         "matrix",
@@ -70,8 +71,12 @@ def _add_matrix_parser(sub) -> None:
     _add_shared(matrix, ("litellm_versions", "db", "db_url"))
     matrix.add_argument("--range", dest="range_spec", metavar="SPEC",
                         help="published final releases in a PEP 440 range, e.g. '>=1.82,<1.86'")
-    matrix.add_argument("--cap", type=int, default=DEFAULT_CAP, metavar="N",
-                        help=f"at most N releases from --range, thinned evenly (default {DEFAULT_CAP})")
+    matrix.add_argument("--sample", choices=SAMPLES, default="all",
+                        help="which releases of --range: all (default), or minor-ends (the first and last patch "
+                        "of each minor line)")
+    matrix.add_argument("--cap", type=int, default=None, metavar="N",
+                        help=f"at most N releases from --range, thinned evenly (default {DEFAULT_CAP} with "
+                        "--sample all, no cap with a sample)")
     matrix.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                         help="releases run in parallel, each in its own process with its own PostgreSQL server "
                         "(default 1; one proxy per release at a time)")
@@ -289,7 +294,7 @@ def _matrix(args, console: Console) -> int:
     if args.jobs < 1:
         raise HarnessError(f"-j must be at least 1 (got {args.jobs})")
     _check_versions(explicit)
-    selection = mx.select_releases(explicit, args.range_spec, args.cap)
+    selection = mx.select_releases(explicit, args.range_spec, args.cap, sample=args.sample)
     progress = _progress_printer(console)
     progress(f"releases: {', '.join(selection.versions)} ({selection.note})")
 
