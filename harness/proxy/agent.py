@@ -231,9 +231,16 @@ async def _run_job(job_id: str) -> dict:
     return {"job": job_id, "seconds": round(time.perf_counter() - started, 4)}
 
 
-def _install_routes(app) -> None:
-    from fastapi import Request
+def _with_control_routes(app):
+    """LiteLLM's app, with /__harness/ served in front of its middleware stack.
+
+    Before 1.82 LiteLLM has a `BaseHTTPMiddleware`, which runs the endpoint in a child task:
+    behind it, settle would wait on the request task that is waiting for settle itself.
+    """
+    from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
+
+    control_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
     token = os.environ["HARNESS_CONTROL_TOKEN"]
 
@@ -279,7 +286,15 @@ def _install_routes(app) -> None:
             return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=500)
         return JSONResponse(out)
 
-    app.add_api_route("/__harness/{op}", control, methods=["GET", "POST"], include_in_schema=False)
+    control_app.add_api_route("/__harness/{op}", control, methods=["GET", "POST"], include_in_schema=False)
+
+    async def front(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/__harness/"):
+            await control_app(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return front
 
 
 def _litellm_version() -> str:
@@ -312,9 +327,8 @@ def main() -> None:
     from litellm.proxy.proxy_server import app
 
     _wrap_lifespan(app)
-    _install_routes(app)
     uvicorn.run(
-        app,
+        _with_control_routes(app),
         host=os.environ.get("HARNESS_PROXY_HOST", "127.0.0.1"),
         port=int(os.environ["HARNESS_PROXY_PORT"]),
         log_level=os.environ.get("HARNESS_UVICORN_LOG_LEVEL", "warning"),
