@@ -105,16 +105,24 @@ def matching_template(
     except SchemaDrift as first:
         drift = first
     say(f"{EXTRAS} {release.extras_version} does not build litellm {release.version}'s schema; "
-        "trying later extras inside its declared range")
-    for candidate in later_candidates(release):
+        "trying later extras, inside its declared range first")
+    inside = later_candidates(release)
+    # Some releases declare columns that only a later extras, outside their range, creates
+    # (1.97.0: LiteLLM_AutoRouterSession.tier_turns); production's schema engine adds them at
+    # start-up. Those come second: the nearest later migrations that build the schema.
+    beyond = [v for v in index.published_versions(EXTRAS)
+              if v > Version(release.extras_version) and v not in inside][:MAX_CANDIDATES]
+    for candidate in inside + beyond:
         try:
             template = build(migrations_of(candidate))
         except SchemaDrift as exc:
             drift = exc
             continue
-        say(f"{EXTRAS} {candidate} builds litellm {release.version}'s schema: adopting it")
-        return adopt(release, candidate, f"first-matching-schema (lower bound {release.extras_version} drifts)"), template
-    raise SchemaDrift(f"no {EXTRAS} inside litellm {release.version}'s range builds its schema; last: {drift}")
+        where = "inside its declared range" if candidate in inside else "beyond its declared range"
+        say(f"{EXTRAS} {candidate} ({where}) builds litellm {release.version}'s schema: adopting it")
+        return adopt(release, candidate, f"first-matching-schema {where} (lower bound {release.extras_version} "
+                                         "drifts)"), template
+    raise SchemaDrift(f"no {EXTRAS} from litellm {release.version}'s own on builds its schema; last: {drift}")
 
 
 def _nearest_extras(release: envs.ReleaseEnv, build: Callable[[Path], str], say) -> tuple[envs.ReleaseEnv, str]:
