@@ -36,6 +36,24 @@ COLUMNS = {"org_budget_reset": "seed: org (#25495)", "key_budget_reset": "key", 
            "user_budget_reset": "user"}
 DEFAULT_RANGE = ">=1.60,<=1.108.7"
 EARNED = {"passed", "reproduced"}
+#: what the verdicts below mean, from reading the releases' code and upstream issues
+FINDINGS = """What the non-passing cells are (checked in the releases' code and upstream issues):
+
+- **seed before 1.81**: `reproduced`, but not at the reset. Up to 1.78 the organization's
+  spend stays 0 (line 19; on 1.65.1 the key's row has no `organization_id` although
+  `/key/generate` was given one); on 1.79-1.80 spend is recorded but never enforced (line 20):
+  `_organization_max_budget_check` arrives in 1.81.0. From 1.81 to 1.84 it fails at the reset
+  (line 28), which is #25495 itself; fixed in 1.85.0.
+- **key/team/user `regression` from 1.61 to 1.63.0**: a real LiteLLM bug: `ResetBudgetJob`
+  logs `Failed to reset 1 keys: ... "error": "Returned None without exception"` (an
+  `isinstance` check against LiteLLM's pydantic type fails on the Prisma rows), so no budget
+  resets: upstream #8364. 1.60.9 and 1.63.14 pass.
+- **`uninstallable`**: no wheel on the index (1.74.15.post2), a pinned dependency the index
+  does not have (1.104.9), or a proxy that does not import even with dependencies as of its
+  release day: 1.68.2 (`No module named 'enterprise'`, upstream #10349/#10373), 1.95.1 and
+  1.97.0 (`fastapi` no longer has `get_flat_dependant`, which litellm's unbounded range allows).
+- Releases before 1.65.1 ship no migrations: their database comes from the oldest
+  `litellm-proxy-extras` (0.1.0) that builds their `schema.prisma` (column "migrations")."""
 
 
 def spread(items: list) -> list:
@@ -98,6 +116,10 @@ def render(results: dict, planned: list[str], note: str) -> str:
     done = sorted(results.values(), key=lambda e: Version(e["version"]))
     working = [e["version"] for e in done if works(e)]
     missing = [v for v in planned if v not in results]
+    errors_from_1651 = [f"{e['version']} {name}" for e in done if Version(e["version"]) >= Version("1.65.1")
+                        for name, c in e.get("cells", {}).items() if c["verdict"] == "error"]
+    uninstallable = [e["version"] for e in done
+                     if any(c["verdict"] == "uninstallable" for c in e.get("cells", {}).values())]
     lines = [
         "# Releases the harness supports",
         "",
@@ -114,6 +136,11 @@ def render(results: dict, planned: list[str], note: str) -> str:
         f"- Oldest release that works (seed earned its verdict, key and team passed, user passed or "
         f"unsupported): **{working[0] if working else 'none'}**"
         + (f"; {len(working)} of {len(done)} run releases work." if done else "."),
+        f"- From 1.65.1 on, cells with `error`: {', '.join(errors_from_1651) or 'none'}; releases that do not install "
+        f"(or whose proxy does not import, also with dependencies as of its release day): "
+        f"{', '.join(uninstallable) or 'none'}.",
+        "",
+        FINDINGS,
         "",
         "| release | " + " | ".join(COLUMNS.values()) + " | migrations (extras) | cold s | warm s |",
         "|---" * (len(COLUMNS) + 4) + "|",
