@@ -138,7 +138,9 @@ def _cache(args, console: Console) -> int:
         for env in envs:
             console.print(line(env), highlight=False, markup=False)
         total = sum(e.size for e in envs)
-        console.print(f"{len(envs)} environments, {cache.format_size(total)} in {envs_root}", highlight=False, markup=False)
+        console.print(f"{len(envs)} environments, {cache.format_size(total)} in {envs_root} "
+                      f"({cache.format_size(cache.disk_use(envs_root))} on disk: files hard-linked into several count once)",
+                      highlight=False, markup=False)
         return EXIT_OK
     older_than = max_size = None
     if args.older_than is not None:

@@ -6,8 +6,9 @@ the environment's last use). Pruning takes that lock exclusively, and the build 
 waiting: an environment a running harness holds, or one being built, is never removed.
 
 After each build, ``ensure_release`` prunes to ``default_max_size()`` (``HARNESS_CACHE_MAX_SIZE``,
-default 20G), oldest unused first. Sizes count each inode once per environment; uv hard-links
-files from its own cache, so those bytes are freed only when ``uv cache prune`` drops them too.
+default 20G), oldest unused first. Sizes count each inode once per environment, and the cap is
+on their sum: uv hard-links files from its own cache into every environment, so the sum
+overstates the disk use (``disk_use``), and those bytes are freed only with ``uv cache prune``.
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ def _is_held(root: Path) -> bool:
     return None in fds
 
 
-def disk_size(root: Path) -> int:
-    seen: set[tuple[int, int]] = set()
+def disk_size(root: Path, seen: set[tuple[int, int]] | None = None) -> int:
+    """Bytes allocated under ``root``, each inode once (across calls sharing ``seen``)."""
+    seen = set() if seen is None else seen
     total = 0
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
@@ -118,6 +120,12 @@ def disk_size(root: Path) -> int:
                 seen.add((st.st_dev, st.st_ino))
                 total += st.st_blocks * 512
     return total
+
+
+def disk_use(envs_root: Path) -> int:
+    """What the environments take on disk together: a file uv hard-linked into several counts once."""
+    seen: set[tuple[int, int]] = set()
+    return sum(disk_size(root, seen) for root in envs_root.iterdir() if root.is_dir()) if envs_root.is_dir() else 0
 
 
 def _last_used(root: Path) -> float:
