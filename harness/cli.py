@@ -145,7 +145,8 @@ def _cache(args, console: Console) -> int:
     older_than = max_size = None
     if args.older_than is not None:
         try:
-            older_than = parse_span(args.older_than).total_seconds()
+            text = args.older_than.strip()
+            older_than = parse_span(float(text) if text.replace(".", "", 1).isdigit() else text).total_seconds()
         except ValueError as exc:
             raise HarnessError(f"--older-than: {exc}") from None
     if args.max_size is not None:
