@@ -1,9 +1,10 @@
-"""`python -m harness` / `litellm-harness`: run, matrix, bisect and validate scenario files.
+"""`python -m harness` / `litellm-harness`: run, matrix, bisect and validate scenario files; list
+and prune the release cache.
 
 Exit codes:
   0  run/matrix: every verdict is `passed`, `reproduced` (failed inside `affects`) or
      `unsupported` (matrix: or `uninstallable`, and at least one cell earned a verdict);
-     bisect: a boundary pair was found
+     bisect: a boundary pair was found; cache: listed or pruned
   1  run/matrix: at least one `regression`, `unexpected pass` or `error`; matrix also when no
      cell earned a verdict (every cell `unsupported` or `uninstallable`);
      bisect: no boundary (an endpoint gave no outcome, or both endpoints behave the same)
