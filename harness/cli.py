@@ -1,5 +1,4 @@
-"""`python -m harness` / `litellm-harness`: run, matrix, bisect and validate scenario files; list
-and prune the release cache.
+"""`python -m harness` / `litellm-harness`: scenario runs, matrices, bisects; the release cache.
 
 Exit codes:
   0  run/matrix: every verdict is `passed`, `reproduced` (failed inside `affects`) or
