@@ -51,7 +51,8 @@ FINDINGS = """What the non-passing cells are (checked in the releases' code and 
 - **`uninstallable`**: no wheel on the index (1.74.15.post2), a pinned dependency the index
   does not have (1.104.9), or a proxy that does not import even with dependencies as of its
   release day: 1.68.2 (`No module named 'enterprise'`, upstream #10349/#10373), 1.95.1 and
-  1.97.0 (`fastapi` no longer has `get_flat_dependant`, which litellm's unbounded range allows).
+  1.97.0 (they import `fastapi.dependencies.utils.get_flat_dependant`, which fastapi 0.136.3,
+  their lower bound, has and 0.141.1, the newest on their release day, no longer has).
 - Releases before 1.65.1 ship no migrations: their database comes from the oldest
   `litellm-proxy-extras` (0.1.0) that builds their `schema.prisma` (column "migrations")."""
 
