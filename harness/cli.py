@@ -1,9 +1,9 @@
-"""`python -m harness` / `litellm-harness`: run, matrix, bisect and validate scenario files.
+"""`python -m harness` / `litellm-harness`: scenario runs, matrices, bisects; the release cache.
 
 Exit codes:
   0  run/matrix: every verdict is `passed`, `reproduced` (failed inside `affects`) or
      `unsupported` (matrix: or `uninstallable`, and at least one cell earned a verdict);
-     bisect: a boundary pair was found
+     bisect: a boundary pair was found; cache: listed or pruned
   1  run/matrix: at least one `regression`, `unexpected pass` or `error`; matrix also when no
      cell earned a verdict (every cell `unsupported` or `uninstallable`);
      bisect: no boundary (an endpoint gave no outcome, or both endpoints behave the same)
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) into DIR")
     _add_matrix_parser(sub)
     _add_bisect_parser(sub)
+    _add_cache_parser(sub)
     validate = sub.add_parser("validate", help="check scenario files without starting anything")
     validate.add_argument("files", nargs="+", metavar="FILE")
     schema = sub.add_parser("schema", help="print the scenario JSON Schema (for editors)")
@@ -61,6 +62,7 @@ def _add_shared(parser: argparse.ArgumentParser, dests: tuple[str, ...]) -> None
 
 def _add_matrix_parser(sub) -> None:
     from .matrix import DEFAULT_CAP
+    from .releases.index import SAMPLES
 
     matrix = sub.add_parser(
         "matrix",
@@ -73,8 +75,12 @@ def _add_matrix_parser(sub) -> None:
     _add_shared(matrix, ("litellm_versions", "db", "db_url", "redis", "redis_url", "at", "proxy_config"))
     matrix.add_argument("--range", dest="range_spec", metavar="SPEC",
                         help="published final releases in a PEP 440 range, e.g. '>=1.82,<1.86'")
-    matrix.add_argument("--cap", type=int, default=DEFAULT_CAP, metavar="N",
-                        help=f"at most N releases from --range, thinned evenly (default {DEFAULT_CAP})")
+    matrix.add_argument("--sample", choices=SAMPLES, default="all",
+                        help="which releases of --range: all (default), or minor-ends (the first and last patch "
+                        "of each minor line)")
+    matrix.add_argument("--cap", type=int, default=None, metavar="N",
+                        help=f"at most N releases from --range, thinned evenly (default {DEFAULT_CAP} with "
+                        "--sample all, no cap with a sample)")
     matrix.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                         help="releases run in parallel, each in its own process with its own PostgreSQL server "
                         "(default 1; one proxy per release at a time)")
@@ -98,6 +104,75 @@ def _add_bisect_parser(sub) -> None:
     _add_shared(bisect, ("db", "db_url", "redis", "redis_url", "at", "proxy_config"))
     bisect.add_argument("--out", metavar="DIR", help="write bisect.json and bisect.md into DIR")
     bisect.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) of every run into DIR")
+
+
+def _add_cache_parser(sub) -> None:
+    from .releases.cache import DEFAULT_MAX_SIZE
+
+    cache = sub.add_parser("cache", help="list or prune the cached release environments",
+                           description="Release environments live under HARNESS_CACHE_DIR/envs. An environment a "
+                           "running harness holds (or one being built) is never pruned.")
+    actions = cache.add_subparsers(dest="cache_command", required=True)
+    actions.add_parser("list", help="each environment's size and last use, oldest use first")
+    prune = actions.add_parser("prune", help="remove environments by age and/or to a size cap, oldest use first",
+                               description="Without options: prune to the default cap (HARNESS_CACHE_MAX_SIZE, "
+                               f"default {DEFAULT_MAX_SIZE}), which also applies after every build.")
+    prune.add_argument("--older-than", metavar="SPAN", help="remove environments unused for longer (7d, 36h, 2w)")
+    prune.add_argument("--max-size", metavar="SIZE", help="then remove the oldest until the cache fits (20G, 500M)")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+
+
+def _cache(args, console: Console) -> int:
+    from datetime import datetime, timezone
+
+    from .releases import cache
+    from .scenario.durations import parse_span
+    from .settings import cache_dir
+
+    envs_root = cache_dir() / "envs"
+    now = time.time()
+
+    def line(env) -> str:
+        used = datetime.fromtimestamp(env.last_used, timezone.utc).isoformat(timespec="minutes")
+        held = "  in use" if env.held else ""
+        return f"{env.version:<10} {cache.format_size(env.size):>7}  last used {used} ({_age(now - env.last_used)} ago){held}  {env.root.name}"
+
+    if args.cache_command == "list":
+        envs = cache.list_envs(envs_root)
+        for env in envs:
+            console.print(line(env), highlight=False, markup=False)
+        total = sum(e.size for e in envs)
+        console.print(f"{len(envs)} environments, {cache.format_size(total)} in {envs_root} "
+                      f"({cache.format_size(cache.disk_use(envs_root))} on disk: files hard-linked into several count once)",
+                      highlight=False, markup=False)
+        return EXIT_OK
+    older_than = max_size = None
+    if args.older_than is not None:
+        try:
+            text = args.older_than.strip()
+            older_than = parse_span(float(text) if text.replace(".", "", 1).isdigit() else text).total_seconds()
+        except ValueError as exc:
+            raise HarnessError(f"--older-than: {exc}") from None
+    if args.max_size is not None:
+        max_size = cache.parse_size(args.max_size)
+    if older_than is None and max_size is None:
+        max_size = cache.default_max_size()
+    before = sum(e.size for e in cache.list_envs(envs_root))
+    removed = cache.prune(envs_root, older_than=older_than, max_size=max_size, dry_run=args.dry_run, now=now)
+    verb = "would remove" if args.dry_run else "removed"
+    for env in removed:
+        console.print(f"{verb} {line(env)}", highlight=False, markup=False)
+    after = before - sum(e.size for e in removed)
+    console.print(f"{verb} {len(removed)} environments: {cache.format_size(before)} -> {cache.format_size(after)}",
+                  highlight=False, markup=False)
+    return EXIT_OK
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(seconds, 0):.0f}s"
 
 
 def _load_all(paths: list[str], console: Console):
@@ -255,7 +330,7 @@ def _matrix(args, console: Console) -> int:
         raise HarnessError(f"-j must be at least 1 (got {args.jobs})")
     config = options.run_config(args.at, getattr(args, "proxy_config", None))
     _check_versions(explicit)
-    selection = mx.select_releases(explicit, args.range_spec, args.cap)
+    selection = mx.select_releases(explicit, args.range_spec, args.cap, sample=args.sample)
     progress = _progress_printer(console)
     progress(f"releases: {', '.join(selection.versions)} ({selection.note})")
     progress(f"clock: {config.describe_clock()}")
@@ -406,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
             return _schema(args, console)
         if args.command == "matrix":
             return _matrix(args, console)
+        if args.command == "cache":
+            return _cache(args, console)
         if args.command == "bisect":
             return _bisect(args, console)
         return _run(args, console)

@@ -83,14 +83,17 @@ def _spec_set(spec: str):
 def select_releases(
     explicit: list[str],
     spec: str | None,
-    cap: int = DEFAULT_CAP,
+    cap: int | None = None,
     published: list[Version] | None = None,
     denylist: dict[str, str] | None = None,
+    sample: str = "all",
 ) -> Selection:
-    """Releases for a matrix: ``explicit`` ones plus the range's (at most ``cap`` of those).
+    """Releases for a matrix: ``explicit`` ones plus the range's, sampled (``all``, ``minor-ends``),
+    then at most ``cap`` of those (None: ``DEFAULT_CAP`` for ``all``, no cap for a sample).
 
     ``published``/``denylist`` default to the package index and ``releases.DENYLIST`` (tests
-    pass their own). Explicit releases are not capped.
+    pass their own). Explicit releases are not capped. Deny-listed releases in the range are
+    listed (as refused) only when the whole range is asked for.
     """
     from .releases import index
 
@@ -102,20 +105,22 @@ def select_releases(
     if explicit:
         notes.append(f"--litellm {' '.join(explicit)}")
     if spec:
-        if cap < 1:
+        if cap is None and sample == "all":
+            cap = DEFAULT_CAP
+        if cap is not None and cap < 1:
             raise HarnessError(f"--cap must be at least 1 (got {cap})")
         sset = _spec_set(spec)
         if published is None:
-            picked = index.resolve_range(spec, cap)
             published = index.published_versions()
-        else:
-            picked = index.select_range([v for v in published if str(v) not in denylist], spec, cap)
         allowed = [v for v in published if str(v) not in denylist and sset.contains(v, prereleases=False)]
+        picked = index.select_range(allowed, spec, cap, sample)
         for v in published:
-            if str(v) in denylist and sset.contains(v, prereleases=False):
+            if sample == "all" and str(v) in denylist and sset.contains(v, prereleases=False):
                 refused[str(v)] = f"litellm {v} is refused: {denylist[str(v)]}"
-        thinned = f", thinned to {len(picked)} by --cap {cap} (oldest and newest kept)" if len(allowed) > len(picked) else ""
-        notes.append(f"--range '{spec}': {len(allowed)} published final releases{thinned}")
+        sampled = len(index.sample_versions(allowed, sample))
+        how = f", {sampled} by --sample {sample}" if sample != "all" else ""
+        thinned = f", thinned to {len(picked)} by --cap {cap} (oldest and newest kept)" if sampled > len(picked) else ""
+        notes.append(f"--range '{spec}': {len(allowed)} published final releases{how}{thinned}")
         if refused:
             notes.append("deny-listed in range: " + ", ".join(refused))
         chosen.update(picked)

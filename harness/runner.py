@@ -247,7 +247,7 @@ class ScenarioRun:
             raise HarnessError(f"the proxy has no info endpoint for a {entity.kind}: read it with `source: db`")
         value = entity.secret if entity.kind == "key" else entity.id
         resp = self.target.api("GET", spec.info_path, params={spec.info_param: value})
-        if resp.status_code in (403, 404):
+        if resp.status_code in (403, 404, 405):  # 405: before 1.6x some info endpoints were POST-only
             raise Unsupported(f"{spec.info_path} answered {resp.status_code}: {_error_text(resp)}")
         if not resp.ok:
             raise HarnessError(f"{spec.info_path} answered {resp.status_code}: {_error_text(resp)}")

@@ -281,6 +281,19 @@ def test_drift_fails_loudly(server, schema_files, tmp_path):
         ensure_template(server, mdir, drifted)
 
 
+def test_newer_migrations_than_the_release_pass_unless_they_add_a_column_it_cannot_fill(server, tmp_path):
+    """The nearest-migrations path (releases before 1.65.1 ship none): tables and columns the
+    release does not know are fine, unless one is NOT NULL without a default."""
+    older = tmp_path / "older.prisma"  # a release that has not heard of `models` nor the counter
+    older.write_text(SCHEMA.replace("  models    String[]\n", "").split("model Counter")[0])
+    assert ensure_template(server, write_migrations(tmp_path / "ok"), older)
+    required = dict(MIGRATIONS)
+    required["20240401000000_required"] = 'ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "owner" TEXT NOT NULL;'
+    with pytest.raises(HarnessError) as err:
+        ensure_template(server, write_migrations(tmp_path / "bad", required), older)
+    assert "LiteLLM_VerificationToken.owner (NOT NULL, no default, unknown to the release)" in str(err.value)
+
+
 # --- clones ---------------------------------------------------------------------------------
 
 def test_clones_are_isolated(server, schema_files):

@@ -368,3 +368,43 @@ def test_bad_input_exits_2(argv, message, capsys, monkeypatch):
     monkeypatch.setattr(cli.signal, "signal", lambda *a: None)  # leave pytest's handlers alone
     assert cli.main(argv) == cli.EXIT_BAD_INPUT
     assert message in capsys.readouterr().out
+
+
+# -- sampling a wide range -------------------------------------------------------------------
+
+WIDE = [Version(v) for v in (
+    "1.60.0", "1.60.2", "1.60.5", "1.61.0", "1.63.0", "1.63.7", "1.63.14", "1.107.0", "1.107.1", "1.107.3",
+    "1.108.0", "1.108.7",
+)]
+
+
+def test_minor_ends_takes_the_first_and_last_patch_of_each_minor_line():
+    sel = matrix.select_releases([], ">=1.60,<=1.108.7", published=WIDE, denylist=DENY, sample="minor-ends")
+    # 1.61 has one patch; 1.63.7 sits inside its line; deny-listed 1.107.0 leaves 1.107.1 first
+    assert sel.versions == ["1.60.0", "1.60.5", "1.61.0", "1.63.0", "1.63.14", "1.107.1", "1.107.3", "1.108.0", "1.108.7"]
+    assert sel.refused == {}
+    assert "12 published final releases" not in sel.note and "9 by --sample minor-ends" in sel.note
+
+
+def test_a_sample_is_not_capped_unless_asked_and_the_cap_then_keeps_both_ends():
+    sel = matrix.select_releases([], ">=1.60", published=WIDE, denylist=DENY, sample="minor-ends", cap=3)
+    assert sel.versions == ["1.60.0", "1.63.14", "1.108.7"]
+    assert "thinned to 3 by --cap 3" in sel.note
+    # without --sample the default cap applies, as before
+    assert len(matrix.select_releases([], ">=1.60", published=WIDE, denylist=DENY).versions) == matrix.DEFAULT_CAP + 1
+
+
+def test_sampling_respects_version_order_not_text_order():
+    from harness.releases.index import sample_versions
+
+    got = sample_versions([Version("1.63.14"), Version("1.63.2"), Version("1.63.10")], "minor-ends")
+    assert got == [Version("1.63.2"), Version("1.63.14")]
+    with pytest.raises(HarnessError, match="unknown sample"):
+        sample_versions(WIDE, "every-other")
+
+
+def test_an_unknown_sample_on_the_command_line_is_exit_2(capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["matrix", str(ROOT / "scenarios" / "key_budget_reset.yaml"), "--range", ">=1.80", "--sample", "odd"])
+    assert caught.value.code == 2
+    assert "invalid choice: 'odd'" in capsys.readouterr().err.strip().splitlines()[-1]

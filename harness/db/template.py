@@ -87,19 +87,32 @@ def _file_hash(path: Path) -> str:
 # --- drift check ----------------------------------------------------------------------------
 
 def schema_drift(conn, schema_prisma: Path) -> tuple[list[str], list[str]]:
-    """(missing tables, missing "table.column"s) of the connected database versus schema.prisma."""
+    """(missing tables, missing "table.column"s) of the connected database versus schema.prisma.
+
+    A column the release does not know is fine (newer migrations than the release, the
+    nearest-migrations path of releases before 1.65.1) unless it is NOT NULL without a default:
+    the release's inserts into that table would fail, so it counts as drift too.
+    """
     expected = parse_schema_file(schema_prisma).expected()
     rows = conn.execute(
-        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        "SELECT table_name, column_name, is_nullable = 'NO' AND column_default IS NULL "
+        "FROM information_schema.columns WHERE table_schema = current_schema()"
     ).fetchall()
     have: dict[str, set[str]] = {}
-    for table, column in rows:
+    required: set[str] = set()
+    for table, column, is_required in rows:
         have.setdefault(table, set()).add(column)
+        if is_required:
+            required.add(f"{table}.{column}")
     missing_tables = sorted(t for t in expected if t not in have)
     missing_columns = sorted(
         f"{t}.{c}" for t, cols in expected.items() if t in have for c in cols if c not in have[t]
     )
-    return missing_tables, missing_columns
+    unknown_required = sorted(
+        f"{t}.{c} (NOT NULL, no default, unknown to the release)"
+        for t, cols in expected.items() if t in have for c in have[t] - set(cols) if f"{t}.{c}" in required
+    )
+    return missing_tables, missing_columns + unknown_required
 
 
 def _drift_error(db: str, schema_prisma: Path, migrations_dir: Path, tables: list[str], columns: list[str]) -> SchemaDrift:

@@ -6,8 +6,8 @@ and adds a few control routes under /__harness/ so the harness can act where pro
 
 * the clock: freezegun, started in this process, so the auth path, caches, the reset job and
   the spend writer all see the scenario's time;
-* the proxy's own APScheduler jobs (`reset_budget_job`, `update_spend_job`) run on demand; the
-  scheduler itself is paused right after start-up so nothing fires behind the scenario's back;
+* the proxy's own APScheduler jobs (`reset_budget_job`, `update_spend_job`) run on demand; every
+  scheduler the proxy starts is started paused, so nothing fires behind the scenario's back;
 * a reset between scenarios: unfreeze, and empty every in-memory cache the proxy holds.
 
 Only the standard library, LiteLLM's own dependencies and freezegun may be imported here.
@@ -36,7 +36,13 @@ import agent_views  # a sibling module: this file runs as a script from its fold
 
 LONG_LIVED_S = 0.5  # a request's follow-up work with a mock model takes milliseconds
 
-_state: dict = {"freezer": None, "clock": None, "caches": None, "started_at": time.time()}
+_state: dict = {"freezer": None, "clock": None, "caches": None, "schedulers": [], "started_at": time.time()}
+
+#: The control API's job names -> the functions the proxy schedules under them. From 1.82 the
+#: jobs carry these ids; before, the scheduler is a local of `initialize_scheduled_background_jobs`
+#: and its jobs have generated ids, so they are found by function (`ResetBudgetJob.reset_budget`,
+#: `update_spend`).
+JOB_FUNCTIONS = {"reset_budget_job": "reset_budget", "update_spend_job": "update_spend"}
 
 
 def _watch_parent() -> None:
@@ -124,6 +130,58 @@ def _track_in_memory_caches() -> None:
     InMemoryCache.__init__ = __init__
 
 
+def _capture_schedulers() -> None:
+    """Hold every APScheduler scheduler the proxy adds jobs to, and start each one paused.
+
+    Patched on the base class before the proxy module is imported, so it covers a scheduler
+    kept as a module global (1.82+) or as a local (before), and closes the window between
+    `start()` and any later pause. The list also keeps a local scheduler alive.
+    """
+    from apscheduler.schedulers.base import BaseScheduler
+
+    schedulers = _state["schedulers"]
+    add_job, start = BaseScheduler.add_job, BaseScheduler.start
+
+    def hold(scheduler) -> None:
+        if not any(s is scheduler for s in schedulers):
+            schedulers.append(scheduler)
+
+    def patched_add_job(self, *args, **kwargs):
+        hold(self)
+        return add_job(self, *args, **kwargs)
+
+    def patched_start(self, paused=False):
+        hold(self)
+        return start(self, paused=True)
+
+    BaseScheduler.add_job, BaseScheduler.start = patched_add_job, patched_start
+
+
+def _scheduled_jobs() -> list:
+    return [job for scheduler in _state["schedulers"] for job in scheduler.get_jobs()]
+
+
+def _job_label(job) -> str:
+    name = getattr(job.func, "__qualname__", None) or str(job.func)
+    return f"{job.id}={name}" if JOB_FUNCTIONS.get(job.id) is None else job.id
+
+
+def _find_job(job_id: str):
+    jobs = _scheduled_jobs()
+    by_id = [j for j in jobs if j.id == job_id]
+    if by_id:
+        return by_id[0]
+    wanted = JOB_FUNCTIONS.get(job_id)
+    by_func = [j for j in jobs if wanted and getattr(j.func, "__name__", None) == wanted]
+    if len(by_func) > 1:
+        raise LookupError(f"the proxy scheduled {len(by_func)} jobs running {wanted}: "
+                          + ", ".join(_job_label(j) for j in by_func))
+    if not by_func:
+        known = ", ".join(_job_label(j) for j in jobs) or "none"
+        raise LookupError(f"the proxy scheduled no job {job_id!r} (no job runs {wanted}; scheduled: {known})")
+    return by_func[0]
+
+
 async def _settle(timeout: float = 10.0) -> list[str]:
     """Wait until request follow-up work (success logging -> spend queues) has finished.
 
@@ -167,13 +225,7 @@ def _task_label(task) -> str:
 
 
 async def _run_job(job_id: str) -> dict:
-    from litellm.proxy import proxy_server
-
-    scheduler = getattr(proxy_server, "scheduler", None)
-    job = scheduler.get_job(job_id) if scheduler is not None else None
-    if job is None:
-        known = [j.id for j in scheduler.get_jobs()] if scheduler is not None else []
-        raise LookupError(f"the proxy scheduled no job {job_id!r} (scheduled: {', '.join(known) or 'none'})")
+    job = _find_job(job_id)
     started = time.perf_counter()
     result = job.func(*job.args, **job.kwargs)
     if inspect.isawaitable(result):
@@ -181,9 +233,16 @@ async def _run_job(job_id: str) -> dict:
     return {"job": job_id, "seconds": round(time.perf_counter() - started, 4)}
 
 
-def _install_routes(app) -> None:
-    from fastapi import Request
+def _with_control_routes(app):
+    """LiteLLM's app, with /__harness/ served in front of its middleware stack.
+
+    Before 1.82 LiteLLM has a `BaseHTTPMiddleware`, which runs the endpoint in a child task:
+    behind it, settle would wait on the request task that is waiting for settle itself.
+    """
+    from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
+
+    control_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
     token = os.environ["HARNESS_CONTROL_TOKEN"]
 
@@ -196,17 +255,16 @@ def _install_routes(app) -> None:
         try:
             if op == "info":
                 from apscheduler.schedulers.base import STATE_PAUSED
-                from litellm.proxy import proxy_server
 
-                scheduler = getattr(proxy_server, "scheduler", None)
+                schedulers = _state["schedulers"]
                 out = {
                     "litellm_version": _litellm_version(),
                     "pid": os.getpid(),
                     "peak_rss_mb": round(_peak_rss_mb(), 1),
                     "children_peak_rss_mb": _children_peak_rss_mb(),
                     "uptime_s": round(time.time() - _state["started_at"], 3),
-                    "jobs": [j.id for j in scheduler.get_jobs()] if scheduler is not None else [],
-                    "scheduler_paused": bool(scheduler is not None and scheduler.state == STATE_PAUSED),
+                    "jobs": [_job_label(j) for j in _scheduled_jobs()],
+                    "scheduler_paused": bool(schedulers) and all(s.state == STATE_PAUSED for s in schedulers),
                 }
             elif op == "clock":
                 out = {"now": _clock_now().isoformat(), "frozen": _state["freezer"] is not None}
@@ -232,7 +290,15 @@ def _install_routes(app) -> None:
             return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=500)
         return JSONResponse(out)
 
-    app.add_api_route("/__harness/{op}", control, methods=["GET", "POST"], include_in_schema=False)
+    control_app.add_api_route("/__harness/{op}", control, methods=["GET", "POST"], include_in_schema=False)
+
+    async def front(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/__harness/"):
+            await control_app(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return front
 
 
 def _litellm_version() -> str:
@@ -242,17 +308,12 @@ def _litellm_version() -> str:
 
 
 def _wrap_lifespan(app) -> None:
-    """Run LiteLLM's own start-up, then pause its scheduler before anything can fire."""
+    """Run LiteLLM's own start-up, then note the tasks it left running (settle ignores them)."""
     original = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app_):
         async with original(app_) as state:
-            from litellm.proxy import proxy_server
-
-            scheduler = getattr(proxy_server, "scheduler", None)
-            if scheduler is not None:
-                scheduler.pause()
             _state["baseline_tasks"] = weakref.WeakSet(asyncio.all_tasks())
             print(f"harness-agent: proxy started in {time.time() - _state['started_at']:.2f}s", file=sys.stderr, flush=True)
             yield state
@@ -266,12 +327,12 @@ def main() -> None:
     import uvicorn
 
     _track_in_memory_caches()  # before the proxy module builds its caches
+    _capture_schedulers()  # before it imports AsyncIOScheduler
     from litellm.proxy.proxy_server import app
 
     _wrap_lifespan(app)
-    _install_routes(app)
     uvicorn.run(
-        app,
+        _with_control_routes(app),
         host=os.environ.get("HARNESS_PROXY_HOST", "127.0.0.1"),
         port=int(os.environ["HARNESS_PROXY_PORT"]),
         log_level=os.environ.get("HARNESS_UVICORN_LOG_LEVEL", "warning"),

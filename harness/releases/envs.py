@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.engine import EngineInfo, ensure_engine
+from harness.releases import cache
 from harness.errors import HarnessError, ReleaseUnavailable
 from harness.settings import cache_dir
 
@@ -114,7 +115,9 @@ def ensure_release(version: str, progress: Progress = None) -> ReleaseEnv:
 
     found = _find_ready(envs_root, v, engine)  # warm path: files only
     if found is not None:
-        return found
+        cache.hold(found.root)  # from here on no prune removes it; it may have just before:
+        if _valid_marker(found.root) is not None:
+            return found
 
     pins = _resolve_pins(v)
     inputs = _key_inputs(v, pins.prisma, pins.extras, engine)
@@ -133,6 +136,7 @@ def ensure_release(version: str, progress: Progress = None) -> ReleaseEnv:
         except Timeout:
             raise HarnessError(f"timed out waiting for the build lock of {root}") from None
     try:
+        cache.hold(root)
         marker = _valid_marker(root, inputs)
         if marker is not None:
             return release_env_from(root, marker, engine)
@@ -140,9 +144,23 @@ def ensure_release(version: str, progress: Progress = None) -> ReleaseEnv:
             say(f"removing incomplete environment {root.name}")
             shutil.rmtree(root)
         marker = _build(root, v, pins, inputs, engine, say)
-        return release_env_from(root, marker, engine)
     finally:
         lock.release()
+    _prune_to_default_cap(envs_root, say)
+    return release_env_from(root, marker, engine)
+
+
+def _prune_to_default_cap(envs_root: Path, say) -> None:
+    """Keep the cache under its default cap after a build, oldest unused environment first."""
+    try:
+        cap = cache.default_max_size()
+        if cap is None:
+            return
+        for env in cache.prune(envs_root, max_size=cap):
+            say(f"cache over {cache.format_size(cap)}: removed litellm {env.version} "
+                f"({cache.format_size(env.size)}, unused the longest)")
+    except (OSError, HarnessError) as exc:  # a full or odd cache must not fail the run that built
+        say(f"cache prune skipped: {exc}")
 
 
 def check_release(env: ReleaseEnv) -> dict:
@@ -366,60 +384,21 @@ def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say
     lay = _layout(root)
     extras_desc = f", litellm-proxy-extras {pins.extras}" if pins.extras else ""
     say(f"creating environment for litellm {version} (prisma {pins.prisma}{extras_desc})")
-    uv = uv_command()
-    uenv = uv_env()
     try:
-        t = time.monotonic()
-        proc = subprocess.run(uv + ["venv", "--quiet", "--python", sys.executable, str(root)],
-                              env=uenv, capture_output=True, text=True, timeout=300, cwd=str(cache_dir()))
-        if proc.returncode != 0:
-            raise HarnessError(f"uv venv failed for litellm {version}: "
-                               f"{decisive_uv_line(proc.stderr + proc.stdout)}")
-        timings["venv_s"] = round(time.monotonic() - t, 3)
-
-        reqs = [f"litellm[proxy]=={version}", f"prisma=={pins.prisma}"]
-        if pins.extras:
-            reqs.append(f"litellm-proxy-extras=={pins.extras}")
-        elif pins.extras_spec:  # declared but nothing published matches: let uv say why
-            reqs.append(f"litellm-proxy-extras{pins.extras_spec}")
-        reqs.append(f"freezegun=={FREEZEGUN_PIN}")
-        reqs += dependency_caps(version)
-        say("installing " + " ".join(reqs))
-        t = time.monotonic()
-        rc, out = _run_streaming(
-            # --compile-bytecode: PYTHONDONTWRITEBYTECODE=1 is common on CI/dev machines, and
-            # then every import of litellm.proxy compiles from source (~3x slower proxy start)
-            uv + ["pip", "install", "--compile-bytecode", "--python", str(lay["python"]), *reqs],
-            uenv, INSTALL_TIMEOUT_S,
-            say, lambda ln: ln.lstrip().startswith(("Resolved", "Prepared", "Installed", "Downloading")),
-        )
-        if rc != 0:
-            raise ReleaseUnavailable(f"litellm {version} cannot be installed: {decisive_uv_line(out)}")
-        timings["install_s"] = round(time.monotonic() - t, 3)
-        if not lay["schema_prisma"].is_file():
-            raise ReleaseUnavailable(f"litellm {version} ships no {lay['schema_prisma'].relative_to(root)}")
-
-        say("generating Prisma client")
-        t = time.monotonic()
-        renv = release_env_from(root, {"pins": {"litellm": version, "prisma": pins.prisma,
-                                            "litellm-proxy-extras": pins.extras}}, engine)
-        generate(renv, compile_bytecode=False)
-        timings["generate_s"] = round(time.monotonic() - t, 3)
-        say("compiling the generated client")
-        t = time.monotonic()
-        compile_client(renv)
-        timings["compile_client_s"] = round(time.monotonic() - t, 3)
-
-        say("checking the generated client imports")
-        t = time.monotonic()
-        installed = _verify(lay["python"], renv.env(), expect={
-            "litellm": version, "prisma": pins.prisma,
-            **({"litellm-proxy-extras": pins.extras} if pins.extras else {}),
-            "freezegun": FREEZEGUN_PIN,
-        })
-        if installed.get("site_packages") != str(lay["site_packages"]):
-            raise HarnessError(f"unexpected site-packages {installed.get('site_packages')} in {root}")
-        timings["check_s"] = round(time.monotonic() - t, 3)
+        as_of = None
+        problem = _build_once(root, version, pins, engine, say, timings, as_of)
+        if problem is not None:
+            # The release's dependencies resolved today (unbounded fastapi, say) no longer import
+            # with it: resolve them as they were when the release was published.
+            as_of = _release_day_end(version)
+            say(f"litellm {version}'s proxy does not import with today's dependencies ({problem}); "
+                f"rebuilding with dependencies as of {as_of}")
+            shutil.rmtree(root)
+            problem = _build_once(root, version, pins, engine, say, timings, as_of)
+            if problem is not None:
+                raise ReleaseUnavailable(f"litellm {version} cannot be installed in a working state: its proxy "
+                                         f"does not import, also with dependencies as of {as_of}: {problem}")
+        installed = timings.pop("_installed")
         timings["total_s"] = round(time.monotonic() - t_all, 3)
 
         marker = {
@@ -429,6 +408,7 @@ def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say
                      "freezegun": FREEZEGUN_PIN},
             "declared": {"prisma": pins.prisma_spec, "litellm-proxy-extras": pins.extras_spec,
                          "extras_rule": pins.extras_rule},
+            "dependencies_as_of": as_of,
             "installed": installed["versions"],
             "engine": {"kind": engine.kind, "description": engine.description,
                        "query_engine": str(engine.query_engine or ""),
@@ -443,6 +423,104 @@ def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say
         raise
     say(f"litellm {version} ready in {timings['total_s']:.1f}s")
     return marker
+
+
+def _release_day_end(version: str) -> str:
+    """The end of the day the litellm wheel was uploaded (UTC), for ``uv --exclude-newer``."""
+    from harness.releases.index import upload_times
+    from packaging.version import Version
+
+    uploaded = upload_times("litellm").get(Version(version))
+    if uploaded is None:
+        raise HarnessError(f"the package index gives no upload time for litellm {version}")
+    return uploaded.astimezone(timezone.utc).strftime("%Y-%m-%dT23:59:59Z")
+
+
+#: checked at build time: the proxy module imports (the agent imports it the same way)
+_PROXY_IMPORT = "import litellm.proxy.proxy_server"
+
+
+def _build_once(root: Path, version: str, pins, engine: EngineInfo, say, timings: dict,
+                as_of: str | None) -> str | None:
+    """Venv, install, generate, checks; None when the proxy module imports, else why not."""
+    lay = _layout(root)
+    uv = uv_command()
+    uenv = uv_env()
+    t = time.monotonic()
+    proc = subprocess.run(uv + ["venv", "--quiet", "--python", sys.executable, str(root)],
+                          env=uenv, capture_output=True, text=True, timeout=300, cwd=str(cache_dir()))
+    if proc.returncode != 0:
+        raise HarnessError(f"uv venv failed for litellm {version}: "
+                           f"{decisive_uv_line(proc.stderr + proc.stdout)}")
+    timings["venv_s"] = round(time.monotonic() - t, 3)
+
+    reqs = [f"litellm[proxy]=={version}", f"prisma=={pins.prisma}"]
+    if pins.extras:
+        reqs.append(f"litellm-proxy-extras=={pins.extras}")
+    elif pins.extras_spec:  # declared but nothing published matches: let uv say why
+        reqs.append(f"litellm-proxy-extras{pins.extras_spec}")
+    reqs.append(f"freezegun=={FREEZEGUN_PIN}")
+    reqs += dependency_caps(version)
+    say("installing " + " ".join(reqs))
+    t = time.monotonic()
+    rc, out = _run_streaming(
+        # --compile-bytecode: PYTHONDONTWRITEBYTECODE=1 is common on CI/dev machines, and
+        # then every import of litellm.proxy compiles from source (~3x slower proxy start)
+        uv + ["pip", "install", "--compile-bytecode", "--python", str(lay["python"]), *_as_of_args(as_of, reqs), *reqs],
+        uenv, INSTALL_TIMEOUT_S,
+        say, lambda ln: ln.lstrip().startswith(("Resolved", "Prepared", "Installed", "Downloading")),
+    )
+    if rc != 0:
+        raise ReleaseUnavailable(f"litellm {version} cannot be installed: {decisive_uv_line(out)}")
+    timings["install_s"] = round(time.monotonic() - t, 3)
+    if not lay["schema_prisma"].is_file():
+        raise ReleaseUnavailable(f"litellm {version} ships no {lay['schema_prisma'].relative_to(root)}")
+
+    say("generating Prisma client")
+    t = time.monotonic()
+    renv = release_env_from(root, {"pins": {"litellm": version, "prisma": pins.prisma,
+                                        "litellm-proxy-extras": pins.extras}}, engine)
+    generate(renv, compile_bytecode=False)
+    timings["generate_s"] = round(time.monotonic() - t, 3)
+    say("compiling the generated client")
+    t = time.monotonic()
+    compile_client(renv)
+    timings["compile_client_s"] = round(time.monotonic() - t, 3)
+
+    say("checking the generated client imports")
+    t = time.monotonic()
+    installed = _verify(lay["python"], renv.env(), expect={
+        "litellm": version, "prisma": pins.prisma,
+        **({"litellm-proxy-extras": pins.extras} if pins.extras else {}),
+        "freezegun": FREEZEGUN_PIN,
+    })
+    if installed.get("site_packages") != str(lay["site_packages"]):
+        raise HarnessError(f"unexpected site-packages {installed.get('site_packages')} in {root}")
+    timings["check_s"] = round(time.monotonic() - t, 3)
+    timings["_installed"] = installed
+    say("checking the proxy imports")
+    t = time.monotonic()
+    proc = subprocess.run([str(lay["python"]), "-c", _PROXY_IMPORT], env={**renv.env(), "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+                          capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, cwd=str(root))
+    timings["proxy_import_s"] = round(time.monotonic() - t, 3)
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        return lines[-1] if lines else f"exit {proc.returncode}"
+    return None
+
+
+def _as_of_args(as_of: str | None, reqs: list[str]) -> list[str]:
+    """Exclude what was uploaded after ``as_of``, except the packages pinned exactly."""
+    if as_of is None:
+        return []
+    args = ["--exclude-newer", as_of]
+    for req in reqs:
+        if "==" in req:
+            name = req.split("==")[0].split("[")[0]
+            args += ["--exclude-newer-package", f"{name}=2100-01-01T00:00:00Z"]
+    return args
+
+
 
 
 def generate(env: ReleaseEnv, compile_bytecode: bool = True) -> float:

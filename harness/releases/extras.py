@@ -98,20 +98,47 @@ def matching_template(
     `build(migrations_dir)` builds (or reuses) a template and raises SchemaDrift on a mismatch.
     """
     say = progress or (lambda _msg: None)
+    if not release.extras_version:
+        return _nearest_extras(release, build, say)
     try:
         return release, build(release.migrations_dir)
     except SchemaDrift as first:
-        if not release.extras_version:
-            raise
         drift = first
     say(f"{EXTRAS} {release.extras_version} does not build litellm {release.version}'s schema; "
-        "trying later extras inside its declared range")
-    for candidate in later_candidates(release):
+        "trying later extras, inside its declared range first")
+    inside = later_candidates(release)
+    # Some releases declare columns that only a later extras, outside their range, creates
+    # (1.97.0: LiteLLM_AutoRouterSession.tier_turns); production's schema engine adds them at
+    # start-up. Those come second: the nearest later migrations that build the schema.
+    beyond = [v for v in index.published_versions(EXTRAS)
+              if v > Version(release.extras_version) and v not in inside][:MAX_CANDIDATES]
+    for candidate in inside + beyond:
         try:
             template = build(migrations_of(candidate))
         except SchemaDrift as exc:
             drift = exc
             continue
-        say(f"{EXTRAS} {candidate} builds litellm {release.version}'s schema: adopting it")
-        return adopt(release, candidate, f"first-matching-schema (lower bound {release.extras_version} drifts)"), template
-    raise SchemaDrift(f"no {EXTRAS} inside litellm {release.version}'s range builds its schema; last: {drift}")
+        where = "inside its declared range" if candidate in inside else "beyond its declared range"
+        say(f"{EXTRAS} {candidate} ({where}) builds litellm {release.version}'s schema: adopting it")
+        return adopt(release, candidate, f"first-matching-schema {where} (lower bound {release.extras_version} "
+                                         "drifts)"), template
+    raise SchemaDrift(f"no {EXTRAS} from litellm {release.version}'s own on builds its schema; last: {drift}")
+
+
+def _nearest_extras(release: envs.ReleaseEnv, build: Callable[[Path], str], say) -> tuple[envs.ReleaseEnv, str]:
+    """Releases before 1.65.1 ship only schema.prisma, no migrations. The nearest migrations are
+    the oldest extras' (0.1.x, cut with 1.65.1; their first migration is a baseline of the
+    whole schema): the first of those whose schema has every table and column the release's
+    schema.prisma declares is adopted. Extra tables and columns it adds are nullable or have
+    defaults in LiteLLM's schema, so the older proxy never writes them."""
+    drift: SchemaDrift | None = None
+    for candidate in index.published_versions(EXTRAS)[:MAX_CANDIDATES]:
+        try:
+            template = build(migrations_of(candidate))
+        except SchemaDrift as exc:
+            drift = exc
+            continue
+        say(f"litellm {release.version} ships no migrations: those of {EXTRAS} {candidate} build its schema; adopting them")
+        return adopt(release, candidate, "nearest-migrations (the release ships none)"), template
+    raise SchemaDrift(f"litellm {release.version} ships no migrations, and none of the {MAX_CANDIDATES} oldest "
+                      f"{EXTRAS} releases builds its schema.prisma; last: {drift}")

@@ -238,8 +238,25 @@ def nearby(version: Version | str, n: int = 3, package: str = "litellm") -> list
     return nearest(published_versions(package), version, n)
 
 
-def select_range(available: list[Version], spec: str, cap: int) -> list[Version]:
-    """Versions of ``available`` matching ``spec``; more than ``cap`` are thinned evenly.
+#: ways to sample a range before the cap: every release, or the first and last patch of each minor line
+SAMPLES = ("all", "minor-ends")
+
+
+def sample_versions(versions: list[Version], how: str = "all") -> list[Version]:
+    """``minor-ends``: the first and the last patch of each ``major.minor`` line (one if it has one)."""
+    if how == "all":
+        return sorted(versions)
+    if how != "minor-ends":
+        raise HarnessError(f"unknown sample {how!r}; known: {', '.join(SAMPLES)}")
+    lines: dict[tuple[int, int], list[Version]] = {}
+    for v in sorted(versions):
+        lines.setdefault((v.major, v.minor), []).append(v)
+    return sorted({end for line in lines.values() for end in (line[0], line[-1])})
+
+
+def select_range(available: list[Version], spec: str, cap: int | None, sample: str = "all") -> list[Version]:
+    """Versions of ``available`` matching ``spec``, sampled (``sample_versions``); more than
+    ``cap`` (None: no cap) are then thinned evenly.
 
     ``spec`` is a PEP 440 specifier set (">=1.82,<1.86") or a bare version ("1.82.3" -> ==).
     When thinning, the oldest and the newest matching versions are always kept, so a range
@@ -252,12 +269,12 @@ def select_range(available: list[Version], spec: str, cap: int) -> list[Version]
         sset = SpecifierSet(text)
     except InvalidSpecifier:
         raise HarnessError(f"{spec!r} is not a version range (expected e.g. '>=1.82,<1.86')") from None
-    matching = sorted(v for v in available if sset.contains(v, prereleases=False))
+    matching = sample_versions([v for v in available if sset.contains(v, prereleases=False)], sample)
     if not matching:
         raise HarnessError(f"no published version matches {spec!r}")
-    if cap <= 0:
+    if cap is not None and cap <= 0:
         raise HarnessError(f"version cap must be at least 1 (got {cap})")
-    if len(matching) <= cap:
+    if cap is None or len(matching) <= cap:
         return matching
     if cap == 1:
         return [matching[-1]]
@@ -266,12 +283,12 @@ def select_range(available: list[Version], spec: str, cap: int) -> list[Version]
     return picked
 
 
-def resolve_range(spec: str, cap: int, package: str = "litellm") -> list[Version]:
-    """Published final versions of ``package`` in ``spec``, at most ``cap`` (see select_range)."""
+def resolve_range(spec: str, cap: int | None, package: str = "litellm", sample: str = "all") -> list[Version]:
+    """Published final versions of ``package`` in ``spec``, sampled, at most ``cap`` (see select_range)."""
     from harness.releases.envs import DENYLIST  # the deny-list lives with the installer
 
     available = [v for v in published_versions(package) if str(v) not in DENYLIST]
-    return select_range(available, spec, cap)
+    return select_range(available, spec, cap, sample)
 
 
 # --------------------------------------------------------------------------------------------
