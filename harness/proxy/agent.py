@@ -27,7 +27,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import agent_views  # a sibling module: this file runs as a script from its folder
+try:
+    import agent_views  # a sibling module: this file runs as a script from its folder
+except ImportError:  # imported as harness.proxy.agent (the unit tests of the job lookup)
+    from harness.proxy import agent_views
 
 # The event loop keeps real monotonic time (freezegun's real_asyncio), or every timer would
 # fire at once when the clock jumps a day, and `asyncio.sleep` would never end while frozen.
