@@ -298,7 +298,31 @@ def image_present_at(host: str, image: str) -> bool:
         return False
 
 
-class ContainerServer(Server):
+class OwnedContainer:
+    """Mixin of the container providers (PostgreSQL, Redis): stopping and naming the
+    testcontainers container they hold in `self._container`."""
+
+    _container = None
+
+    def stop(self) -> None:
+        super().stop()
+        unregister_cleanup(self)
+        ctr, self._container = self._container, None
+        if ctr is not None:
+            try:
+                ctr.stop()  # remove(force=True, v=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    @property
+    def container_id(self) -> str | None:
+        try:
+            return self._container.get_container_id() if self._container is not None else None
+        except Exception:  # noqa: BLE001
+            return None
+
+
+class ContainerServer(OwnedContainer, Server):
     kind = "container"
 
     def __init__(self, probe: EngineProbe, *, image: str | None = None, reason: str = "") -> None:
@@ -363,22 +387,6 @@ class ContainerServer(Server):
         self._read_version()
         return self
 
-    def stop(self) -> None:
-        super().stop()
-        unregister_cleanup(self)
-        pg, self._container = self._container, None
-        if pg is not None:
-            try:
-                pg.stop()  # remove(force=True, v=True)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-
-    @property
-    def container_id(self) -> str | None:
-        try:
-            return self._container.get_container_id() if self._container is not None else None
-        except Exception:  # noqa: BLE001
-            return None
 
 
 def start_container(probe: EngineProbe | None = None, *, reason: str = "") -> ContainerServer:

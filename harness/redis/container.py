@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from harness.db.base import new_password, one_line, register_cleanup, unregister_cleanup
-from harness.db.container import EngineProbe, owner_labels, prepare_engine, probe_engine, publishes_on_our_loopback
+from harness.db.base import new_password, one_line, register_cleanup
+from harness.db.container import EngineProbe, OwnedContainer, owner_labels, prepare_engine, probe_engine, publishes_on_our_loopback
 from harness.errors import HarnessError
 
 from .base import RedisServer
@@ -22,7 +22,7 @@ def redis_image() -> str:
     return os.environ.get("HARNESS_REDIS_IMAGE", "").strip() or DEFAULT_IMAGE
 
 
-class ContainerRedis(RedisServer):
+class ContainerRedis(OwnedContainer, RedisServer):
     kind = "container"
 
     def __init__(self, probe: EngineProbe, *, image: str | None = None, reason: str = "") -> None:
@@ -62,22 +62,6 @@ class ContainerRedis(RedisServer):
         self.start_seconds = time.monotonic() - t0
         return self
 
-    def stop(self) -> None:
-        super().stop()
-        unregister_cleanup(self)
-        ctr, self._container = self._container, None
-        if ctr is not None:
-            try:
-                ctr.stop()  # remove(force=True, v=True)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-
-    @property
-    def container_id(self) -> str | None:
-        try:
-            return self._container.get_container_id() if self._container is not None else None
-        except Exception:  # noqa: BLE001
-            return None
 
 
 def start_container(probe: EngineProbe | None = None, *, reason: str = "") -> ContainerRedis:
