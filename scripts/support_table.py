@@ -49,10 +49,11 @@ FINDINGS = """What the non-passing cells are (checked in the releases' code and 
   `isinstance` check against LiteLLM's pydantic type fails on the Prisma rows), so no budget
   resets: upstream #8364. 1.60.9 and 1.63.14 pass.
 - **`uninstallable`**: no wheel on the index (1.74.15.post2), a pinned dependency the index
-  does not have (1.104.9), or a proxy that does not import even with dependencies as of its
-  release day: 1.68.2 (`No module named 'enterprise'`, upstream #10349/#10373), 1.95.1 and
-  1.97.0 (they import `fastapi.dependencies.utils.get_flat_dependant`, which fastapi 0.136.3,
-  their lower bound, has and 0.141.1, the newest on their release day, no longer has).
+  does not have (1.103.11, 1.104.9), or a proxy that does not import even with dependencies as
+  of its release day: 1.68.2 (`No module named 'enterprise'`, upstream #10349/#10373).
+- 1.95.0-1.99.x import `fastapi.dependencies.utils.get_flat_dependant`, which fastapi 0.140.7
+  removed (the newest fastapi on their release days already lacks it): they are installed with
+  the measured cap `fastapi<0.140.7` (`DEPENDENCY_CAPS` in harness/releases/envs.py).
 - Releases before 1.65.1 ship no migrations: their database comes from the oldest
   `litellm-proxy-extras` (0.1.0) that builds their `schema.prisma` (column "migrations")."""
 
