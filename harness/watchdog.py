@@ -55,6 +55,14 @@ class Watchdog:
             self.process.kill()
 
 
+def handover(previous: Watchdog | None, new: Watchdog | None) -> Watchdog | None:
+    """`new`, once the watchdog it replaces (if any) was told its server is stopped: the one way
+    a provider swaps watchdogs (restart on a new port, stop)."""
+    if previous is not None:
+        previous.done()
+    return new
+
+
 def _matches(pid: int, match: str) -> bool:
     """Guard against a recycled pid: signal only the process we were started for."""
     try:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from harness import settings
 from harness.errors import HarnessError
-from harness.watchdog import Watchdog
+from harness.watchdog import Watchdog, handover
 
 from .base import Server, make_url, new_password, owner_alive, process_start_ticks, register_cleanup, unregister_cleanup, wait_pid_gone
 
@@ -354,7 +354,7 @@ class EmbeddedServer(Server):
                     start_new_session=True,  # a Ctrl-C in the terminal must not kill it before we stop it
                     **self._run_kwargs(run_as),
                 )
-            self._watch(Watchdog(self._proc.pid, match=str(self.data), remove=self.dir))
+            self._watchdog = handover(self._watchdog, Watchdog(self._proc.pid, match=str(self.data), remove=self.dir))
             owner = json.loads((self.dir / "owner.json").read_text())
             owner.update(port=self.port, postmaster=self._proc.pid)
             (self.dir / "owner.json").write_text(json.dumps(owner))
@@ -380,12 +380,6 @@ class EmbeddedServer(Server):
         raise HarnessError(f"embedded PostgreSQL did not start: {last_error.strip()} (log: {log_path})")
 
     # --- stop -----------------------------------------------------------------------------
-    def _watch(self, watchdog: Watchdog | None) -> None:
-        """Stops the server within moments if this process dies without stopping it (SIGKILL)."""
-        previous, self._watchdog = self._watchdog, watchdog
-        if previous is not None:
-            previous.done()
-
     def stop(self) -> None:
         super().stop()
         unregister_cleanup(self)
@@ -395,7 +389,7 @@ class EmbeddedServer(Server):
                 _stop_postmaster(pid, self.data, self._proc)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
-        self._watch(None)
+        self._watchdog = handover(self._watchdog, None)
         self.dir = None
         self.data = None
         self._proc = None

@@ -31,7 +31,7 @@ from harness import settings
 from harness.db.base import new_password, owner_alive, process_start_ticks, register_cleanup, unregister_cleanup, wait_pid_gone
 from harness.db.embedded import _flock, _free_port
 from harness.errors import HarnessError
-from harness.watchdog import Watchdog
+from harness.watchdog import Watchdog, handover
 
 from .base import RedisServer
 
@@ -177,7 +177,7 @@ class EmbeddedRedis(RedisServer):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the terminal must not kill it before we stop it
         )
-        self._watch(Watchdog(self._proc.pid, match=str(self.dir), remove=self.dir))
+        self._watchdog = handover(self._watchdog, Watchdog(self._proc.pid, match=str(self.dir), remove=self.dir))
         self._write_owner(port=self.port, server=self._proc.pid)
         try:
             self._wait_ready(30, alive=lambda: self._proc.poll() is None)
@@ -236,12 +236,6 @@ class EmbeddedRedis(RedisServer):
         if not self._launch(self.port):
             raise HarnessError(f"embedded Redis cannot restart: another process took port {self.port} while it was down")
 
-    def _watch(self, watchdog: Watchdog | None) -> None:
-        """Stops the server within moments if this process dies without stopping it (SIGKILL)."""
-        previous, self._watchdog = self._watchdog, watchdog
-        if previous is not None:
-            previous.done()
-
     def stop(self) -> None:
         super().stop()
         unregister_cleanup(self)
@@ -249,7 +243,7 @@ class EmbeddedRedis(RedisServer):
             _stop_process(self._proc.pid, self.dir, self._proc)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
-        self._watch(None)
+        self._watchdog = handover(self._watchdog, None)
         self.dir = None
         self._proc = None
 
