@@ -5,7 +5,7 @@
 1. warms the release environments of the matrix (not timed; says which it had to build);
 2. times `python -m harness matrix SCENARIOS --litellm V1..V4` with `-j 1` and with `-j 2`
    (each: its own PostgreSQL server(s), a proxy per release, every scenario on it);
-3. times `python -m harness bisect scenarios/org_budget_reset.yaml --good 1.82.3 --bad 1.85.0`
+3. times `python -m harness bisect scenarios/reset_job/org_budget_reset.yaml --good 1.82.3 --bad 1.85.0`
    and reports its runs and boundary; environments the bisect had to build are counted (a
    bisect on a cold cache is dominated by them), and when there were any, it is run again warm.
 
@@ -73,7 +73,7 @@ def main() -> int:
     ap.add_argument("--skip-bisect", action="store_true")
     args = ap.parse_args()
     releases = args.releases or DEFAULT_RELEASES
-    scenarios = args.scenarios or sorted(glob.glob(str(ROOT / "scenarios" / "*.yaml")))
+    scenarios = args.scenarios or sorted(glob.glob(str(ROOT / "scenarios" / "**" / "*.yaml"), recursive=True))
     scenarios = [os.path.relpath(s, ROOT) for s in scenarios]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
     print(f"matrix: {len(scenarios)} scenarios x {len(releases)} releases ({', '.join(releases)})")
@@ -106,7 +106,7 @@ def main() -> int:
             for attempt in ("first", "warm"):
                 before = envs()
                 out = Path(tmp) / f"bisect-{attempt}"
-                seconds, code, output = harness("bisect", "scenarios/org_budget_reset.yaml", "--good", "1.82.3",
+                seconds, code, output = harness("bisect", "scenarios/reset_job/org_budget_reset.yaml", "--good", "1.82.3",
                                                 "--bad", "1.85.0", "--out", str(out))
                 if not (out / "bisect.json").exists():
                     sys.exit(f"bisect wrote no report (exit {code}):\n{output[-3000:]}")

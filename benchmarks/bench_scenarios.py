@@ -18,7 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SEED = REPO / "scenarios" / "org_budget_reset.yaml"
+SEED = REPO / "scenarios" / "reset_job" / "org_budget_reset.yaml"
 
 
 def main() -> int:
@@ -43,7 +43,7 @@ def main() -> int:
     from harness.runner import ReleaseSession
     from harness.scenario import load
 
-    scenarios = [load(p) for p in sorted((REPO / "scenarios").glob("*.yaml"))]
+    scenarios = [load(p) for p in sorted((REPO / "scenarios").rglob("*.yaml"))]
     with start_server("auto") as server, ReleaseSession(args.version, server) as session:
         first = session.run(scenarios[0])
         further = [session.run(s) for s in scenarios[1:] * args.rounds]

@@ -83,7 +83,7 @@ def main() -> int:
         print("calendar edges: `faketime` is missing (apt-get install faketime)", file=sys.stderr)
         return 2
     edges = [(e, "given") for e in args.edge] if args.edge else EDGES
-    scenarios = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "scenarios").glob("*.yaml"))]
+    scenarios = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "scenarios").rglob("*.yaml"))]
     failed = 0
     for edge, why in edges:
         work = Path(tempfile.mkdtemp(prefix="lh-edge-"))

@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SEED = "scenarios/org_budget_reset.yaml"
-CONTROLS = ["scenarios/key_budget_reset.yaml", "scenarios/team_budget_reset.yaml", "scenarios/user_budget_reset.yaml"]
+SEED = "scenarios/reset_job/org_budget_reset.yaml"
+CONTROLS = ["scenarios/reset_job/key_budget_reset.yaml", "scenarios/reset_job/team_budget_reset.yaml", "scenarios/reset_job/user_budget_reset.yaml"]
 COLUMNS = {"org_budget_reset": "seed: org (#25495)", "key_budget_reset": "key", "team_budget_reset": "team",
            "user_budget_reset": "user"}
 DEFAULT_RANGE = ">=1.60,<=1.108.7"

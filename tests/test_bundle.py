@@ -25,7 +25,7 @@ SECRETS = [MASTER, CONTROL, DB_PASSWORD]
 
 def leaky_result(tmp_path: Path) -> ScenarioResult:
     # the scenario file itself carries a key in a comment (people paste them)
-    text = (ROOT / "scenarios" / "org_budget_reset.yaml").read_text()
+    text = (ROOT / "scenarios" / "reset_job" / "org_budget_reset.yaml").read_text()
     path = tmp_path / "org_budget_reset.yaml"
     path.write_text(f"# tried with {VIRTUAL} and master {MASTER}\n" + text)
     scenario = load(path)

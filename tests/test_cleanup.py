@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "scenarios" / "org_budget_reset.yaml"
+SEED = ROOT / "scenarios" / "reset_job" / "org_budget_reset.yaml"
 
 pytestmark = pytest.mark.slow
 

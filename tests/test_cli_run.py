@@ -39,7 +39,7 @@ def test_at_moves_now_and_the_report_says_so(tmp_path: Path) -> None:
     """`--at` on a calendar edge (28 February 23:50, non-leap): the freeze lands there, the
     reset after `advance_clock: 1d2h` (2 March 01:50) is the next midnight, 3 March."""
     proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "scenarios/key_budget_reset.yaml", "--litellm", "1.85.0",
+        [sys.executable, "-m", "harness", "run", "scenarios/reset_job/key_budget_reset.yaml", "--litellm", "1.85.0",
          "--at", "2027-02-28T23:50:00Z", "--report-dir", str(tmp_path)],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
     )
@@ -68,7 +68,7 @@ def test_proxy_config_keeps_the_operators_settings_states_replacements_and_leaks
     config = tmp_path / "ops.yaml"
     config.write_text(OPERATOR_CONFIG)
     proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "scenarios/key_budget_reset.yaml", "--litellm", "1.85.0",
+        [sys.executable, "-m", "harness", "run", "scenarios/reset_job/key_budget_reset.yaml", "--litellm", "1.85.0",
          "--proxy-config", str(config), "--report-dir", str(tmp_path / "r")],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
     )

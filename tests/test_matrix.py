@@ -17,8 +17,8 @@ from harness.runner import ScenarioResult, StepResult
 from harness.scenario import load
 
 ROOT = Path(__file__).resolve().parent.parent
-ORG = load(ROOT / "scenarios" / "org_budget_reset.yaml")
-KEY = load(ROOT / "scenarios" / "key_budget_reset.yaml")
+ORG = load(ROOT / "scenarios" / "reset_job" / "org_budget_reset.yaml")
+KEY = load(ROOT / "scenarios" / "reset_job" / "key_budget_reset.yaml")
 
 PUBLISHED = [Version(v) for v in (
     "1.80.0", "1.82.3", "1.82.4", "1.83.0", "1.84.0", "1.84.10", "1.85.0", "1.86.0", "1.107.0", "1.108.7",
@@ -357,9 +357,9 @@ def test_unsupported_note_says_how_far_the_scenario_got():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["matrix", "scenarios/org_budget_reset.yaml"], "say which releases"),
-        (["matrix", "scenarios/org_budget_reset.yaml", "--range", "latest"], "not a version range"),
-        (["matrix", "scenarios/org_budget_reset.yaml", "--litellm", "1.82.3", "-j", "0"], "-j must be at least 1"),
+        (["matrix", "scenarios/reset_job/org_budget_reset.yaml"], "say which releases"),
+        (["matrix", "scenarios/reset_job/org_budget_reset.yaml", "--range", "latest"], "not a version range"),
+        (["matrix", "scenarios/reset_job/org_budget_reset.yaml", "--litellm", "1.82.3", "-j", "0"], "-j must be at least 1"),
         (["matrix", "tests/data/bad_scenarios/does-not-exist.yaml", "--litellm", "1.82.3"], ""),
     ],
 )
@@ -405,6 +405,6 @@ def test_sampling_respects_version_order_not_text_order():
 
 def test_an_unknown_sample_on_the_command_line_is_exit_2(capsys):
     with pytest.raises(SystemExit) as caught:
-        cli.main(["matrix", str(ROOT / "scenarios" / "key_budget_reset.yaml"), "--range", ">=1.80", "--sample", "odd"])
+        cli.main(["matrix", str(ROOT / "scenarios" / "reset_job" / "key_budget_reset.yaml"), "--range", ">=1.80", "--sample", "odd"])
     assert caught.value.code == 2
     assert "invalid choice: 'odd'" in capsys.readouterr().err.strip().splitlines()[-1]

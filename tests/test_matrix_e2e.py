@@ -34,7 +34,7 @@ def test_matrix_on_real_proxies_in_two_processes(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(bundle_mod, "write_bundle", spy)
     out, bundle = tmp_path / "reports", tmp_path / "bundle"
-    code = cli.main(["matrix", "scenarios/org_budget_reset.yaml", "--litellm", "1.82.3", "--litellm", "1.85.0",
+    code = cli.main(["matrix", "scenarios/reset_job/org_budget_reset.yaml", "--litellm", "1.82.3", "--litellm", "1.85.0",
                      "-j", "2", "--out", str(out), "--bundle", str(bundle)])
     printed = capsys.readouterr().out
     assert code == 0, printed

@@ -24,7 +24,7 @@ from harness.scenario import load
 from harness.scenario.loader import MAX_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
+SHIPPED = sorted((ROOT / "scenarios").rglob("*.yaml"))
 SEED = int(os.environ.get("HARNESS_FUZZ_SEED", "20261201"))
 EXAMPLES = int(os.environ.get("HARNESS_FUZZ_EXAMPLES", "3000"))
 

@@ -14,7 +14,7 @@ from harness.scenario import json_schema, load
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = sorted((ROOT / "tests" / "data" / "bad_scenarios").glob("*.yaml"))
-SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+SCENARIOS = sorted((ROOT / "scenarios").rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
@@ -39,7 +39,7 @@ def test_shipped_scenarios_are_valid(path: Path) -> None:
 
 
 def test_seed_scenario_shape() -> None:
-    scenario = load(ROOT / "scenarios" / "org_budget_reset.yaml")
+    scenario = load(ROOT / "scenarios" / "reset_job" / "org_budget_reset.yaml")
     assert scenario.meta.affects == "<1.85.0"
     assert scenario.expected_to_fail_on("1.82.3") and scenario.expected_to_fail_on("1.84.10")
     assert not scenario.expected_to_fail_on("1.85.0")
