@@ -20,7 +20,7 @@ from ..errors import ScenarioError
 from .model import Metadata, PlacedStep, ProxySettings, Scenario
 
 Path_ = tuple[Any, ...]
-TOP_LEVEL = {"name", "description", "issue", "affects", "tags", "proxy", "steps"}
+TOP_LEVEL = {"name", "title", "description", "issue", "affects", "tags", "proxy", "steps"}
 
 
 class _Lines:
@@ -315,7 +315,7 @@ def load(path: str | Path) -> Scenario:
     for key in data:
         if key not in TOP_LEVEL:
             raise ScenarioError(f"{file}:{lines.line((key,))}: unknown key `{key}`; allowed: {', '.join(sorted(TOP_LEVEL))}")
-    meta_raw = {k: data[k] for k in ("name", "description", "issue", "affects", "tags") if k in data}
+    meta_raw = {k: data[k] for k in ("name", "title", "description", "issue", "affects", "tags") if k in data}
     try:
         meta = Metadata.model_validate(meta_raw)
     except ValidationError as exc:

@@ -66,6 +66,9 @@ class ProxySettings(_Strict):
 
 class Metadata(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    #: the upstream report's title, short (catalogue tables and `check` list it)
+    title: str = Field("", max_length=120)
+    #: one sentence: what the user sees
     description: str = ""
     issue: str | None = Field(None, description="upstream issue link")
     affects: str | None = Field(
