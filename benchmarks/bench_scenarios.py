@@ -47,7 +47,7 @@ def main() -> int:
     with start_server("auto") as server, ReleaseSession(args.version, server) as session:
         first = session.run(scenarios[0])
         further = [session.run(s) for s in scenarios[1:] * args.rounds]
-        target = next(iter(session.proxies.values()))[0]
+        target = next(iter(session.fleets.values()))[0].first
         info = target.control("info")
 
     print(f"litellm {args.version}, PostgreSQL {server.kind} {server.version}")

@@ -236,9 +236,7 @@ def snapshot_rows(conn) -> dict[str, Any]:
 
 
 def _session_rows(session: ReleaseSession, scenario: Scenario) -> dict[str, Any] | None:
-    from .proxy.proxy import settings_key
-
-    entry = session.proxies.get(settings_key(scenario.proxy))
+    entry = session.fleets.get(session.deployment_key(scenario))
     if entry is None:
         return None
     view = entry[2]

@@ -8,6 +8,8 @@ broken expectation; an error (the harness could not do a step) stops it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,7 +26,9 @@ from .settings import runtime_dir
 from .steps import references
 from .steps.base import Expectation, Skipped, Step, Unsupported
 from .proxy.entities import KINDS, Database, Entity, EntityState, parse_time, token_hash
-from .proxy.proxy import ProxyTarget, settings_key
+from .proxy.fleet import Fleet
+from .proxy.proxy import base_env, settings_key
+from .proxy.zygote import Zygote
 
 Progress = Callable[[str], None]
 
@@ -44,6 +48,9 @@ class RunConfig:
     at: datetime | None = None
     #: the operator's proxy config (`--proxy-config`), under the harness's models and settings
     proxy_config: Any = None
+    #: the Redis provider for deployments with Redis (`--redis`, `--redis-url`; None: $HARNESS_REDIS or auto)
+    redis: str | None = None
+    redis_url: str | None = None
 
     def describe_clock(self) -> str:
         return f"freeze_clock: now means {self.at.isoformat()} (--at)" if self.at else "freeze_clock: now means the real time"
@@ -58,6 +65,8 @@ class StepResult:
     status: str = "skipped"  # passed | failed | error | unsupported | skipped
     seconds: float = 0.0
     message: str = ""
+    #: the replica that served each of the step's requests (deployments with several replicas)
+    served: list[str] = field(default_factory=list)
     expected: Any = None
     actual: Any = None
     rows: dict[str, Any] | None = None
@@ -74,6 +83,8 @@ class ScenarioResult:
     environment: dict[str, Any] = field(default_factory=dict)
     log_tail: str = ""
     secrets: list[str] = field(default_factory=list)
+    #: the faults the scenario injected, with when each started and ended (real UTC time)
+    faults: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failing(self) -> bool:
@@ -105,11 +116,14 @@ def verdict_for(scenario: Scenario, version: str, steps: list[StepResult], error
 class ScenarioRun:
     """One scenario's steps on one live proxy; the context every step's `run(ctx)` receives."""
 
-    def __init__(self, scenario: Scenario, target: ProxyTarget, db: Database, progress: Progress | None = None,
+    def __init__(self, scenario: Scenario, fleet: Fleet, db: Database, progress: Progress | None = None,
                  config: RunConfig = RunConfig()):
         self.scenario = scenario
         self.config = config
-        self.target = target
+        # a bare target (one proxy started elsewhere) is a fleet of one
+        self.fleet = fleet if isinstance(fleet, Fleet) else Fleet.around({"a": fleet})
+        #: what the current step talks to: the replicas its `on:` names (all by default)
+        self.target = self.fleet.scope(None)
         self.db = db
         self.progress = progress or (lambda _msg: None)
         self.entities: dict[str, Entity] = {}
@@ -127,6 +141,7 @@ class ScenarioRun:
         error: str | None = None
         for placed, result in zip(self.scenario.steps, results):
             started = time.perf_counter()
+            mark = len(self.fleet.served)
             try:
                 detail = self.execute(placed)
                 result.status, result.message = "passed", detail or ""
@@ -143,7 +158,9 @@ class ScenarioRun:
                 result.status, result.message = "error", str(exc)
                 error = f"line {placed.line}: {exc}"
             result.seconds = time.perf_counter() - started
-            self.progress(f"  {self._mark(result.status)} {placed.line:>3}: {placed.source}  ({result.seconds:.2f}s)")
+            result.served = self.fleet.served_since(mark)
+            served = f" [{_served(result.served)}]" if len(self.fleet.replicas) > 1 and result.served else ""
+            self.progress(f"  {self._mark(result.status)} {placed.line:>3}: {placed.source}  ({result.seconds:.2f}s){served}")
             if result.status in ("error", "unsupported"):
                 break
         return results, error
@@ -156,7 +173,11 @@ class ScenarioRun:
         step = placed.step if isinstance(placed, PlacedStep) else placed
         if isinstance(placed, PlacedStep) and placed.refs:
             step = references.resolve(step, self.field_value)
-        return step.run(self)
+        self.target = self.fleet.scope(step.on)
+        try:
+            return step.run(self)
+        finally:
+            self.target = self.fleet.scope(None)
 
     # -- what steps use -----------------------------------------------------------------------
 
@@ -259,6 +280,26 @@ class ScenarioRun:
         return EntityState(None if spend is None else float(spend), parse_time(reset_at))
 
 
+def _through_relay(database) -> tuple[str, Any]:
+    """The database's URL via a new loopback relay (which a PostgreSQL fault step controls)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from .faults.relay import Relay
+
+    parts = urlsplit(database.url)
+    if not parts.hostname or not parts.port:
+        raise HarnessError(f"a PostgreSQL fault needs a server on TCP; this one is at {parts.netloc or parts.path}")
+    relay = Relay(parts.hostname, parts.port, protocol="tcp").start()
+    netloc = parts.netloc.rsplit(":", 1)[0] + f":{relay.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), relay
+
+
+def _served(names: list[str]) -> str:
+    """`a x2, b x3`: who served a step's requests."""
+    counts = {n: names.count(n) for n in dict.fromkeys(names)}
+    return "served by " + ", ".join(f"{n} x{c}" for n, c in counts.items())
+
+
 def _iso(moment: datetime | None) -> str:
     return moment.isoformat() if moment else "null"
 
@@ -268,7 +309,13 @@ def _error_text(resp) -> str:
 
 
 class ReleaseSession:
-    """Everything one release needs, started on first use and reused by its scenarios."""
+    """Everything one release needs, started on first use and reused by its scenarios.
+
+    One zygote per release (LiteLLM imported once; every proxy is a fork of it), a database
+    template, and one deployment per distinct (proxy settings, deployment): its database clone
+    and replicas. A Redis server is started the first time a deployment needs one, and emptied
+    before every scenario that uses it. A deployment a fault step touched is not reused.
+    """
 
     def __init__(self, version: str, server: Server, progress: Progress | None = None, start_timeout: float = 180.0,
                  config: RunConfig = RunConfig()):
@@ -279,19 +326,26 @@ class ReleaseSession:
         self.start_timeout = start_timeout
         self.release: ReleaseEnv | None = None
         self.template: str | None = None
-        self.proxies: dict[str, tuple[ProxyTarget, Any, Database]] = {}
+        self.zygote: Zygote | None = None
+        self.redis = None
+        self.fleets: dict[str, tuple[Fleet, Any, Database]] = {}
         self.dirty: set[str] = set()
+        self.spoiled: set[str] = set()
         self.run_dir = runtime_dir() / "runs" / f"{version}-{uuid.uuid4().hex[:8]}"
 
-    def environment(self) -> dict[str, Any]:
+    def environment(self, scenario: Scenario | None = None) -> dict[str, Any]:
         info: dict[str, Any] = {"litellm": self.version, "postgres": f"{self.server.kind} {self.server.version}",
                                 "clock": self.config.describe_clock()}
         if self.config.at is not None:
             info["at"] = self.config.at.isoformat()
         if self.config.proxy_config is not None:
-            target_notes = next((t.operator_notes for t, _d, _v in self.proxies.values() if t.operator_notes), [])
+            target_notes = next((f.first.operator_notes for f, _d, _v in self.fleets.values() if f.first.operator_notes), [])
             info["proxy_config"] = f"{self.config.proxy_config.path}: every setting kept" + (
                 "; " + "; ".join(target_notes) if target_notes else "")
+        if scenario is not None and (len(scenario.deployment.replicas) > 1 or scenario.deployment.redis != "none"):
+            d = scenario.deployment
+            info["deployment"] = f"replicas {', '.join(d.names)} (routing {d.routing}); Redis " + (
+                f"via {d.redis}: {self.redis.kind} {self.redis.version}" if d.redis != "none" and self.redis else "none")
         if self.release is not None:
             info.update(
                 prisma=self.release.prisma_version,
@@ -300,24 +354,13 @@ class ReleaseSession:
             )
         return info
 
-    def _proxy(self, scenario: Scenario) -> tuple[ProxyTarget, Database]:
-        key = settings_key(scenario.proxy)
-        if key in self.proxies:
-            target, database, view = self.proxies[key]
-            if key in self.dirty:
-                marks = [time.perf_counter()]
-                # drain what the previous scenario left queued, empty the tables, then the caches
-                target.control("settle")
-                marks.append(time.perf_counter())
-                target.control("run-job", job="update_spend_job")
-                marks.append(time.perf_counter())
-                reset(database)
-                marks.append(time.perf_counter())
-                target.control("reset")
-                marks.append(time.perf_counter())
-                parts = "/".join(f"{b - a:.2f}" for a, b in zip(marks, marks[1:]))
-                self.progress(f"reset database and proxy caches ({marks[-1] - marks[0]:.2f}s: settle/flush/tables/caches {parts})")
-            return target, view
+    @staticmethod
+    def deployment_key(scenario: Scenario) -> str:
+        """Scenarios with the same key share one deployment (its database clone and replicas)."""
+        return settings_key(scenario.proxy) + "-" + hashlib.sha256(
+            json.dumps([scenario.deployment.model_dump(), scenario.needs_pg_relay], sort_keys=True).encode()).hexdigest()[:8]
+
+    def _ensure_release(self) -> None:
         if self.release is None:
             self.release = ensure_release(self.version, progress=self.progress)
         if self.template is None:
@@ -328,52 +371,118 @@ class ReleaseSession:
                 lambda migrations: ensure_template(self.server, migrations, release.schema_prisma, progress=self.progress),
                 self.progress,
             )
+        if self.zygote is None:
+            self.progress(f"importing litellm {self.version} once (every proxy of this release is a fork of it)")
+            zygote = Zygote(self.release, base_env(self.release), self.run_dir / "zygote")
+            zygote.start(timeout=self.start_timeout, progress=self.progress)
+            self.zygote = zygote
+            self.progress(f"litellm {self.version} imported in {zygote.import_s:.1f}s")
+
+    def _ensure_redis(self) -> None:
+        if self.redis is None:
+            from .redis import start_redis
+
+            self.redis = start_redis(self.config.redis, self.config.redis_url)
+            self.progress(f"Redis: {self.redis.kind} {self.redis.version} ({self.redis.reason})")
+
+    def _fleet(self, scenario: Scenario) -> tuple[Fleet, Database]:
+        for spoiled in list(self.spoiled):
+            self._discard(spoiled)
+        key = self.deployment_key(scenario)
+        if scenario.deployment.redis != "none":
+            self._ensure_redis()
+            self.redis.flush()  # each scenario starts on a clean Redis
+        if key in self.fleets:
+            fleet, database, view = self.fleets[key]
+            if key in self.dirty:
+                marks = [time.perf_counter()]
+                # drain what the previous scenario left queued, empty the tables, then the caches
+                fleet.scope(None).control("settle")
+                marks.append(time.perf_counter())
+                fleet.scope(None).control("run-job", job="update_spend_job")
+                marks.append(time.perf_counter())
+                reset(database)
+                marks.append(time.perf_counter())
+                fleet.scope(None).control("reset")
+                if fleet.redis is not None:
+                    fleet.redis.flush()  # what the flush above wrote
+                marks.append(time.perf_counter())
+                parts = "/".join(f"{b - a:.2f}" for a, b in zip(marks, marks[1:]))
+                self.progress(f"reset database and proxy caches ({marks[-1] - marks[0]:.2f}s: settle/flush/tables/caches {parts})")
+            return fleet, view
+        self._ensure_release()
         database = clone(self.server, self.template, label=f"lh_{self.version.replace('.', '_')}")
-        target = ProxyTarget(self.release, database.url, scenario.proxy, self.run_dir / key, operator=self.config.proxy_config)
-        self.progress(f"starting the litellm {self.version} proxy")
+        database_url, pg_relay = database.url, None
+        if scenario.needs_pg_relay:  # a PostgreSQL fault: the replicas reach the database through a relay
+            database_url, pg_relay = _through_relay(database)
+        names = scenario.deployment.names
         try:
-            target.start(timeout=self.start_timeout, progress=self.progress)
+            fleet = Fleet(self.zygote, database_url, scenario.deployment, scenario.proxy, self.run_dir / key,
+                          operator=self.config.proxy_config, redis=self.redis, pg_relay=pg_relay)
+            self.progress(f"starting the litellm {self.version} proxy" + (
+                f" ({len(names)} replicas: {', '.join(names)})" if len(names) > 1 else ""))
+            times = fleet.start(timeout=self.start_timeout, progress=self.progress)
         except BaseException:
+            if pg_relay is not None:
+                pg_relay.stop()
             database.drop()
             raise
-        self.progress(f"proxy up on 127.0.0.1:{target.port} in {target.started_in_s:.1f}s")
+        ports = ", ".join(f"{r.name} 127.0.0.1:{r.port}" for r in fleet.replicas.values())
+        self.progress(f"proxy up ({ports}) in {max(times):.1f}s")
         view = Database(database.url)
-        self.proxies[key] = (target, database, view)
-        return target, view
+        self.fleets[key] = (fleet, database, view)
+        return fleet, view
 
     def run(self, scenario: Scenario) -> ScenarioResult:
         started = time.perf_counter()
         steps: list[StepResult] = []
-        target: ProxyTarget | None = None
+        fleet: Fleet | None = None
         scenario_run: ScenarioRun | None = None
         try:
-            target, view = self._proxy(scenario)
-            self.dirty.add(settings_key(scenario.proxy))
-            scenario_run = ScenarioRun(scenario, target, view, self.progress, self.config)
+            fleet, view = self._fleet(scenario)
+            self.dirty.add(self.deployment_key(scenario))
+            scenario_run = ScenarioRun(scenario, fleet, view, self.progress, self.config)
             steps, error = scenario_run.run()
         except HarnessError as exc:
             error = str(exc)
         # the virtual keys the scenario created or regenerated are secrets too (reports and bundles redact them)
         keys = scenario_run.secrets() if scenario_run is not None else []
         verdict, reason = verdict_for(scenario, self.version, steps, error)
-        return ScenarioResult(
+        result = ScenarioResult(
             scenario=scenario,
             version=self.version,
             verdict=verdict,
             reason=reason,
             steps=steps,
             seconds=time.perf_counter() - started,
-            environment=self.environment(),
-            log_tail=target.log_tail(40) if target is not None else "",
-            secrets=(target.secrets() if target is not None else []) + keys,
+            environment=self.environment(scenario),
+            log_tail=fleet.log_tail(40) if fleet is not None else "",
+            secrets=(fleet.secrets() if fleet is not None else []) + keys,
+            faults=[e.as_dict() for e in fleet.fault_events()] if fleet is not None else [],
         )
+        if fleet is not None and (result.faults or not fleet.alive):
+            # a fault's after-effects must not leak into the next scenario (discarded then, so
+            # `on_result` can still read this one's database rows)
+            self.spoiled.add(self.deployment_key(scenario))
+        return result
+
+    def _discard(self, key: str) -> None:
+        fleet, database, view = self.fleets.pop(key)
+        self.dirty.discard(key)
+        self.spoiled.discard(key)
+        view.close()
+        fleet.stop()
+        database.drop()
 
     def close(self) -> None:
-        for target, database, view in self.proxies.values():
-            view.close()
-            target.stop()
-            database.drop()
-        self.proxies.clear()
+        for key in list(self.fleets):
+            self._discard(key)
+        if self.zygote is not None:
+            self.zygote.stop()
+            self.zygote = None
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
 
     def __enter__(self) -> "ReleaseSession":
         return self

@@ -87,7 +87,8 @@ def _ping_set_get(server) -> None:
 
 def test_wiring_gives_the_three_ways_litellm_finds_redis():
     assert wiring.cache_settings("127.0.0.1", 6380, "pw") == {
-        "cache": True, "cache_params": {"type": "redis", "host": "127.0.0.1", "port": 6380, "password": "pw"}}
+        "cache": True, "cache_params": {"type": "redis", "host": "127.0.0.1", "port": 6380, "password": "pw",
+                                                    "supported_call_types": []}}
     assert wiring.coordination_settings("127.0.0.1", 6380, "pw", db=7) == {
         "coordination_redis": {"host": "127.0.0.1", "port": 6380, "password": "pw", "db": 7}}
     assert wiring.redis_env("127.0.0.1", 6380, "pw") == {

@@ -324,16 +324,20 @@ def _wrap_lifespan(app) -> None:
     app.router.lifespan_context = lifespan
 
 
-def main() -> None:
-    threading.Thread(target=_watch_parent, daemon=True, name="harness-parent-watch").start()
-
-    import uvicorn
-
+def _prepare():
+    """Import LiteLLM's app, with the caches tracked and the schedulers captured (the slow part)."""
     _track_in_memory_caches()  # before the proxy module builds its caches
     _capture_schedulers()  # before it imports AsyncIOScheduler
     from litellm.proxy.proxy_server import app
 
     _wrap_lifespan(app)
+    return app
+
+
+def _serve(app) -> None:
+    import uvicorn
+
+    threading.Thread(target=_watch_parent, daemon=True, name="harness-parent-watch").start()
     uvicorn.run(
         _with_control_routes(app),
         host=os.environ.get("HARNESS_PROXY_HOST", "127.0.0.1"),
@@ -341,6 +345,90 @@ def main() -> None:
         log_level=os.environ.get("HARNESS_UVICORN_LOG_LEVEL", "warning"),
         access_log=False,
     )
+
+
+def _zygote() -> None:
+    """Import LiteLLM once, then fork a replica for every `spawn` line the harness writes.
+
+    Importing LiteLLM is most of a proxy's start (6-13 s); a fork of this process starts with it
+    done. The import leaves only the main thread, so forking is safe; this process starts no
+    thread either (children are reaped by a SIGCHLD handler). The harness holds the other end of
+    stdin: when it closes (the harness stopped or died), every replica's process group is
+    killed and the zygote exits. Replies are JSON lines on stdout.
+    """
+    import signal
+
+    started = time.time()
+    app = _prepare()
+    children: dict[int, int | None] = {}
+
+    def reap(_signum, _frame) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            children[pid] = os.waitstatus_to_exitcode(status)
+
+    signal.signal(signal.SIGCHLD, reap)
+    # replies get a private copy of stdout; whatever the release prints goes to the log
+    reply_fd = os.dup(1)
+    os.dup2(2, 1)
+    reply = os.fdopen(reply_fd, "w")
+    print(json.dumps({"ready": True, "import_s": round(time.time() - started, 2), "pid": os.getpid()}), file=reply, flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["op"] == "spawn":
+            pid = os.fork()
+            if pid == 0:
+                _replica(app, request, reply_fd)  # never returns
+            children[pid] = None
+            out = {"pid": pid}
+        elif request["op"] == "status":
+            out = {"exit_codes": {str(k): v for k, v in children.items() if v is not None}}
+        else:
+            out = {"error": f"unknown zygote operation {request['op']!r}"}
+        print(json.dumps(out), file=reply, flush=True)
+    for pid, code in children.items():
+        if code is None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    os._exit(0)
+
+
+def _replica(app, request: dict, reply_fd: int) -> None:
+    """In a fresh fork: its own session and log, its own environment, then serve."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(reply_fd)  # the harness must see the zygote's replies end when the zygote does
+        os.setsid()  # its own process group: a replica fault (SIGKILL) takes its engine, not the zygote
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.chdir(request["cwd"])
+        os.environ.update(request["env"])
+        _state["started_at"] = time.time()
+        _serve(app)
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - a replica must never return into the zygote's loop
+        print(f"harness-agent: replica failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    os._exit(code)
+
+
+def main() -> None:
+    if os.environ.get("HARNESS_ZYGOTE") == "1":
+        _zygote()
+        return
+    _serve(_prepare())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The real LiteLLM proxy of one release, as a child process the harness owns.
 
-The proxy runs `agent.py` with the release environment's python: LiteLLM's own app under
-uvicorn on 127.0.0.1 and a free port, a fresh master key, its own database clone. The harness
+The proxy runs `agent.py` with the release environment's python, forked from the release's
+zygote (zygote.py): LiteLLM's own app under uvicorn on 127.0.0.1 and a free port, a fresh
+master key, its own database clone. The harness
 talks to it with `requests`: the proxy's public API for everything a user would do, and the
 agent's /__harness/ routes for the clock, the scheduled jobs and resets between scenarios.
 """
@@ -15,7 +16,6 @@ import re
 import secrets
 import signal
 import socket
-import subprocess
 import time
 from collections import deque
 from pathlib import Path
@@ -27,7 +27,6 @@ import yaml
 from ..errors import HarnessError
 from ..scenario.model import ProxySettings
 
-AGENT = Path(__file__).with_name("agent.py")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Far beyond any scenario: the scheduler is paused after start-up anyway, this closes the
 # window between its start and the pause.
@@ -37,6 +36,32 @@ NEVER_S = 10**8
 #: `spend: {amount: X}` lands on X exactly. Input must cost more than 0, or budget checks are skipped.
 UNIT_MODEL = "harness-unit"
 UNIT_MODEL_COSTS = {"input_cost_per_token": 1e-15, "output_cost_per_token": 0.0005}
+
+
+def read_tail(path: Path, lines: int = 40) -> str:
+    try:
+        with open(path, "r", errors="replace") as fh:
+            return ANSI.sub("", "".join(deque(fh, maxlen=lines))).rstrip()
+    except OSError:
+        return "(no proxy log)"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (the zygote reaps its replicas, but not instantly)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def free_port() -> int:
@@ -86,20 +111,41 @@ def settings_key(settings: ProxySettings) -> str:
     return hashlib.sha256(json.dumps(settings.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-class ProxyTarget:
-    """Start with `start()`, stop with `stop()` (or use as a context manager)."""
+def base_env(release) -> dict[str, str]:
+    """What every proxy of a release shares (the zygote's environment, set before the import)."""
+    env = release.env(dict(os.environ))
+    env.update({
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "DISABLE_SCHEMA_UPDATE": "true",
+        "PROXY_BATCH_WRITE_AT": str(NEVER_S),
+        "PROXY_BUDGET_RESCHEDULER_MIN_TIME": str(NEVER_S),
+        "PROXY_BUDGET_RESCHEDULER_MAX_TIME": str(NEVER_S),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
 
-    def __init__(self, release, database_url: str, settings: ProxySettings, run_dir: Path, operator=None):
-        self.release = release
+
+class ProxyTarget:
+    """One proxy process, forked from the release's zygote. `start()`, `stop()`, `kill()`.
+
+    Replicas of one deployment share the database and the master key (as a fleet does); each
+    has its own port, config file, log and in-memory caches.
+    """
+
+    def __init__(self, zygote, database_url: str, settings: ProxySettings, run_dir: Path, operator=None,
+                 name: str = "a", master_key: str | None = None, control_token: str | None = None):
+        self.zygote = zygote
+        self.release = zygote.release
+        self.name = name
         self.operator = operator  # operator_config.OperatorConfig from --proxy-config, or None
         self.operator_notes: list[str] = []
         self.database_url = database_url
         self.settings = settings
         self.run_dir = run_dir
-        self.master_key = "sk-harness-" + secrets.token_urlsafe(24)
-        self.control_token = secrets.token_urlsafe(24)
+        self.master_key = master_key or "sk-harness-" + secrets.token_urlsafe(24)
+        self.control_token = control_token or secrets.token_urlsafe(24)
         self.port = 0
-        self.process: subprocess.Popen | None = None
+        self.pid: int | None = None
         self.log_path = run_dir / "proxy.log"
         self.http = requests.Session()
         self.started_in_s: float | None = None
@@ -111,6 +157,7 @@ class ProxyTarget:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0, progress=None) -> None:
+        """Fork the proxy (a new port on a restart) and wait until its agent answers."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.run_dir / "proxy_config.yaml"
         config = proxy_config(self.settings)
@@ -121,42 +168,22 @@ class ProxyTarget:
             config, self.operator_notes = merge(self.operator, config, {k: v for k, v in mock.items() if k != "model"})
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.port = free_port()
-        env = self.release.env(dict(os.environ))
-        env.update(
-            {
-                "DATABASE_URL": self.database_url,
-                "LITELLM_MASTER_KEY": self.master_key,
-                "CONFIG_FILE_PATH": str(config_path),
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                "DISABLE_SCHEMA_UPDATE": "true",
-                "PROXY_BATCH_WRITE_AT": str(NEVER_S),
-                "PROXY_BUDGET_RESCHEDULER_MIN_TIME": str(NEVER_S),
-                "PROXY_BUDGET_RESCHEDULER_MAX_TIME": str(NEVER_S),
-                "HARNESS_PROXY_PORT": str(self.port),
-                "HARNESS_CONTROL_TOKEN": self.control_token,
-                "PYTHONUNBUFFERED": "1",
-                **self.settings.environment,
-            }
-        )
+        env = {
+            "DATABASE_URL": self.database_url,
+            "LITELLM_MASTER_KEY": self.master_key,
+            "CONFIG_FILE_PATH": str(config_path),
+            "HARNESS_PROXY_PORT": str(self.port),
+            "HARNESS_CONTROL_TOKEN": self.control_token,
+            **self.settings.environment,
+        }
         started = time.monotonic()
-        log = open(self.log_path, "wb")
-        try:
-            self.process = subprocess.Popen(
-                [str(self.release.python), str(AGENT)],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.run_dir,
-                start_new_session=True,  # its own process group: stop() takes the engine with it
-            )
-        finally:
-            log.close()
-        deadline = started + timeout
-        last_note = started
+        self.http = requests.Session()
+        self.pid = self.zygote.spawn(env, self.run_dir, self.log_path)
+        deadline, last_note = started + timeout, started
         while True:
-            code = self.process.poll()
-            if code is not None:
+            if not self.alive:
+                code = self.zygote.exit_code(self.pid)
+                self.pid = None
                 raise HarnessError(
                     f"the litellm {self.release.version} proxy exited with code {code} during start-up; "
                     f"last log lines:\n{self.log_tail(25)}"
@@ -177,32 +204,36 @@ class ProxyTarget:
             if progress is not None and now - last_note > 10:
                 progress(f"still waiting for the proxy ({now - started:.0f}s)")
                 last_note = now
-            time.sleep(0.1)
+            time.sleep(0.05)
         self.started_in_s = time.monotonic() - started
 
-    def stop(self) -> None:
-        proc, self.process = self.process, None
-        if proc is None:
-            return
+    def stop(self, how: str = "term", grace: float = 10.0) -> str:
+        """SIGTERM (then SIGKILL after `grace` s) or SIGKILL the proxy's process group.
+        Returns "terminated", "killed" or "gone"."""
+        pid, self.pid = self.pid, None
+        self.http.close()
+        if pid is None:
+            return "gone"
+        outcome = "gone"
         try:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=10)
+            if how == "term":
+                os.killpg(pid, signal.SIGTERM)
+                outcome = "terminated"
+                if not _wait_gone(pid, grace):
+                    outcome = "killed"
+            else:
+                outcome = "killed"
         except (ProcessLookupError, PermissionError):
             pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        finally:
-            # The group can outlive its leader: LiteLLM 1.10x restarts its query engine when it
-            # dies ("prisma-query-engine PID ... exited (waitpid thread); triggering reconnect"),
-            # so the engine stopped by the SIGTERM above comes back, orphaned with ppid 1 (the
-            # bridge's parent watch is then off), as the proxy exits.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.http.close()
+        # The group can outlive its leader: LiteLLM 1.10x restarts its query engine when it
+        # dies ("prisma-query-engine PID ... exited (waitpid thread); triggering reconnect"),
+        # so the engine stopped by the SIGTERM above comes back, orphaned, as the proxy exits.
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        _wait_gone(pid, 5)
+        return outcome
 
     def __enter__(self) -> "ProxyTarget":
         return self
@@ -212,7 +243,7 @@ class ProxyTarget:
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.pid is not None and _running(self.pid)
 
     # -- talking to it --------------------------------------------------------------------
 
@@ -262,11 +293,7 @@ class ProxyTarget:
         return self.api("POST", "/chat/completions", key=key, json=body)
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            with open(self.log_path, "r", errors="replace") as fh:
-                return ANSI.sub("", "".join(deque(fh, maxlen=lines))).rstrip()
-        except OSError:
-            return "(no proxy log)"
+        return read_tail(self.log_path, lines)
 
     def secrets(self) -> list[str]:
         return [self.master_key, self.control_token, *(self.operator.secrets if self.operator else ())]

@@ -62,6 +62,12 @@ class RedisServer:
         with self.client() as conn:
             conn.flushdb()
 
+    def process_control(self):
+        """A `harness.faults.processes.RedisControl` to stop, start and snapshot this server."""
+        from harness.faults.processes import RedisControl
+
+        return RedisControl(self)
+
     def stop(self) -> None:  # overridden by providers that own a process or container
         self._stopped = True
 

@@ -27,8 +27,13 @@ def connection(host: str, port: int, password: str | None, db: int, username: st
 
 
 def cache_settings(host: str, port: int, password: str | None, db: int = 0, username: str | None = None) -> dict:
-    """The `litellm_settings` entries: `{"cache": True, "cache_params": {"type": "redis", ...}}`."""
-    return {"cache": True, "cache_params": {"type": "redis", **connection(host, port, password, db, username)}}
+    """The `litellm_settings` entries: `{"cache": True, "cache_params": {"type": "redis", ...}}`.
+
+    Responses are not cached (`supported_call_types: []`): the scenarios' calls are identical,
+    and a cache hit costs nothing, so spend would stop after the first call. The proxy still
+    builds its Redis client from these settings and uses it for its spend counters."""
+    return {"cache": True, "cache_params": {"type": "redis", **connection(host, port, password, db, username),
+                                            "supported_call_types": []}}
 
 
 def coordination_settings(host: str, port: int, password: str | None, db: int = 0, username: str | None = None) -> dict:

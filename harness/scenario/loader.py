@@ -17,10 +17,10 @@ from pydantic import ValidationError
 
 from .. import steps as step_registry
 from ..errors import ScenarioError
-from .model import Metadata, PlacedStep, ProxySettings, Scenario
+from .model import Deployment, Metadata, PlacedStep, ProxySettings, Scenario
 
 Path_ = tuple[Any, ...]
-TOP_LEVEL = {"name", "title", "description", "issue", "affects", "tags", "proxy", "steps"}
+TOP_LEVEL = {"name", "title", "description", "issue", "affects", "tags", "proxy", "deployment", "steps"}
 
 
 class _Lines:
@@ -121,6 +121,8 @@ class _Builder:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise self.fail(key_node, "merge keys (`<<`) are not supported in a scenario file")
             key = self.build(key_node, path + ("<key>",))
+            if isinstance(key, bool) and key_node.value.lower() not in ("true", "false"):
+                key = key_node.value  # YAML 1.1 reads the key `on:` (and yes/no/off) as a boolean
             if not isinstance(key, (str, int, float, bool)):
                 raise self.fail(key_node, "a mapping key must be a plain value")
             if key in out:
@@ -301,6 +303,26 @@ def _check_references(file: str, steps: list[PlacedStep], lines: _Lines) -> None
             known[name] = kind
 
 
+def _check_replicas(file: str, steps: list[PlacedStep], lines: _Lines, deployment: Deployment) -> None:
+    """`on:` names a replica of the deployment (or `all`); steps that need Redis have one."""
+    for placed in steps:
+        step = placed.step
+        line = lines.line(("steps", placed.index, step.action, "on"))
+        if step.on is not None:
+            if not type(step).replica_scoped:
+                raise ScenarioError(f"{file}:{line}: `{step.action}` takes no `on`: {type(step).not_scoped_because}")
+            if step.on != "all" and step.on not in deployment.replicas:
+                raise ScenarioError(f"{file}:{line}: `on: {step.on}` names no replica; the deployment has "
+                                    f"{', '.join(deployment.names)} (or `on: all`)")
+        replica = getattr(step, "replica", None)
+        if isinstance(replica, str) and replica not in deployment.replicas:
+            raise ScenarioError(f"{file}:{lines.line(('steps', placed.index, step.action, 'replica'))}: `replica: {replica}` "
+                                f"names no replica; the deployment has {', '.join(deployment.names)}")
+        if getattr(type(step), "needs_redis", False) and deployment.redis == "none":
+            raise ScenarioError(f"{file}:{placed.line}: `{step.action}` needs a Redis: set `deployment: {{redis: cache}}` "
+                                "(or coordination, env)")
+
+
 def _a(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
@@ -324,12 +346,17 @@ def load(path: str | Path) -> Scenario:
         proxy = ProxySettings.model_validate(data.get("proxy") or {})
     except ValidationError as exc:
         raise _validation_error(file, lines, ("proxy",), exc, ProxySettings) from None
+    try:
+        deployment = Deployment.model_validate(data.get("deployment") or {})
+    except ValidationError as exc:
+        raise _validation_error(file, lines, ("deployment",), exc, Deployment) from None
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise ScenarioError(f"{file}:{lines.line(('steps',))}: `steps` must be a non-empty list of actions")
     steps = [_parse_step(file, raw, i, lines, source) for i, raw in enumerate(raw_steps)]
     _check_references(file, steps, lines)
-    return Scenario(path=file, meta=meta, proxy=proxy, steps=tuple(steps))
+    _check_replicas(file, steps, lines, deployment)
+    return Scenario(path=file, meta=meta, proxy=proxy, deployment=deployment, steps=tuple(steps))
 
 
 def json_schema(plugins: bool = True) -> dict[str, Any]:
@@ -359,6 +386,8 @@ def json_schema(plugins: bool = True) -> dict[str, Any]:
     meta = Metadata.model_json_schema(ref_template="#/$defs/{model}")
     proxy = ProxySettings.model_json_schema(ref_template="#/$defs/{model}")
     defs.update(proxy.pop("$defs", {}))
+    deployment = Deployment.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(deployment.pop("$defs", {}))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "LiteLLM budget harness scenario",
@@ -368,6 +397,7 @@ def json_schema(plugins: bool = True) -> dict[str, Any]:
         "properties": {
             **meta["properties"],
             "proxy": proxy,
+            "deployment": deployment,
             "steps": {"type": "array", "minItems": 1, "items": {"anyOf": step_variants}},
         },
         "$defs": defs,

@@ -17,7 +17,7 @@ reference names an entity of the right kind created by an earlier step.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -58,6 +58,56 @@ class ProxySettings(_Strict):
 
             zone(str(value["timezone"]))
         return value
+
+
+ReplicaName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,15}$")]
+
+
+class ReplicaSettings(_Strict):
+    """One replica's own settings, on top of the scenario's `proxy:` ones (read at start-up)."""
+
+    general_settings: dict[str, Any] = {}
+    litellm_settings: dict[str, Any] = {}
+    environment: dict[str, str] = Field({}, description="environment variables of this replica only")
+
+
+class Deployment(_Strict):
+    """How the proxy is deployed: named replicas on one database, and whether they share a Redis.
+
+    `redis` says how the proxy finds it, because bugs depend on it: `cache` (litellm_settings.cache
+    + cache_params), `coordination` (general_settings.coordination_redis), `env` (bare REDIS_*
+    variables), or `none`. Requests of a step without `on:` are spread over the replicas by
+    `routing`."""
+
+    replicas: dict[ReplicaName, ReplicaSettings] = Field(
+        default_factory=lambda: {"a": ReplicaSettings()},
+        description="replica names (a list) or names -> their own settings; the first is the default",
+    )
+    redis: Literal["none", "cache", "coordination", "env"] = "none"
+    routing: Literal["round_robin", "first"] = Field(
+        "round_robin", description="who serves a request of a step without `on:`: each replica in turn, or the first")
+
+    @field_validator("replicas", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if len(set(map(str, value))) != len(value):
+                raise ValueError("replica names must be unique")
+            return {name: {} for name in value}
+        return value
+
+    @field_validator("replicas")
+    @classmethod
+    def _count(cls, value: dict) -> dict:
+        if not 1 <= len(value) <= 4:
+            raise ValueError(f"a deployment has 1 to 4 replicas, not {len(value)}")
+        if "all" in value:
+            raise ValueError("`all` is not a replica name (it means every replica in `on: all`)")
+        return value
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.replicas)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,10 +157,16 @@ class Scenario(BaseModel):
     meta: Metadata
     proxy: ProxySettings
     steps: tuple[PlacedStep, ...]
+    deployment: Deployment = Deployment()
 
     @property
     def name(self) -> str:
         return self.meta.name
+
+    @property
+    def needs_pg_relay(self) -> bool:
+        """A step faults PostgreSQL: the replicas reach it through a relay the harness controls."""
+        return any(getattr(type(p.step), "needs_pg_relay", False) for p in self.steps)
 
     def expected_to_fail_on(self, version: str) -> bool:
         return self.meta.affects is not None and SpecifierSet(self.meta.affects).contains(version, prereleases=True)

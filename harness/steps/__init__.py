@@ -14,7 +14,7 @@ from types import ModuleType
 
 from .base import Step
 
-FAMILIES = ("entities", "spend", "clock", "jobs", "expectations", "management")
+FAMILIES = ("entities", "spend", "clock", "jobs", "expectations", "management", "faults")
 ENTRY_POINT_GROUP = "litellm_harness.steps"
 
 

@@ -55,6 +55,15 @@ class Step(Strict):
     doc: ClassVar[str | None] = None
     #: the family (the module's last name unless a plugin sets it)
     family: ClassVar[str | None] = None
+    #: whether `on:` may pick the replicas it runs on (not the clock: one for the whole deployment)
+    replica_scoped: ClassVar[bool] = True
+    not_scoped_because: ClassVar[str] = ""
+    #: the step needs `deployment.redis` (the loader says so at the step's line)
+    needs_redis: ClassVar[bool] = False
+
+    on: str | None = Field(
+        None, description="the replica this step runs on (a name from `deployment.replicas`, or `all`); "
+        "without it, requests are spread by `deployment.routing` and jobs and views run on every replica")
 
     def created(self) -> list[tuple[str, EntityKind]]:
         """(name, kind) of the entities this step creates, for the loader's reference checks."""

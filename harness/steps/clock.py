@@ -16,6 +16,8 @@ from .base import ANY_ENTITY, EntityKind, Name, Step
 class FreezeClock(Step):
     """Stop the proxy's clock at `at` (`now`, or an ISO 8601 time; naive times are UTC)."""
 
+    replica_scoped: ClassVar[bool] = False
+    not_scoped_because: ClassVar[str] = "the clock is one for the whole deployment"
     action: ClassVar[str] = "freeze_clock"
     shorthand: ClassVar[str | None] = "at"
     at: str = "now"
@@ -41,6 +43,8 @@ class FreezeClock(Step):
 class AdvanceClock(Step):
     """Move the frozen clock forward by a span (`1d`, `25h`, `1d2h30m`, seconds), or just `past` an entity's budget_reset_at."""
 
+    replica_scoped: ClassVar[bool] = False
+    not_scoped_because: ClassVar[str] = "the clock is one for the whole deployment"
     action: ClassVar[str] = "advance_clock"
     shorthand: ClassVar[str | None] = "by"
     references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"past": ANY_ENTITY}

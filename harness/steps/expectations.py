@@ -104,6 +104,10 @@ class ExpectState(Step):
     window_spend: dict[str, float] | None = Field(
         None, description="budget_limits window usage by window, e.g. {1d: 0}: the counters spend:<kind>:<id>:window:<duration>"
     )
+    redis_counter: float | None = Field(
+        None, ge=0, description="the entity's spend counter in the deployment's Redis, under the release's key "
+        "name (no key reads as 0: nothing counted)"
+    )
 
     @field_validator("budget_reset_within")
     @classmethod
@@ -115,10 +119,10 @@ class ExpectState(Step):
     @model_validator(mode="after")
     def _something(self) -> "ExpectState":
         wanted = (self.spend, self.spend_at_least, self.budget_reset_at, self.budget_reset_within, self.counter,
-                  self.cached_spend, self.window_spend, self.budget_reset_is)
+                  self.cached_spend, self.window_spend, self.budget_reset_is, self.redis_counter)
         if all(v is None for v in wanted):
             raise ValueError("say what to expect: `spend`, `spend_at_least`, `budget_reset_at`, `budget_reset_within`, "
-                             "`budget_reset_is`, `counter`, `cached_spend` or `window_spend`")
+                             "`budget_reset_is`, `counter`, `cached_spend`, `window_spend` or `redis_counter`")
         return self
 
     def run(self, ctx) -> str:
@@ -140,9 +144,12 @@ class ExpectState(Step):
                     raise
                 api_note = f"api: not read ({str(exc)[:120]})"
         wants_auth = any(v is not None for v in (self.counter, self.cached_spend, self.window_spend))
-        auth = AuthView.read(ctx, entity) if wants_auth or self.spend is not None or self.spend_at_least is not None else None
+        reads_spend = wants_auth or self.spend is not None or self.spend_at_least is not None or self.redis_counter is not None
+        auth = AuthView.read(ctx, entity) if reads_spend else None
         if wants_auth and not auth.has_counters:
             raise Unsupported("this release keeps no in-memory spend counters (no spend_counter_cache)")
+        if self.redis_counter is not None and auth.redis is None:
+            raise HarnessError("`redis_counter` needs a deployment with Redis")
         now = parse_time(ctx.target.control("clock")["now"])
         notes = []
         try:
@@ -160,7 +167,7 @@ class ExpectState(Step):
                 if self.budget_reset_is is not None:
                     self._check_calendar(ctx, entity, source, state, now)
                 notes.append(f"{source}: spend={state.spend}, budget_reset_at={_iso(state.budget_reset_at)}")
-            if auth is not None and wants_auth:
+            if auth is not None and (wants_auth or self.redis_counter is not None):
                 auth.check(self, entity, readings.get("db"))
         except Expectation as exc:
             # the auth path, the API and the database side by side: the family's typical bug
@@ -169,7 +176,7 @@ class ExpectState(Step):
                 raise
             side = side_by_side(ctx, entity, readings, auth)
             raise Expectation(f"{exc} | readings: {side}", exc.expected, exc.actual, exc.entity) from None
-        if auth is not None and wants_auth:
+        if auth is not None and (wants_auth or self.redis_counter is not None):
             notes.append(auth.summary())
         if api_note:
             notes.append(api_note)
@@ -187,18 +194,11 @@ class ExpectState(Step):
             )
 
 
-class AuthView:
-    """What the auth path reads for an entity, from the agent: counters and cached objects."""
+class ReplicaView:
+    """What one replica's auth path reads for an entity, from its agent: counters and cached objects."""
 
     def __init__(self, entries: dict, entity, has_counters: bool):
         self.entries, self.entity, self.has_counters = entries, entity, has_counters
-
-    @classmethod
-    def read(cls, ctx, entity) -> "AuthView":
-        ids = [i for i in (entity.id, *entity.keys) if i]
-        data = ctx.target.control("auth-view", ids=ids)
-        entries = dict(data.get("entries", {}))
-        return cls(entries, entity, bool(data.get("has_spend_counter_cache", "spend_counter_cache" in entries)))
 
     def counters(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.entries.get("spend_counter_cache", {}).items()
@@ -206,12 +206,7 @@ class AuthView:
 
     def counter(self) -> tuple[str | None, float | None]:
         """The entity's own counter (not a window's), under the release's key name."""
-        ids = self.entity.row_keys
-        own = {k: v for k, v in self.counters().items() if ":window:" not in k and all(i in k for i in ids)}
-        if not own:
-            return None, None
-        key = sorted(own)[0]
-        return key, own[key]
+        return own_counter(self.counters(), self.entity)
 
     def windows(self) -> dict[str, float]:
         return {k.rsplit(":window:", 1)[1]: v for k, v in self.counters().items() if ":window:" in k}
@@ -222,8 +217,7 @@ class AuthView:
                 return key, float(value["spend"])
         return None, None
 
-    def check(self, step, entity, db_state) -> None:
-        what = f"{entity.kind} {entity.name}"
+    def check(self, step, what: str, entity, db_state) -> None:
         if step.counter is not None:
             key, value = self.counter()
             effective = value if key is not None else (db_state.spend if db_state else None)
@@ -250,6 +244,82 @@ class AuthView:
             parts.append(f"cached spend={cached}")
         parts += [f"window {w}={v}" for w, v in sorted(self.windows().items())]
         return ", ".join(parts)
+
+
+def own_counter(counters: dict[str, float], entity) -> tuple[str | None, float | None]:
+    """The entity's own spend counter among `counters` (not a budget_limits window's)."""
+    ids = entity.row_keys
+    own = {k: v for k, v in counters.items() if ":window:" not in k and all(i in k for i in ids)}
+    if not own:
+        return None, None
+    key = sorted(own)[0]
+    return key, own[key]
+
+
+class AuthView:
+    """What enforcement reads for an entity: each replica's in-memory view, and the Redis counters
+    of a deployment with Redis (read by the harness straight from the server)."""
+
+    def __init__(self, replicas: dict[str, ReplicaView], entity, redis: dict[str, float] | None = None):
+        self.replicas, self.entity, self.redis = replicas, entity, redis
+        self.has_counters = all(v.has_counters for v in replicas.values())
+
+    @classmethod
+    def read(cls, ctx, entity) -> "AuthView":
+        ids = [i for i in (entity.id, *entity.keys) if i]
+        replicas = {}
+        for name, data in ctx.target.each("auth-view", ids=ids).items():
+            entries = dict(data.get("entries", {}))
+            replicas[name] = ReplicaView(entries, entity, bool(data.get("has_spend_counter_cache", "spend_counter_cache" in entries)))
+        fleet = getattr(ctx, "fleet", None)
+        redis = None
+        if fleet is not None and fleet.redis is not None and fleet.deployment.redis != "none":
+            redis = redis_counters(fleet.redis)
+            if redis is None:
+                redis = {"(Redis did not answer)": float("nan")}
+        return cls(replicas, entity, redis)
+
+    def check(self, step, entity, db_state) -> None:
+        what = f"{entity.kind} {entity.name}"
+        many = len(self.replicas) > 1
+        for name, view in self.replicas.items():
+            view.check(step, f"{what} on replica {name}" if many else what, entity, db_state)
+        if step.redis_counter is not None:
+            if self.redis and "(Redis did not answer)" in self.redis:
+                raise Expectation(f"{what}: the Redis spend counter cannot be read: Redis did not answer",
+                                  step.redis_counter, None, entity)
+            key, value = own_counter(self.redis or {}, entity)
+            got = 0.0 if key is None else value
+            if abs(got - step.redis_counter) > step.tolerance:
+                raise Expectation(f"{what}: the Redis spend counter {key or '(no key)'} reads {got}, expected "
+                                  f"{step.redis_counter}", step.redis_counter, got, entity)
+
+    def summary(self) -> str:
+        many = len(self.replicas) > 1
+        parts = [f"replica {n}: {v.summary()}" if many else v.summary() for n, v in self.replicas.items()]
+        if self.redis is not None:
+            key, value = own_counter(self.redis, self.entity)
+            parts.append(f"redis {key}={value}" if key else "redis: no counter")
+        return "; ".join(parts)
+
+
+def redis_counters(server) -> dict[str, float] | None:
+    """Every `spend:` counter in the harness's Redis database (None when Redis does not answer)."""
+    import redis
+
+    try:
+        with server.client(socket_timeout=3) as conn:
+            keys = [k for k in conn.scan_iter(match="*spend:*", count=500)]
+            values = conn.mget(keys) if keys else []
+    except redis.RedisError:
+        return None
+    out = {}
+    for key, value in zip(keys, values):
+        try:
+            out[key.decode() if isinstance(key, bytes) else key] = float(value)
+        except (TypeError, ValueError):
+            continue  # not a number: a reservation hash or the like
+    return out
 
 
 def side_by_side(ctx, entity, readings: dict, auth: AuthView) -> str:
