@@ -90,7 +90,7 @@ def split(cells: Sequence[CellKey], count: int) -> list[list[CellKey]]:
             options = [(best[j - d][0], best[j - d][1] + (d,)) for d in (1, 0) if j - d in best]
             if not options:
                 continue
-            cost, picks = min(options, key=lambda o: o[0])  # stable: d=1 (extra earlier) wins ties
+            cost, picks = min(options, key=lambda o: (o[0], [-d for d in o[1]]))  # ties: extras in earlier shards
             step[j] = (cost + _boundary_cost(ordered, k * base + j), picks)
         best = step
     _, picks = best[extra]
