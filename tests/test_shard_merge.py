@@ -337,3 +337,37 @@ def test_the_workflow_shards_then_merges():
     assert sorted(shards) == list(range(1, len(shards) + 1)) and len(shards) >= 2
     junit = [s for s in merge["steps"] if "junit" in json.dumps(s.get("with", {})).lower()]
     assert len(junit) == 1  # one JUnit file published, from the merge
+
+
+# -- end to end, on a real proxy ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_shards_on_a_real_proxy_merge_to_the_unsharded_verdicts(tmp_path, monkeypatch, capsys):
+    """key_budget_reset and team_budget_reset on 1.85.0: two shards (one cell each), then merge,
+    against one unsharded run. Three embedded PostgreSQL servers and three proxy starts."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)
+    files = ["scenarios/reset_job/key_budget_reset.yaml", "scenarios/reset_job/team_budget_reset.yaml"]
+    base = ["matrix", *files, "--litellm", "1.85.0", "--db", "embedded"]
+    whole_code = cli.main([*base, "--out", str(tmp_path / "whole")])
+    codes = [cli.main([*base, "--shard", f"{i}/2", "--out", str(tmp_path / f"shard{i}")]) for i in (1, 2)]
+    capsys.readouterr()
+    shards = [json.loads((tmp_path / f"shard{i}" / "matrix.json").read_text()) for i in (1, 2)]
+    assert [len(d["cells"]) for d in shards] == [1, 1]
+    assert {c["file"] for d in shards for c in d["cells"]} == set(files)
+    merge_code = cli.main(["merge", str(tmp_path / "shard2"), str(tmp_path / "shard1"), "--out", str(tmp_path / "merged")])
+    printed = capsys.readouterr().out
+    merged = json.loads((tmp_path / "merged" / "matrix.json").read_text())
+    whole = json.loads((tmp_path / "whole" / "matrix.json").read_text())
+
+    def verdicts(doc):
+        return [(c["file"], c["litellm"], c["verdict"]) for c in doc["cells"]]
+
+    assert verdicts(merged) == verdicts(whole), printed
+    assert {v for _, _, v in verdicts(whole)} == {"passed"}, [c["reason"] for c in whole["cells"]]
+    assert merge_code == whole_code == merged["exit_code"] == 0 and codes == [0, 0]
+    assert merged["counts"] == whole["counts"] and merged["matrix"] == whole["matrix"]
+    assert all(c["steps"] and c["environment"]["prisma_engine"] for c in merged["cells"])
+    junit = ET.fromstring((tmp_path / "merged" / "junit.xml").read_bytes())
+    assert (junit.get("tests"), junit.get("failures"), junit.get("errors")) == ("2", "0", "0")
