@@ -403,7 +403,8 @@ def run_matrix(
         r.scenario = canonical.get(r.scenario.path, r.scenario)  # one object per scenario
         results.append(r)
     return MatrixRun(
-        scenarios=scenarios, versions=list(selection.versions), results=order_results(results, scenarios), rows=by_key, jobs=jobs,
+        scenarios=scenarios, versions=list(selection.versions), results=order_results(results, scenarios), rows=by_key,
+        jobs=jobs,
         seconds=time.perf_counter() - started, release_seconds=release_seconds, note=selection.note,
     )
 
