@@ -3,11 +3,13 @@
 Exit codes:
   0  run/matrix: every verdict is `passed`, `reproduced` (failed inside `affects`) or
      `unsupported` (matrix: or `uninstallable`, and at least one cell earned a verdict);
-     bisect: a boundary pair was found; cache: listed or pruned
+     bisect: a boundary pair was found; cache: listed or pruned; merge: as the single matrix run
   1  run/matrix: at least one `regression`, `unexpected pass` or `error`; matrix also when no
-     cell earned a verdict (every cell `unsupported` or `uninstallable`);
+     cell earned a verdict (every cell `unsupported` or `uninstallable`; not for one --shard:
+     merge judges that for the whole matrix); merge: as the single matrix run;
      bisect: no boundary (an endpoint gave no outcome, or both endpoints behave the same)
-  2  bad input: an invalid scenario file, an unknown release, a bad option or range
+  2  bad input: an invalid scenario file, an unknown release, a bad option or range;
+     merge: reports that are not every shard of one matrix exactly once
   130 interrupted (Ctrl-C / SIGTERM); everything the run started has been stopped
 """
 
@@ -41,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     options.add_to(run.add_argument)
     run.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) into DIR")
     _add_matrix_parser(sub)
+    _add_merge_parser(sub)
     _add_bisect_parser(sub)
     _add_cache_parser(sub)
     validate = sub.add_parser("validate", help="check scenario files without starting anything")
@@ -86,6 +89,8 @@ def _add_matrix_parser(sub) -> None:
                         "(default 1; one proxy per release at a time)")
     matrix.add_argument("--out", metavar="DIR", help="write matrix.json, matrix.md and junit.xml into DIR")
     matrix.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) into DIR")
+    matrix.add_argument("--shard", metavar="I/N", help="run only shard I of N of the cells (for N machines; the same "
+                        "split on each, releases kept together where possible); `merge` joins their --out reports")
 
 
 def _add_bisect_parser(sub) -> None:
@@ -317,12 +322,14 @@ def _matrix(args, console: Console) -> int:
     from rich.markup import escape
 
     from . import matrix as mx
-    from .report import (CI_OUTCOME, VERDICT_STYLE, at_note, failure_details, junit_xml, matrix_json, matrix_markdown,
-                         print_matrix, redact)
+    from . import shard as sh
+    from .report import CI_OUTCOME, VERDICT_STYLE, at_note, failure_details, print_matrix, redact, write_matrix_reports
 
+    shard = sh.parse_shard(args.shard) if args.shard is not None else sh.WHOLE
     scenarios, errors = _load_all(args.scenarios, console)
     if errors:
         return EXIT_BAD_INPUT
+    scenarios = list({s.path: s for s in scenarios}.values())  # a file named twice is one row of cells
     explicit = list(dict.fromkeys(args.litellm_versions or []))
     if not explicit and not args.range_spec:
         raise HarnessError("say which releases to run: --litellm VERSION (repeatable) and/or --range SPEC")
@@ -334,6 +341,11 @@ def _matrix(args, console: Console) -> int:
     progress = _progress_printer(console)
     progress(f"releases: {', '.join(selection.versions)} ({selection.note})")
     progress(f"clock: {config.describe_clock()}")
+    identity = sh.identity(scenarios, selection.versions, config.describe_clock(), config.proxy_config)
+    only = sh.shard_cells(scenarios, selection.versions, shard) if shard != sh.WHOLE else None
+    if only is not None:
+        progress(f"shard {shard}: {len(only)} of the matrix's {identity['cells']} cells "
+                 f"(releases {', '.join(sorted({v for _, v in only}, key=mx.version_key)) or 'none'})")
 
     def show(result, _rows) -> None:
         style = VERDICT_STYLE.get(result.verdict, "bold")
@@ -346,19 +358,16 @@ def _matrix(args, console: Console) -> int:
                 console.print(details, highlight=False, markup=False)
 
     run = mx.run_matrix(scenarios, selection, jobs=args.jobs, db_kind=options.db_choice(args.db), db_url=args.db_url,
-                        progress=progress, on_result=show, snapshot=bool(args.bundle), config=config)
-    code = mx.exit_code(run.results)
+                        progress=progress, on_result=show, snapshot=bool(args.bundle), config=config, only=only)
+    code = mx.exit_code(run.results, whole=only is None)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
         meta = {"command": _command_line(), "selection": run.note, "clock": config.describe_clock(),
+                "note": run.note if config.at is None else f"{run.note}; {config.describe_clock()}",
                 "jobs": run.jobs, "seconds": round(run.seconds, 1),
-                "release_seconds": {v: round(t, 1) for v, t in run.release_seconds.items()}, "exit_code": code}
-        (out / "matrix.json").write_text(json.dumps(matrix_json(run.results, **meta), indent=2, default=str) + "\n")
-        note = run.note if config.at is None else f"{run.note}; {config.describe_clock()}"
-        (out / "matrix.md").write_text(matrix_markdown(run.results, note=note, seconds=run.seconds) + "\n")
-        (out / "junit.xml").write_text(junit_xml(run.results))
-        progress(f"reports written to {out}/ (matrix.json, matrix.md, junit.xml)")
+                "release_seconds": {v: round(t, 1) for v, t in run.release_seconds.items()}, "exit_code": code,
+                "shard": {"index": shard.index, "count": shard.count, "cells": len(run.results)}, "matrix": identity}
+        names = write_matrix_reports(args.out, run.results, meta)
+        progress(f"reports written to {args.out}/ ({', '.join(names)})")
     if args.bundle:
         from .bundle import write_bundle
 
@@ -366,11 +375,38 @@ def _matrix(args, console: Console) -> int:
                               title="LiteLLM budget matrix report", note=run.note)
         progress(f"bug-report bundle written to {bundle.path}/ ({len(bundle.files)} files)")
     print_matrix(console, run.results)
-    console.print(f"{len(run.results)} cells in {run.seconds:.1f}s with -j {run.jobs}", highlight=False)
+    of = f" (shard {shard} of the matrix's {identity['cells']})" if only is not None else ""
+    console.print(f"{len(run.results)} cells{of} in {run.seconds:.1f}s with -j {run.jobs}", highlight=False)
     if code and not any(r.failing for r in run.results):
         console.print("[bold red]no cell earned a verdict[/]: every release was uninstallable or unsupported",
                       highlight=False)
     return code
+
+
+def _add_merge_parser(sub) -> None:
+    merge = sub.add_parser(
+        "merge", help="join the matrix reports of the shards (matrix --shard I/N --out DIR) into one matrix's reports",
+        description="Check that the reports are the shards of one matrix (same scenarios, releases, clock and proxy "
+        "config; every shard once; every cell once), then print and write what a single matrix run would, "
+        "and exit with its exit code.")
+    merge.add_argument("reports", nargs="+", metavar="REPORT", help="a shard's matrix.json, or the directory holding it")
+    merge.add_argument("--out", metavar="DIR", help="write matrix.json, matrix.md and junit.xml into DIR")
+
+
+def _merge(args, console: Console) -> int:
+    from .merge import merge
+    from .report import print_matrix, write_matrix_reports
+
+    results, meta = merge(args.reports, _command_line())
+    if args.out:
+        names = write_matrix_reports(args.out, results, meta)
+        console.print(f"reports written to {args.out}/ ({', '.join(names)})", highlight=False, markup=False)
+    print_matrix(console, results)
+    console.print(f"{len(results)} cells from {len(meta['shard']['merged'])} shards", highlight=False)
+    if meta["exit_code"] and not any(r.failing for r in results):
+        console.print("[bold red]no cell earned a verdict[/]: every release was uninstallable or unsupported",
+                      highlight=False)
+    return meta["exit_code"]
 
 
 def _bisect(args, console: Console) -> int:
@@ -481,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
             return _schema(args, console)
         if args.command == "matrix":
             return _matrix(args, console)
+        if args.command == "merge":
+            return _merge(args, console)
         if args.command == "cache":
             return _cache(args, console)
         if args.command == "bisect":

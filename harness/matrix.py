@@ -317,26 +317,31 @@ class MatrixRun:
         return sorted({s for r in self.results for s in r.secrets if s})
 
 
-def exit_code(results: list[ScenarioResult]) -> int:
-    """1 on `regression`, `unexpected pass`, `error`, or when no cell earned a verdict; else 0."""
+def exit_code(results: list[ScenarioResult], whole: bool = True) -> int:
+    """1 on `regression`, `unexpected pass`, `error`, or when no cell earned a verdict; else 0.
+
+    ``whole=False`` (one shard of a matrix): "no verdict" is the whole matrix's to judge (`merge`),
+    a shard of only uninstallable releases is not a failure."""
     if any(r.verdict in FAILING for r in results):
         return 1
-    if results and all(r.verdict in NO_VERDICT for r in results):
+    if whole and results and all(r.verdict in NO_VERDICT for r in results):
         return 1
     return 0
 
 
-def _order(results: list[ScenarioResult], scenarios: list[Scenario]) -> list[ScenarioResult]:
+def version_key(text: str):
+    """Version order; text that is no version (a typo's error cells) sorts after, by its text."""
     from packaging.version import InvalidVersion
 
+    try:
+        return (0, Version(text), "")
+    except InvalidVersion:
+        return (1, Version("0"), text)
+
+
+def order_results(results: list[ScenarioResult], scenarios: list[Scenario]) -> list[ScenarioResult]:
+    """Version order, then the scenarios' order (the order every report shows)."""
     rank = {s.path: i for i, s in enumerate(scenarios)}
-
-    def version_key(text: str):
-        try:
-            return (0, Version(text), "")
-        except InvalidVersion:
-            return (1, Version("0"), text)
-
     return sorted(results, key=lambda r: (version_key(r.version), rank.get(r.scenario.path, len(rank))))
 
 
@@ -350,8 +355,15 @@ def run_matrix(
     on_result: Callable[[ScenarioResult, dict | None], None] | None = None,
     snapshot: bool = False,
     config: RunConfig = RunConfig(),
+    only: set[tuple[str, str]] | None = None,
 ) -> MatrixRun:
+    """Every scenario on every release of ``selection``; with ``only`` (a shard's (scenario path,
+    release) cells, ``harness.shard``) just those cells, and releases with none are not started."""
     say = progress or (lambda _m: None)
+
+    def scenarios_of(version: str) -> list[Scenario]:
+        return [s for s in scenarios if only is None or (s.path, version) in only]
+
     started = time.perf_counter()
     cells: list[Cell] = []
     release_seconds: dict[str, float] = {}
@@ -363,9 +375,9 @@ def run_matrix(
 
     for version, reason in selection.refused.items():  # never installed: no server, no worker
         say(f"[{version}] {UNINSTALLABLE}: {reason}")
-        for scenario in scenarios:
+        for scenario in scenarios_of(version):
             collect(no_run_result(scenario, version, UNINSTALLABLE, reason), None)
-    versions = [v for v in selection.versions if v not in selection.refused]
+    versions = [v for v in selection.versions if v not in selection.refused and scenarios_of(v)]
     jobs = max(1, min(jobs, len(versions) or 1))
     if not versions:
         pass
@@ -376,10 +388,12 @@ def run_matrix(
             say(f"PostgreSQL: {server.kind} {server.version} ({server.reason})")
             for version in versions:
                 t = time.perf_counter()
-                run_release(version, scenarios, server, lambda m, v=version: say(f"[{v}] {m}"), collect, snapshot, config)
+                run_release(version, scenarios_of(version), server, lambda m, v=version: say(f"[{v}] {m}"), collect,
+                            snapshot, config)
                 release_seconds[version] = time.perf_counter() - t
     else:
-        _run_parallel(scenarios, versions, jobs, db_kind, db_url, say, collect, snapshot, release_seconds, config=config)
+        _run_parallel(scenarios, versions, jobs, db_kind, db_url, say, collect, snapshot, release_seconds, config=config,
+                      scenarios_of=scenarios_of)
     by_key = {(r.scenario.path, r.version): rows for r, rows in cells if rows is not None}
     canonical = {s.path: s for s in scenarios}
     results = []
@@ -387,7 +401,8 @@ def run_matrix(
         r.scenario = canonical.get(r.scenario.path, r.scenario)  # one object per scenario
         results.append(r)
     return MatrixRun(
-        scenarios=scenarios, versions=list(selection.versions), results=_order(results, scenarios), rows=by_key, jobs=jobs,
+        scenarios=scenarios, versions=list(selection.versions), results=order_results(results, scenarios), rows=by_key,
+        jobs=jobs,
         seconds=time.perf_counter() - started, release_seconds=release_seconds, note=selection.note,
     )
 
@@ -457,9 +472,11 @@ def _stop_when_orphaned() -> None:
 
 def _run_parallel(scenarios, versions: list[str], jobs: int, db_kind: str, db_url: str | None, say: Progress,
                   collect, snapshot: bool, release_seconds: dict[str, float], worker=None,
-                  config: RunConfig = RunConfig()) -> None:
-    """``worker`` (default `_worker`) is a module-level function, so spawned processes can import it."""
+                  config: RunConfig = RunConfig(), scenarios_of: Callable[[str], list[Scenario]] | None = None) -> None:
+    """``worker`` (default `_worker`) is a module-level function, so spawned processes can import it;
+    ``scenarios_of(version)`` (default: all of ``scenarios``) are the cells of each release."""
     worker = worker or _worker
+    scenarios_of = scenarios_of or (lambda _v: scenarios)
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     pending = list(versions)
@@ -477,7 +494,7 @@ def _run_parallel(scenarios, versions: list[str], jobs: int, db_kind: str, db_ur
         release_seconds[version] = time.perf_counter() - started_at[version]
         if failure is not None:
             say(f"[{version}] worker failed: {failure}")
-            for scenario in scenarios:
+            for scenario in scenarios_of(version):
                 if scenario.path not in got[version]:
                     reason = f"the worker process for litellm {version} failed: {failure.splitlines()[0]}"
                     collect(no_run_result(scenario, version, ERROR, reason), None)
@@ -489,7 +506,7 @@ def _run_parallel(scenarios, versions: list[str], jobs: int, db_kind: str, db_ur
                 version = pending.pop(0)
                 proc = ctx.Process(
                     target=worker, name=f"harness-matrix-{version}",
-                    args=(version, scenarios, db_kind, db_url, snapshot, out, config),
+                    args=(version, scenarios_of(version), db_kind, db_url, snapshot, out, config),
                 )
                 proc.start()
                 running[version], started_at[version] = proc, time.perf_counter()

@@ -385,3 +385,17 @@ def matrix_json(results: list[ScenarioResult], **meta: Any) -> dict[str, Any]:
         "cells": cells,
     }
     return json.loads(redact(json.dumps(doc, default=str), secrets))
+
+
+def write_matrix_reports(out_dir, results: list[ScenarioResult], meta: dict[str, Any]) -> list[str]:
+    """``matrix.json`` (`matrix_json` with ``meta``), ``matrix.md`` (Releases line ``meta["note"]``,
+    time ``meta["seconds"]``) and ``junit.xml`` into ``out_dir``: what `matrix --out` and `merge --out`
+    write. Returns the file names."""
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "matrix.json").write_text(json.dumps(matrix_json(results, **meta), indent=2, default=str) + "\n")
+    (out / "matrix.md").write_text(matrix_markdown(results, note=meta.get("note", ""), seconds=meta.get("seconds")) + "\n")
+    (out / "junit.xml").write_text(junit_xml(results))
+    return ["matrix.json", "matrix.md", "junit.xml"]
