@@ -259,7 +259,8 @@ def _run(args, console: Console) -> int:
     versions = list(dict.fromkeys(args.litellm_versions or []))
     if not versions:
         raise HarnessError("say which release to run: --litellm VERSION (repeatable)")
-    config = options.run_config(args.at, getattr(args, "proxy_config", None))
+    config = options.run_config(args.at, getattr(args, "proxy_config", None), getattr(args, "redis", None),
+                                 getattr(args, "redis_url", None))
     _check_versions(versions)
 
     started = time.monotonic()
@@ -335,7 +336,8 @@ def _matrix(args, console: Console) -> int:
         raise HarnessError("say which releases to run: --litellm VERSION (repeatable) and/or --range SPEC")
     if args.jobs < 1:
         raise HarnessError(f"-j must be at least 1 (got {args.jobs})")
-    config = options.run_config(args.at, getattr(args, "proxy_config", None))
+    config = options.run_config(args.at, getattr(args, "proxy_config", None), getattr(args, "redis", None),
+                                 getattr(args, "redis_url", None))
     _check_versions(explicit)
     selection = mx.select_releases(explicit, args.range_spec, args.cap, sample=args.sample)
     progress = _progress_printer(console)
@@ -422,7 +424,8 @@ def _bisect(args, console: Console) -> int:
     if errors:
         return EXIT_BAD_INPUT
     scenario = scenarios[0]
-    config = options.run_config(args.at, getattr(args, "proxy_config", None))
+    config = options.run_config(args.at, getattr(args, "proxy_config", None), getattr(args, "redis", None),
+                                 getattr(args, "redis_url", None))
     _check_versions([args.good, args.bad])
     try:
         candidates = bs.candidates_between(index.published_versions(), args.good, args.bad)

@@ -71,18 +71,22 @@ def add_to(adder) -> None:
         adder(*option.flags, dest=option.dest, help=option.help, **option.kwargs)
 
 
-def run_config(at: str | None, proxy_config: str | None = None):
-    """The `RunConfig` of the options given; a bad --at or --proxy-config is a one-line HarnessError."""
+def run_config(at: str | None, proxy_config: str | None = None, redis: str | None = None, redis_url: str | None = None):
+    """The `RunConfig` of the options given; a bad --at or --proxy-config is a one-line HarnessError.
+    `redis`/`redis_url` choose the Redis of deployments that use one (None: $HARNESS_REDIS, else auto)."""
     from .errors import HarnessError
     from .proxy import operator_config
     from .runner import RunConfig
     from .scenario.model import parse_instant
 
     operator = operator_config.load(proxy_config) if proxy_config else None
+    if redis is not None and redis not in REDIS_KINDS:
+        raise HarnessError(f"--redis: unknown Redis kind {redis!r}; use one of: {', '.join(REDIS_KINDS)}")
+    common = {"proxy_config": operator, "redis": redis, "redis_url": redis_url}
     if at is None or at == "now":
-        return RunConfig(proxy_config=operator)
+        return RunConfig(**common)
     try:
-        return RunConfig(at=parse_instant(at), proxy_config=operator)
+        return RunConfig(at=parse_instant(at), **common)
     except ValueError as exc:
         raise HarnessError(f"--at: {exc}") from None
 

@@ -156,7 +156,9 @@ class _Sessions:
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             say = (lambda msg: reporter.write_line(f"    {msg}")) if reporter and self.config.getoption("verbose") > 0 else None
             self.sessions[version] = ReleaseSession(version, self.server, progress=say,
-                                                    config=options.run_config(self.config.getoption("at"), self.config.getoption("proxy_config")))
+                                                    config=options.run_config(
+                                                        self.config.getoption("at"), self.config.getoption("proxy_config"),
+                                                        self.config.getoption("redis"), self.config.getoption("redis_url")))
         return self.sessions[version]
 
     def close(self) -> None:

@@ -52,13 +52,28 @@ def failure_details(result: ScenarioResult, log_lines: int = 25) -> str:
         if step.expected is not None or step.actual is not None:
             out.append(f"  expected: {_value(step.expected)}")
             out.append(f"  actual:   {_value(step.actual)}")
+        if step.served and result.environment.get("deployment"):
+            out.append(f"  served by: {', '.join(step.served)}")
         for name, row in (step.rows or {}).items():
             out.append(f"  database row of {name}: {_value(row)}")
+    if out and result.faults:
+        out.append("faults (real UTC time):")
+        out.extend("  " + fault_line(f) for f in result.faults)
     if out and result.log_tail and log_lines > 0:
         tail = result.log_tail.splitlines()[-log_lines:] if log_lines > 0 else []
         out.append(f"proxy log (last {len(tail)} lines):")
         out.extend("  | " + line for line in tail)
     return redact("\n".join(out), result.secrets)
+
+
+def fault_line(fault: dict[str, Any]) -> str:
+    """`redis_down on redis-server 127.0.0.1:6379: 00:01:02.123 -> 00:01:04.456 (2.33s, switched)`."""
+    def clock(iso: str | None) -> str:
+        return iso[11:23] if iso else "still on"
+    seconds = f"{fault['seconds']:.2f}s, " if fault.get("seconds") is not None else ""
+    detail = f" {json.dumps(fault['detail'])}" if fault.get("detail") else ""
+    return (f"{fault['fault']}{detail} on {fault['target']}: {clock(fault['started_at'])} -> "
+            f"{clock(fault.get('ended_at'))} ({seconds}{fault.get('end') or 'open'})")
 
 
 def at_note(result: ScenarioResult) -> str:
@@ -95,6 +110,7 @@ def step_dict(step: StepResult) -> dict[str, Any]:
         "expected": step.expected,
         "actual": step.actual,
         "rows": step.rows,
+        "served_by": step.served,
     }
 
 
@@ -111,6 +127,7 @@ def result_dict(result: ScenarioResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "environment": result.environment,
         "steps": [step_dict(s) for s in result.steps],
+        "faults": result.faults,
         "proxy_log_tail": result.log_tail,
     }
     return json.loads(redact(json.dumps(data, default=str), result.secrets))
