@@ -7,6 +7,8 @@ Exit codes:
   1  run/matrix: at least one `regression`, `unexpected pass` or `error`; matrix also when no
      cell earned a verdict (every cell `unsupported` or `uninstallable`);
      bisect: no boundary (an endpoint gave no outcome, or both endpoints behave the same)
+  0/1 check: 1 when a known bug is present on the release (or an entry is `error`, on either
+     release with --from); 0 when none is (or with --no-fail)
   2  bad input: an invalid scenario file, an unknown release, a bad option or range
   130 interrupted (Ctrl-C / SIGTERM); everything the run started has been stopped
 """
@@ -530,12 +532,14 @@ def _check(args, console: Console) -> int:
         if rest in starts or step_line.match(rest) or rest.startswith("reset database and proxy caches"):
             return
         progress(message)
+        sys.stdout.flush()  # CI logs and pipes see the long steps as they happen
 
     def show(result, _rows) -> None:
         status = ck.status_of(result.verdict)
         console.print(f"[{ck.STATUS_STYLE[status]}]{status}[/] {result.scenario.name} ({ck.issue_label(result.scenario.meta.issue)}) "
                       f"on litellm {result.version} ({result.seconds:.1f}s, {result.verdict}): "
                       f"{escape(redact(result.reason, result.secrets)[:200])}", highlight=False, markup=True)
+        sys.stdout.flush()
 
     selection = mx.Selection(versions=releases, note=f"--litellm {target}" + (f" --from {before}" if before else ""))
     run = mx.run_matrix(scenarios, selection, jobs=1, db_kind=options.db_choice(args.db), db_url=args.db_url,
