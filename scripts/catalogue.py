@@ -81,7 +81,7 @@ def read_cells(paths: list[str]) -> dict[tuple[str, str], dict]:
             except (KeyError, TypeError, ValueError):
                 raise HarnessError(f"--report {text}: a cell without scenario/litellm/verdict: {str(cell)[:120]}") from None
             cells[(name, version)] = {"scenario": name, "file": cell.get("file"), "litellm": version,
-                                      "verdict": verdict, "source": text}
+                                      "verdict": verdict, "source": cell.get("source") or _rel(text)}
     return cells
 
 
@@ -117,7 +117,7 @@ def build(scenarios, cells: dict[tuple[str, str], dict]) -> dict:
     bugs.sort(key=lambda b: (order.index(b["layer"]) if b["layer"] in order else len(order), b["layer"]))
     return {"format": 1, "releases": releases, "newest_sampled": newest,
             "reports": sorted({c["source"] for c in used.values()}), "bugs": bugs,
-            "cells": [{k: v for k, v in c.items() if k != "source"} for c in used.values()]}
+            "cells": list(used.values())}  # each with the report it came from (kept when this file is a --report)
 
 
 def _md(text: str) -> str:
@@ -138,7 +138,9 @@ def markdown(doc: dict, command: str) -> str:
         "(the harness could not run it), `-` (not run there). A report shown by several scenarios is present "
         "if any shows it (as `python -m harness check` decides).", "",
         "Sampled releases: " + (", ".join(f"`{v}`" for v in releases) or "none") + "; reports: "
-        + (", ".join(f"`{r}`" for r in doc["reports"]) or "none") + ".", "",
+        + (", ".join(f"`{r}`" for r in doc["reports"]) or "none") + " (every cell is kept in "
+        "`benchmarks/results/catalogue.json`: give it as the first `--report` to add a scenario's or a "
+        "release's verdicts without running the rest again).", "",
         "Is it safe to upgrade to a release? `python -m harness check --litellm V [--from V0]` runs this "
         "catalogue there.", "",
     ]
