@@ -294,9 +294,9 @@ def headline(result: CheckResult) -> str:
     counts = result.counts()
     present = [b.label for b in result.bugs if b.status == PRESENT]
     errors = [b.label for b in result.bugs if b.status == ERROR]
-    parts = [f"{counts[s]} {s}" for s in PRECEDENCE if counts[s]]
+    parts = [f"{counts[s]} {s}" for s in PRECEDENCE if counts[s] and s != PRESENT]
     text = (f"litellm {result.litellm}: {len(present)} of {len(result.bugs)} known budget bugs present"
-            + (f" ({', '.join(present)})" if present else "") + f"; {', '.join(parts)}")
+            + (f" ({', '.join(present)})" if present else "") + (f"; {', '.join(parts)}" if parts else ""))
     if errors:
         text += f"; could not check {', '.join(errors)}"
     if result.from_litellm:
