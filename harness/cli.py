@@ -563,7 +563,8 @@ def _check(args, console: Console) -> int:
         (out / "check.json").write_text(redact(json.dumps(doc, indent=2, default=str), secrets) + "\n")
         env = environment[target]
         where = (f"Measured on PostgreSQL {env.get('postgres', '?')}, prisma {env.get('prisma', '?')}, "
-                 f"{env.get('prisma_engine', '?')}; {config.describe_clock()}.")
+                 f"{env.get('prisma_engine', '?')}; {config.describe_clock()}"
+                 + (f"; proxy config {env['proxy_config']}" if env.get("proxy_config") else "") + ".")
         (out / "check.md").write_text(redact(ck.check_markdown(result, run.seconds, where), secrets) + "\n")
         progress(f"check report written to {out}/ (check.json, check.md)")
     print_wide(console, ck.check_table(result), most=240)

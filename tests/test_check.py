@@ -186,10 +186,12 @@ def test_catalogue_files_walks_directories_once(tmp_path: Path) -> None:
 # -- the command, on synthetic runs -----------------------------------------------------------
 
 
+ENVIRONMENT = {"postgres": "embedded 16", "prisma": "0.11.0"}
+
+
 def _result(path: Path, version: str, verdict: str) -> ScenarioResult:
     return ScenarioResult(scenario=load(path), version=version, verdict=verdict, reason=f"{verdict} sk-secretkey123",
-                          steps=[], seconds=0.5, environment={"litellm": version, "postgres": "embedded 16",
-                                                             "prisma": "0.11.0"}, secrets=["hunter2"])
+                          steps=[], seconds=0.5, environment={"litellm": version, **ENVIRONMENT}, secrets=["hunter2"])
 
 
 @pytest.fixture()
@@ -289,3 +291,9 @@ def test_an_invalid_scenario_file_is_exit_2(tmp_path: Path, capsys) -> None:
     bad.write_text("name: bad\nissue: https://x/issues/1\nsteps: []\n")
     assert cli.main(["check", "--litellm", "1.85.0", "--catalogue", str(tmp_path)]) == 2
     assert "invalid" in capsys.readouterr().out
+
+
+def test_check_md_names_the_operators_proxy_config(fake_run, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(ENVIRONMENT, "proxy_config", "ops.yaml: every setting kept")
+    assert cli.main(["check", "--litellm", "1.85.0", "--catalogue", str(ORG), "--out", str(tmp_path)]) == 0
+    assert "; proxy config ops.yaml: every setting kept." in (tmp_path / "check.md").read_text()
