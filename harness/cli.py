@@ -8,6 +8,8 @@ Exit codes:
      cell earned a verdict (every cell `unsupported` or `uninstallable`; not for one --shard:
      merge judges that for the whole matrix); merge: as the single matrix run;
      bisect: no boundary (an endpoint gave no outcome, or both endpoints behave the same)
+  0/1 check: 1 when a known bug is present on the release (or an entry is `error`, on either
+     release with --from); 0 when none is (or with --no-fail)
   2  bad input: an invalid scenario file, an unknown release, a bad option or range;
      merge: reports that are not every shard of one matrix exactly once
   130 interrupted (Ctrl-C / SIGTERM); everything the run started has been stopped
@@ -45,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_matrix_parser(sub)
     _add_merge_parser(sub)
     _add_bisect_parser(sub)
+    _add_check_parser(sub)
     _add_cache_parser(sub)
     validate = sub.add_parser("validate", help="check scenario files without starting anything")
     validate.add_argument("files", nargs="+", metavar="FILE")
@@ -505,6 +508,110 @@ def _bisect(args, console: Console) -> int:
     return EXIT_OK if outcome.found else EXIT_FAILED
 
 
+# --------------------------------------------------------------------------------------------
+# check: is it safe to upgrade to a release? (harness/check.py decides; this runs the releases)
+
+
+def _add_check_parser(sub) -> None:
+    from .check import DEFAULT_CATALOGUE
+
+    check = sub.add_parser(
+        "check",
+        help="run the catalogue of known budget bugs on a release: each present, absent, unsupported or error",
+        description="Run every catalogue scenario (a scenario file with an `issue:` link) on --litellm V and "
+        "list each known bug (one issue link) as present, absent, unsupported or error. With --from V0 also on "
+        "V0, and list the bugs the upgrade fixes and the ones it brings in. A bug several scenarios show is "
+        "present if any shows it, else error if any errored, else absent if any ran every step, else "
+        "unsupported. Exit 1 when a bug is present on V or an entry is error (--no-fail: 0).",
+    )
+    _add_shared(check, ("litellm_versions", "db", "db_url", "redis", "redis_url", "at", "proxy_config"))
+    check.add_argument("--from", dest="from_version", metavar="V0", help="the release you run now: list what "
+                       "upgrading from it fixes and brings in")
+    check.add_argument("--catalogue", nargs="+", default=[DEFAULT_CATALOGUE], metavar="PATH",
+                       help=f"scenario files and/or directories (searched recursively; default {DEFAULT_CATALOGUE}/); "
+                       "files without `issue:` are controls and are not run")
+    check.add_argument("--out", metavar="DIR", help="write check.json and check.md into DIR")
+    check.add_argument("--no-fail", action="store_true", help="exit 0 even when a known bug is present")
+
+
+def _check(args, console: Console) -> int:
+    import re
+
+    from rich.markup import escape
+
+    from . import check as ck
+    from . import matrix as mx
+    from .report import print_wide, redact
+
+    versions = list(dict.fromkeys(args.litellm_versions or []))
+    if len(versions) != 1:
+        raise HarnessError("say which release to check: one --litellm VERSION (and --from VERSION for the one you "
+                           "run now)")
+    target, before = versions[0], args.from_version
+    if before is not None and before == target:
+        raise HarnessError(f"--from {before} is the release being checked: give the one you upgrade from")
+    loaded, errors = _load_all([str(p) for p in ck.catalogue_files(args.catalogue)], console)
+    if errors:
+        return EXIT_BAD_INPUT
+    scenarios = ck.catalogue(loaded)
+    if not scenarios:
+        raise HarnessError(f"--catalogue {' '.join(args.catalogue)}: no scenario has an `issue:` link (only controls)")
+    config = options.run_config(args.at, getattr(args, "proxy_config", None), getattr(args, "redis", None),
+                                 getattr(args, "redis_url", None))
+    releases = [before, target] if before else [target]
+    _check_versions(releases)
+    progress = _progress_printer(console)
+    bugs = len({s.meta.issue for s in scenarios})
+    progress(f"checking {bugs} known bugs ({len(scenarios)} scenarios, {len(loaded) - len(scenarios)} controls "
+             f"left out) on litellm {' then '.join(releases)}; {config.describe_clock()}")
+    starts = {f"{s.name} ({s.path})" for s in scenarios}
+    step_line = re.compile(r"^  (ok  |FAIL|ERR |N/A |skip) ")
+
+    def quiet(message: str) -> None:  # the release build and proxy start-up, not every step
+        rest = message.split("] ", 1)[1] if message.startswith("[") else message
+        if rest in starts or step_line.match(rest) or rest.startswith("reset database and proxy caches"):
+            return
+        progress(message)
+        sys.stdout.flush()  # CI logs and pipes see the long steps as they happen
+
+    def show(result, _rows) -> None:
+        status = ck.status_of(result.verdict)
+        console.print(f"[{ck.STATUS_STYLE[status]}]{status}[/] {result.scenario.name} ({ck.issue_label(result.scenario.meta.issue)}) "
+                      f"on litellm {result.version} ({result.seconds:.1f}s, {result.verdict}): "
+                      f"{escape(redact(result.reason, result.secrets)[:200])}", highlight=False, markup=True)
+        sys.stdout.flush()
+
+    selection = mx.Selection(versions=releases, note=f"--litellm {target}" + (f" --from {before}" if before else ""))
+    run = mx.run_matrix(scenarios, selection, jobs=1, db_kind=options.db_choice(args.db), db_url=args.db_url,
+                        progress=quiet, on_result=show, config=config)
+    for version in releases:
+        cells = [r for r in run.results if r.version == version]
+        if cells and all(r.verdict == mx.UNINSTALLABLE for r in cells):
+            raise HarnessError(f"litellm {version} cannot be checked: {cells[0].reason}")
+    secrets = run.secrets
+    result = ck.check_result([ck.observation(r, secrets) for r in run.results], target, before)
+    code = result.exit_code(no_fail=args.no_fail)
+    environment = {v: next((r.environment for r in run.results if r.version == v and "prisma" in r.environment),
+                           next(r.environment for r in run.results if r.version == v)) for v in releases}
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"command": _command_line(), "catalogue": args.catalogue, "clock": config.describe_clock(),
+                "environment": environment, "seconds": round(run.seconds, 1),
+                "release_seconds": {v: round(t, 1) for v, t in run.release_seconds.items()}, "exit_code": code}
+        doc = ck.check_json(result, **meta)
+        (out / "check.json").write_text(redact(json.dumps(doc, indent=2, default=str), secrets) + "\n")
+        env = environment[target]
+        where = (f"Measured on PostgreSQL {env.get('postgres', '?')}, prisma {env.get('prisma', '?')}, "
+                 f"{env.get('prisma_engine', '?')}; {config.describe_clock()}"
+                 + (f"; proxy config {env['proxy_config']}" if env.get("proxy_config") else "") + ".")
+        (out / "check.md").write_text(redact(ck.check_markdown(result, run.seconds, where), secrets) + "\n")
+        progress(f"check report written to {out}/ (check.json, check.md)")
+    print_wide(console, ck.check_table(result), most=240)
+    console.print(escape(ck.headline(result)) + f" ({run.seconds:.1f}s)", highlight=False, markup=True)
+    return code
+
+
 def _terminate(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
@@ -526,6 +633,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cache(args, console)
         if args.command == "bisect":
             return _bisect(args, console)
+        if args.command == "check":
+            return _check(args, console)
         return _run(args, console)
     except HarnessError as exc:
         from rich.markup import escape

@@ -234,17 +234,21 @@ def matrix_table(results: list[ScenarioResult]) -> Table:
     return table
 
 
-def print_matrix(console: Console, results: list[ScenarioResult]) -> None:
+def print_wide(console: Console, table: Table, most: int = 1000) -> None:
+    """A table on a terminal as rich lays it out; in CI logs or a pipe whole (up to `most`
+    columns) instead of squeezed into 80 columns."""
     from rich.measure import Measurement
 
-    table = matrix_table(results)
     out = console
     if not console.is_terminal:
-        # CI logs, a pipe: print the table whole instead of squeezing it into 80 columns
-        needed = Measurement.get(console, console.options.update_width(1000), table).maximum
+        needed = min(Measurement.get(console, console.options.update_width(most), table).maximum, most)
         if needed > console.width:
             out = Console(file=console.file, width=needed, highlight=False, no_color=console.no_color, emoji=False)
     out.print(table)
+
+
+def print_matrix(console: Console, results: list[ScenarioResult]) -> None:
+    print_wide(console, matrix_table(results))
     for i, (r, reason) in enumerate(cell_notes(results), 1):
         console.print(f"  ({i}) {r.scenario.name} on {r.version}: [{VERDICT_STYLE.get(r.verdict, '')}]{r.verdict}[/] - "
                       f"{escape(_ANSI.sub('', reason))}", highlight=False, markup=True)

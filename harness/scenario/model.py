@@ -124,7 +124,8 @@ class Metadata(_Strict):
     affects: str | None = Field(
         None,
         description="PEP 440 range of LiteLLM releases where the bug reproduces (the scenario is "
-        "expected to fail there), e.g. '<1.85.0' or '>=1.80,<1.85.0'",
+        "expected to fail there), e.g. '<1.85.0' or '>=1.80,<1.85.0'; ranges on more than one release "
+        "line are joined by ' || ' (any of them), e.g. '<1.83.3 || >=1.84.0,<1.84.2'",
     )
     tags: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]] = []
 
@@ -132,11 +133,32 @@ class Metadata(_Strict):
     @classmethod
     def _affects(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                SpecifierSet(value)
-            except InvalidSpecifier:
-                raise ValueError(f"{value!r} is not a version range: write e.g. '<1.85.0' or '>=1.80,<1.85.0'") from None
+            affects_ranges(value)
         return value
+
+
+#: joins the ranges of an `affects` union: PEP 440 has no "or" (a SpecifierSet is an "and")
+AFFECTS_OR = "||"
+
+
+def affects_ranges(text: str) -> list[SpecifierSet]:
+    """The ranges of an `affects` value (`'<1.83.3 || >=1.84.0,<1.84.2'`: two); ValueError if one is bad."""
+    parts = [part.strip() for part in text.split(AFFECTS_OR)]
+    ranges = []
+    for part in parts:
+        try:
+            if not part:
+                raise InvalidSpecifier(part)
+            ranges.append(SpecifierSet(part))
+        except InvalidSpecifier:
+            raise ValueError(f"{text!r} is not a version range: write e.g. '<1.85.0', '>=1.80,<1.85.0' "
+                             "or, on several release lines, '<1.83.3 || >=1.84.0,<1.84.2'") from None
+    return ranges
+
+
+def affects_contains(text: str | None, version: str) -> bool:
+    """Whether any range of `affects` contains `version` (prereleases included)."""
+    return text is not None and any(r.contains(version, prereleases=True) for r in affects_ranges(text))
 
 
 class PlacedStep(BaseModel):
@@ -169,7 +191,7 @@ class Scenario(BaseModel):
         return any(getattr(type(p.step), "needs_pg_relay", False) for p in self.steps)
 
     def expected_to_fail_on(self, version: str) -> bool:
-        return self.meta.affects is not None and SpecifierSet(self.meta.affects).contains(version, prereleases=True)
+        return affects_contains(self.meta.affects, version)
 
 
 def __getattr__(name: str):
