@@ -102,13 +102,26 @@ def _freeze(at: str | None) -> str:
     freezer = freezegun.freeze_time(moment, tick=False, real_asyncio=True)
     _state["clock"] = freezer.start()
     _state["freezer"] = freezer
+    _publish_clock()
     return _clock_now().isoformat()
+
+
+def _publish_clock() -> None:
+    """Tell the Prisma engine bridge (a child process) the frozen instant (engine/node/clock.mjs)."""
+    path = Path(os.environ.setdefault("HARNESS_CLOCK_FILE", str(Path.cwd() / "harness-clock.json")))
+    if _state["freezer"] is None:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"frozen_ms": int(_clock_now().timestamp() * 1000)}))
+    os.replace(tmp, path)
 
 
 def _advance(seconds: float) -> str:
     if _state["clock"] is None:
         raise RuntimeError("the clock is not frozen: freeze it before advancing it")
     _state["clock"].tick(timedelta(seconds=seconds))
+    _publish_clock()
     return _clock_now().isoformat()
 
 
@@ -116,6 +129,7 @@ def _unfreeze() -> None:
     if _state["freezer"] is not None:
         _state["freezer"].stop()
     _state["freezer"] = _state["clock"] = None
+    _publish_clock()
 
 
 def _track_in_memory_caches() -> None:
@@ -336,6 +350,10 @@ def _prepare():
 
 def _serve(app) -> None:
     import uvicorn
+
+    # before the proxy starts its Prisma engine, which inherits the environment
+    os.environ["HARNESS_CLOCK_FILE"] = str(Path.cwd() / "harness-clock.json")
+    _publish_clock()
 
     threading.Thread(target=_watch_parent, daemon=True, name="harness-parent-watch").start()
     uvicorn.run(

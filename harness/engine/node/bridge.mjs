@@ -11,6 +11,7 @@
 // HARNESS_PRISMA_RAW_FORMAT=legacy|columns forces the raw-query answer shape (default: detected
 // from the generated client next to PRISMA_DML_PATH). HARNESS_BRIDGE_DEBUG=1 logs every request.
 
+import './clock.mjs'; // first: the engine's Date follows the scenario's clock
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
