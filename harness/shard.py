@@ -50,7 +50,7 @@ def parse_shard(text: str) -> Shard:
 
 class CellKey(NamedTuple):
     version: str
-    group: str  # proxy settings group (harness.proxy.proxy.settings_key): one proxy per group
+    group: str  # deployment group (ReleaseSession.deployment_key): one deployment per group
     path: str
 
 
@@ -103,10 +103,10 @@ def split(cells: Sequence[CellKey], count: int) -> list[list[CellKey]]:
 
 
 def matrix_cells(scenarios, versions: Sequence[str]) -> list[CellKey]:
-    """Every (release, settings group, scenario) cell of a matrix."""
-    from .proxy.proxy import settings_key
+    """Every (release, deployment group, scenario) cell of a matrix."""
+    from .runner import ReleaseSession
 
-    groups = {s.path: settings_key(s.proxy) for s in scenarios}
+    groups = {s.path: ReleaseSession.deployment_key(s) for s in scenarios}
     return [CellKey(v, groups[path], path) for v in versions for path in groups]
 
 
