@@ -109,13 +109,13 @@ def check_shards(reports: list[Report]) -> None:
 def result_from_cell(cell: dict[str, Any], scenario: Scenario) -> ScenarioResult:
     """The runner result a report cell (`report.result_dict`) was written from, already redacted."""
     steps = [
-        StepResult(i, s["line"], s["source"], s["step"], s["status"], s["seconds"], s["message"], s["expected"],
-                   s["actual"], s["rows"])
+        StepResult(i, s["line"], s["source"], s["step"], status=s["status"], seconds=s["seconds"], message=s["message"],
+                   served=s.get("served", []), expected=s["expected"], actual=s["actual"], rows=s["rows"])
         for i, s in enumerate(cell["steps"])
     ]
     return ScenarioResult(scenario=scenario, version=cell["litellm"], verdict=cell["verdict"], reason=cell["reason"],
                           steps=steps, seconds=cell["seconds"], environment=cell["environment"],
-                          log_tail=cell["proxy_log_tail"])
+                          log_tail=cell["proxy_log_tail"], faults=cell.get("faults", []))
 
 
 def merged_results(reports: list[Report]) -> tuple[list[Scenario], list[ScenarioResult]]:
