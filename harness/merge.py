@@ -110,7 +110,7 @@ def result_from_cell(cell: dict[str, Any], scenario: Scenario) -> ScenarioResult
     """The runner result a report cell (`report.result_dict`) was written from, already redacted."""
     steps = [
         StepResult(i, s["line"], s["source"], s["step"], s["status"], s["seconds"], s["message"],
-                   served=s.get("served_by", []), expected=s["expected"], actual=s["actual"], rows=s["rows"])
+                   served=s.get("served", []), expected=s["expected"], actual=s["actual"], rows=s["rows"])
         for i, s in enumerate(cell["steps"])
     ]
     return ScenarioResult(scenario=scenario, version=cell["litellm"], verdict=cell["verdict"], reason=cell["reason"],

@@ -107,10 +107,10 @@ def step_dict(step: StepResult) -> dict[str, Any]:
         "status": step.status,
         "seconds": round(step.seconds, 3),
         "message": step.message,
+        "served": step.served,  # the replica that served each request (deployments)
         "expected": step.expected,
         "actual": step.actual,
         "rows": step.rows,
-        "served_by": step.served,
     }
 
 
@@ -127,7 +127,7 @@ def result_dict(result: ScenarioResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "environment": result.environment,
         "steps": [step_dict(s) for s in result.steps],
-        "faults": result.faults,
+        "faults": result.faults,  # injected faults with their real start and end (UTC)
         "proxy_log_tail": result.log_tail,
     }
     return json.loads(redact(json.dumps(data, default=str), result.secrets))

@@ -88,7 +88,7 @@ def test_ctrl_c_during_proxy_start_stops_everything(runtime: Path) -> None:
 def test_killed_harness_leaves_no_proxy_or_engine(runtime: Path) -> None:
     marker = f"lh-cleanup-{uuid.uuid4().hex}"
     proc = start_run(runtime, marker)
-    wait_for_line(proc, "proxy up on")
+    wait_for_line(proc, "proxy up (")
     proc.send_signal(signal.SIGKILL)  # no handler runs: the children must notice by themselves
     proc.wait(timeout=30)
     left = wait_gone(marker, 15)

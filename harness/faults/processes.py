@@ -1,7 +1,7 @@
 """Process faults: signal a process group (a replica), take a Redis server down and back.
 
     stop_group(proxy_proc, how="term")        # SIGTERM, SIGKILL after `grace` s -> "terminated"|"killed"|"gone"
-    control = RedisControl(server)            # an embedded harness.redis server
+    control = RedisControl(server)            # an embedded or (local engine) container harness.redis server
     control.snapshot("before")                # SAVE, kept as snapshots/before.rdb
     control.stop(how="save"|"term"|"kill")    # a fault: Redis is down (ends by itself after max_seconds)
     control.start(data="keep"|"empty"|"before")   # same port and password; ends the fault
@@ -11,8 +11,9 @@
 
 `data="keep"` loads dir/dump.rdb: after `how="save"` that is everything; after `term` or `kill`
 (Redis saves nothing by itself here) it is what the last SAVE wrote, an older state, or nothing.
-Only an embedded server's process is the harness's to stop; a container or url server is
-faulted through the relay (`refuse`, `blackhole`) instead.
+Only a server the harness runs is its to stop: an embedded one, or a container on this
+machine's engine (its data dir on this host). A `url` server is faulted through the relay
+(`refuse`, `blackhole`) and `flush` only.
 """
 
 from __future__ import annotations
@@ -75,11 +76,10 @@ class RedisControl:
     """Down/up/flush faults on an embedded `harness.redis` server (see the module docstring)."""
 
     def __init__(self, server) -> None:
-        from harness.redis import EmbeddedRedis
-
-        if not isinstance(server, EmbeddedRedis):
-            raise HarnessError(f"only an embedded Redis can be stopped and started by the harness, not a "
-                               f"{getattr(server, 'kind', type(server).__name__)} one; use the relay (refuse) instead")
+        if not getattr(server, "process_faults", False):
+            raise HarnessError(f"only a Redis the harness runs (embedded, or a container on this machine's engine) can be "
+                               f"stopped and started, not this {getattr(server, 'kind', type(server).__name__)} one; "
+                               "use flush_redis or redis_network (refuse, blackhole) instead")
         self.server = server
         self.log = FaultLog()
         self._lock = threading.RLock()
@@ -159,7 +159,7 @@ class RedisControl:
         with self._lock:
             if self._down is not event:
                 return
-            if self.server.dir is None:   # the server was stopped for good meanwhile
+            if self.server.stopped:   # the server was stopped for good meanwhile
                 self.log.finish(event, "stopped")
                 self._down = self._timer = None
                 return
@@ -168,5 +168,5 @@ class RedisControl:
     def close(self) -> None:
         """End a pending down fault (the server comes back) and its timer."""
         with self._lock:
-            if self._down is not None and self.server.dir is not None:
+            if self._down is not None and not self.server.stopped:
                 self.start("keep", _end="stopped")

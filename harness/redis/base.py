@@ -62,6 +62,14 @@ class RedisServer:
         with self.client() as conn:
             conn.flushdb()
 
+    #: whether the harness can stop and start this server's process (`halt`, `resume`, `dump_path`)
+    process_faults: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        """`stop()` was called: the server is gone for good."""
+        return self._stopped
+
     def process_control(self):
         """A `harness.faults.processes.RedisControl` to stop, start and snapshot this server."""
         from harness.faults.processes import RedisControl

@@ -118,10 +118,30 @@ def cleanup_leftovers(root: Path) -> list[str]:
     return cleaned
 
 
+def write_owner(folder: Path, **extra) -> None:
+    owner = {"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid()), **extra}
+    (folder / "owner.json").write_text(json.dumps(owner))
+
+
+def claim_dir(mode: int = 0o700) -> tuple[Path, list[str]]:
+    """A new server dir of this harness process under redis_root() (owner.json first, under the
+    lock), after removing the leftovers of dead ones: (dir, what was cleaned). The container
+    provider keeps its data here too, so the same clean-up removes a killed run's."""
+    root = redis_root()
+    with _flock(root / ".lock"):
+        cleaned = cleanup_leftovers(root)
+        folder = root / f"{os.getpid()}-{secrets.token_hex(4)}"
+        folder.mkdir(mode=mode)
+        folder.chmod(mode)  # whatever the umask
+        write_owner(folder)
+    return folder, cleaned
+
+
 # --- the server -----------------------------------------------------------------------------
 
 class EmbeddedRedis(RedisServer):
     kind = "embedded"
+    process_faults = True
 
     def __init__(self, *, reason: str = "") -> None:
         super().__init__(reason=reason)
@@ -133,12 +153,7 @@ class EmbeddedRedis(RedisServer):
 
     def start(self) -> "EmbeddedRedis":
         t0 = time.monotonic()
-        root = redis_root()
-        with _flock(root / ".lock"):
-            self.cleaned = cleanup_leftovers(root)
-            self.dir = root / f"{os.getpid()}-{secrets.token_hex(4)}"
-            self.dir.mkdir(mode=0o700)
-            self._write_owner()
+        self.dir, self.cleaned = claim_dir()
         register_cleanup(self)
         try:
             self._start_server()
@@ -150,8 +165,7 @@ class EmbeddedRedis(RedisServer):
 
     def _write_owner(self, **extra) -> None:
         assert self.dir is not None
-        owner = {"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid()), **extra}
-        (self.dir / "owner.json").write_text(json.dumps(owner))
+        write_owner(self.dir, **extra)
 
     def _start_server(self) -> None:
         for _attempt in range(8):

@@ -187,6 +187,8 @@ def _read(path: Path) -> tuple[Any, _Lines, list[str]]:
 
 def _describe_error(err: dict[str, Any]) -> str:
     kind, loc, msg = err["type"], err["loc"], err["msg"]
+    if len(loc) > 1 and loc[-1] == "[key]":  # a mapping's key was refused (a replica name): name it
+        loc = loc[:-1]
     field = str(loc[-1]) if loc else ""
     if kind == "extra_forbidden":
         return f"unknown key `{field}`"

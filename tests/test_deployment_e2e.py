@@ -1,0 +1,103 @@
+"""Deployments on the real proxy (1.85.0): two replicas forked from one zygote, a Redis between
+them, replica and Redis faults; and nothing of it outlives the run, even a SIGKILLed harness."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from test_cleanup import processes_with, runtime, wait_for_line, wait_gone  # noqa: F401 (runtime: a fixture)
+
+from harness.runner import PASSED, ReleaseSession, RunConfig
+from harness.scenario import load
+
+ROOT = Path(__file__).resolve().parents[1]
+STALE = ROOT / "scenarios" / "deployments" / "key_reset_stale_replica_counter.yaml"
+FAULTS = ROOT / "tests" / "data" / "deployments" / "replica_and_redis_faults.yaml"
+RELEASE = "1.85.0"
+
+pytestmark = pytest.mark.slow
+
+
+def redis_kind() -> str:
+    """The container provider when CI set it (an engine is up), else embedded."""
+    return os.environ.get("HARNESS_REDIS") or "embedded"
+
+
+def ours(marker: str) -> list[str]:
+    """Proxies, zygotes and Redis servers this test started (they inherit the marker)."""
+    return [p for p in processes_with(marker) if any(w in p for w in ("agent.py", "redis-server", "watchdog.py"))]
+
+
+def test_two_replicas_with_redis_faults_on_the_real_proxy(pg_server, monkeypatch):
+    marker = f"lh-deploy-{uuid.uuid4().hex}"
+    monkeypatch.setenv("HARNESS_TEST_MARKER", marker)
+    lines: list[str] = []
+    with ReleaseSession(RELEASE, pg_server, lines.append, config=RunConfig(redis=redis_kind())) as session:
+        stale = session.run(load(STALE))
+        faults = session.run(load(FAULTS))
+        assert ours(marker), "the replicas, zygote and Redis should carry the marker while they run"
+    log = "\n".join(lines)
+    assert stale.verdict == PASSED, (stale.reason, log[-3000:])
+    assert faults.verdict == PASSED, (faults.reason, log[-3000:])
+    assert log.count("importing litellm 1.85.0 once") == 1  # one zygote for both deployments
+
+    # every request step says which replica served it; `on:` is obeyed
+    by_line = {s.source: s for s in stale.steps}
+    assert by_line["- expect_request: {key: k1, outcome: rejected, on: a}"].served == ["a"]
+    assert by_line["- expect_request: {key: k1, outcome: rejected, on: b}"].served == ["b"]
+    spend = by_line["- spend: {key: k1, amount: 0.1, allow_rejections: true}"].served
+    assert set(spend) == {"a", "b"}  # round robin
+    steps = faults.steps
+    assert steps[3].source == "- stop_replica: {replica: b, how: kill}"
+    assert set(steps[2].served) == {"a", "b"}
+    assert steps[4].served == ["a", "a"]  # b is down: skipped, as a health check would
+    assert set(steps[7].served) == {"a", "b"}  # b is back
+    assert all(s.status == "passed" for s in faults.steps), [(s.source, s.message) for s in faults.steps]
+
+    # the faults, with their real start and end times
+    assert stale.faults == []
+    kinds = [f["fault"] for f in faults.faults]
+    assert kinds == ["stop_kill", "redis_down"], faults.faults
+    for fault in faults.faults:
+        started, ended = datetime.fromisoformat(fault["started_at"]), datetime.fromisoformat(fault["ended_at"])
+        assert started <= ended and fault["seconds"] == (ended - started).total_seconds()
+    stop, down = faults.faults
+    assert stop["end"] == "restarted" and stop["target"].startswith("replica b pid ")
+    assert down["detail"] == {"how": "save", "data": "keep"} and down["end"] == "switched"
+    assert datetime.fromisoformat(stop["ended_at"]) <= datetime.fromisoformat(down["started_at"])
+
+    assert wait_gone(marker, 10) == []
+
+
+def test_sigkill_of_the_harness_running_two_replicas_leaves_nothing(runtime):  # noqa: F811
+    marker = f"lh-deploy-kill-{uuid.uuid4().hex}"
+    env = dict(os.environ, HARNESS_RUNTIME_DIR=str(runtime), HARNESS_TEST_MARKER=marker, HARNESS_REDIS=redis_kind())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(FAULTS), "--litellm", RELEASE, "--db", "embedded"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    wait_for_line(proc, "proxy up (")
+    running = ours(marker)
+    assert sum("agent.py" in p for p in running) >= 3, running  # the zygote and two replicas
+    assert any("redis-server" in p for p in running) or redis_kind() != "embedded", running
+    proc.send_signal(signal.SIGKILL)  # no handler runs: the zygote and the watchdogs notice by themselves
+    proc.wait(timeout=30)
+    assert wait_gone(marker, 10) == [] or ours(marker) == [], ours(marker)
+    # the embedded PostgreSQL of a killed run stays until the next start stops it (test_cleanup)
+    from harness.db import start_server
+
+    os.environ["HARNESS_RUNTIME_DIR"] = str(runtime)
+    try:
+        with start_server("embedded"):
+            pass
+    finally:
+        del os.environ["HARNESS_RUNTIME_DIR"]
+    assert wait_gone(marker, 15) == []
