@@ -36,7 +36,7 @@ OPTIONS = (
     Option(
         ("--redis",),
         "redis",
-        "Redis provider for deployment scenarios (coming): auto (url if set, else container if a Docker "
+        "Redis provider for scenarios whose deployment has a Redis: auto (url if set, else container if a Docker "
         "engine answers, else embedded), container, embedded, or url (default: $HARNESS_REDIS or auto)",
         {"choices": REDIS_KINDS, "default": None},
     ),
