@@ -62,7 +62,7 @@ def memory(fleet: Fleet) -> list[str]:
 
 
 def deployment(zygote: Zygote, url: str, n: int, run_dir: Path) -> Fleet:
-    return Fleet(zygote, url, Deployment(replicas=NAMES[:n]), ProxySettings(), run_dir)
+    return Fleet.build(zygote, url, Deployment(replicas=NAMES[:n]), ProxySettings(), run_dir)
 
 
 def cold_and_warm(release, url: str, n: int, work: Path) -> tuple[float, float, float, list[float], list[str]]:

@@ -121,7 +121,7 @@ class ScenarioRun:
         self.scenario = scenario
         self.config = config
         # a bare target (one proxy started elsewhere) is a fleet of one
-        self.fleet = fleet if isinstance(fleet, Fleet) else Fleet.around({"a": fleet})
+        self.fleet = fleet if isinstance(fleet, Fleet) else Fleet({"a": fleet})
         #: what the current step talks to: the replicas its `on:` names (all by default)
         self.target = self.fleet.scope(None)
         self.db = db
@@ -417,7 +417,7 @@ class ReleaseSession:
             database_url, pg_relay = _through_relay(database)
         names = scenario.deployment.names
         try:
-            fleet = Fleet(self.zygote, database_url, scenario.deployment, scenario.proxy, self.run_dir / key,
+            fleet = Fleet.build(self.zygote, database_url, scenario.deployment, scenario.proxy, self.run_dir / key,
                           operator=self.config.proxy_config, redis=self.redis, pg_relay=pg_relay)
             self.progress(f"starting the litellm {self.version} proxy" + (
                 f" ({len(names)} replicas: {', '.join(names)})" if len(names) > 1 else ""))

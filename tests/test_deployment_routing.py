@@ -1,4 +1,4 @@
-"""Fleet routing and the clock broadcast: pure logic on fake replicas (Fleet.around)."""
+"""Fleet routing and the clock broadcast: pure logic on fake replicas (Fleet built around them)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class FakeReplica:
 
 def fleet(names="abc", routing="round_robin") -> Fleet:
     replicas = {n: FakeReplica(n) for n in names}
-    return Fleet.around(replicas, Deployment(replicas=list(names), routing=routing))
+    return Fleet(replicas, Deployment(replicas=list(names), routing=routing))
 
 
 def test_round_robin_takes_each_replica_in_turn_and_records_who_served():

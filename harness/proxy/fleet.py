@@ -1,6 +1,6 @@
 """A deployment: the scenario's named proxy replicas on one database, and the Redis they share.
 
-    fleet = Fleet(zygote, database_url, scenario.deployment, scenario.proxy, run_dir, redis=server)
+    fleet = Fleet.build(zygote, database_url, scenario.deployment, scenario.proxy, run_dir, redis=server)
     fleet.start(timeout)              # every replica forked from the release's zygote, in parallel
     fleet.scope("b").chat(...)        # `on: b`; fleet.scope(None) spreads requests by the routing policy
     fleet.served_since(mark)          # which replica served each request
@@ -56,32 +56,17 @@ def redis_wiring(via: str, redis, port: int) -> dict:
 
 
 class Fleet:
-    def __init__(self, zygote, database_url: str, deployment: Deployment, settings: ProxySettings, run_dir: Path,
-                 operator=None, redis=None, pg_relay=None):
-        self.deployment = deployment
-        self.redis = redis
+    def __init__(self, replicas: dict[str, Any], deployment: Deployment | None = None, redis=None,
+                 redis_relay=None, pg_relay=None):
+        """`replicas` by name, not started yet (or started elsewhere: a unit test's fakes)."""
+        self.replicas = dict(replicas)
+        self.deployment = deployment or Deployment(replicas=list(replicas))
+        self.first = next(iter(self.replicas.values()))
+        self.redis, self.redis_relay, self.pg_relay = redis, redis_relay, pg_relay
         #: faults of the steps themselves (replica stops); the relays and the Redis control log theirs
         self.faults = FaultLog()
         self.redis_control = None  # harness.faults.processes.RedisControl, made on a Redis process fault
         self.down: dict[str, Any] = {}  # replica -> its open stop event
-        self.redis_relay = None
-        self.pg_relay = pg_relay
-        wiring: dict = {}
-        if deployment.redis != "none":
-            if redis is None:
-                raise HarnessError("the deployment uses Redis, but no Redis server was started")
-            from ..faults.relay import Relay
-
-            self.redis_relay = Relay(redis.host, redis.port, protocol="redis").start()
-            wiring = redis_wiring(deployment.redis, redis, self.redis_relay.port)
-        master_key, token = "sk-harness-" + secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        self.replicas: dict[str, ProxyTarget] = {
-            name: ProxyTarget(zygote, database_url, replica_settings(settings, deployment, name, wiring),
-                              run_dir / name if len(deployment.replicas) > 1 else run_dir, operator,
-                              name=name, master_key=master_key, control_token=token)
-            for name in deployment.names
-        }
-        self.first = self.replicas[deployment.names[0]]
         self._turn = itertools.count()
         self._lock = threading.Lock()
         self.served: list[str] = []
@@ -89,16 +74,26 @@ class Fleet:
         self.clock_at: str | None = None
 
     @classmethod
-    def around(cls, replicas: dict[str, Any], deployment: Deployment | None = None, redis=None) -> "Fleet":
-        """A fleet of targets started elsewhere (a unit test's fake proxy, say)."""
-        fleet = cls.__new__(cls)
-        fleet.deployment = deployment or Deployment(replicas=list(replicas))
-        fleet.redis, fleet.redis_relay, fleet.pg_relay, fleet.redis_control = redis, None, None, None
-        fleet.faults, fleet.down = FaultLog(), {}
-        fleet.replicas = dict(replicas)
-        fleet.first = next(iter(replicas.values()))
-        fleet._turn, fleet._lock, fleet.served, fleet.clock_at = itertools.count(), threading.Lock(), [], None
-        return fleet
+    def build(cls, zygote, database_url: str, deployment: Deployment, settings: ProxySettings, run_dir: Path,
+              operator=None, redis=None, pg_relay=None) -> "Fleet":
+        """The deployment's replicas as forks of `zygote`, wired to `redis` through a new relay."""
+        wiring: dict = {}
+        redis_relay = None
+        if deployment.redis != "none":
+            if redis is None:
+                raise HarnessError("the deployment uses Redis, but no Redis server was started")
+            from ..faults.relay import Relay
+
+            redis_relay = Relay(redis.host, redis.port, protocol="redis").start()
+            wiring = redis_wiring(deployment.redis, redis, redis_relay.port)
+        master_key, token = "sk-harness-" + secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        replicas = {
+            name: ProxyTarget(zygote, database_url, replica_settings(settings, deployment, name, wiring),
+                              run_dir / name if len(deployment.replicas) > 1 else run_dir, operator,
+                              name=name, master_key=master_key, control_token=token)
+            for name in deployment.names
+        }
+        return cls(replicas, deployment, redis=redis, redis_relay=redis_relay, pg_relay=pg_relay)
 
     # -- lifecycle ------------------------------------------------------------------------
 

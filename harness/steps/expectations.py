@@ -260,8 +260,10 @@ class AuthView:
     """What enforcement reads for an entity: each replica's in-memory view, and the Redis counters
     of a deployment with Redis (read by the harness straight from the server)."""
 
-    def __init__(self, replicas: dict[str, ReplicaView], entity, redis: dict[str, float] | None = None):
-        self.replicas, self.entity, self.redis = replicas, entity, redis
+    def __init__(self, replicas: dict[str, ReplicaView], entity, redis: dict[str, float] | None = None,
+                 redis_down: bool = False):
+        #: `redis`: the Redis counters, None without a Redis; `redis_down`: Redis did not answer
+        self.replicas, self.entity, self.redis, self.redis_down = replicas, entity, redis, redis_down
         self.has_counters = all(v.has_counters for v in replicas.values())
 
     @classmethod
@@ -272,12 +274,12 @@ class AuthView:
             entries = dict(data.get("entries", {}))
             replicas[name] = ReplicaView(entries, entity, bool(data.get("has_spend_counter_cache", "spend_counter_cache" in entries)))
         fleet = getattr(ctx, "fleet", None)
-        redis = None
+        redis, down = None, False
         if fleet is not None and fleet.redis is not None and fleet.deployment.redis != "none":
             redis = redis_counters(fleet.redis)
-            if redis is None:
-                redis = {"(Redis did not answer)": float("nan")}
-        return cls(replicas, entity, redis)
+            down = redis is None
+            redis = redis or {}
+        return cls(replicas, entity, redis, down)
 
     def check(self, step, entity, db_state) -> None:
         what = f"{entity.kind} {entity.name}"
@@ -285,7 +287,7 @@ class AuthView:
         for name, view in self.replicas.items():
             view.check(step, f"{what} on replica {name}" if many else what, entity, db_state)
         if step.redis_counter is not None:
-            if self.redis and "(Redis did not answer)" in self.redis:
+            if self.redis_down:
                 raise Expectation(f"{what}: the Redis spend counter cannot be read: Redis did not answer",
                                   step.redis_counter, None, entity)
             key, value = own_counter(self.redis or {}, entity)
@@ -297,7 +299,9 @@ class AuthView:
     def summary(self) -> str:
         many = len(self.replicas) > 1
         parts = [f"replica {n}: {v.summary()}" if many else v.summary() for n, v in self.replicas.items()]
-        if self.redis is not None:
+        if self.redis_down:
+            parts.append("redis: did not answer")
+        elif self.redis is not None:
             key, value = own_counter(self.redis, self.entity)
             parts.append(f"redis {key}={value}" if key else "redis: no counter")
         return "; ".join(parts)
