@@ -44,3 +44,26 @@ def database_1823(pg_server, litellm_1823):
         yield database
     finally:
         database.drop()
+
+
+class _FakeServer:
+    """A PostgreSQL server that is never started, for tests of the matrix's own bookkeeping."""
+
+    kind, version, reason = "embedded", "16.14", "fake"
+
+    def url(self, db):
+        return f"postgresql://postgres:pw-123456@127.0.0.1:1/{db}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+@pytest.fixture()
+def fake_pg_server(monkeypatch):
+    """`harness.db.start_server` returns a server that is never started (its URL has a password to redact)."""
+    server = _FakeServer()
+    monkeypatch.setattr("harness.db.start_server", lambda kind, url=None: server)
+    return server

@@ -525,6 +525,9 @@ def _add_check_parser(sub) -> None:
         "unsupported. Exit 1 when a bug is present on V or an entry is error (--no-fail: 0).",
     )
     _add_shared(check, ("litellm_versions", "db", "db_url", "redis", "redis_url", "at", "proxy_config"))
+    for action in check._actions:  # check takes one release, not the shared option's several
+        if action.dest == "litellm_versions":
+            action.help = "the LiteLLM release to check (once)"
     check.add_argument("--from", dest="from_version", metavar="V0", help="the release you run now: list what "
                        "upgrading from it fixes and brings in")
     check.add_argument("--catalogue", nargs="+", default=[DEFAULT_CATALOGUE], metavar="PATH",
@@ -618,6 +621,8 @@ def _terminate(signum, frame):  # noqa: ARG001
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # progress reaches a CI log or `| tee` as it happens, not in blocks
+        sys.stdout.reconfigure(line_buffering=True)
     console = Console(highlight=False, soft_wrap=True, emoji=False)  # LiteLLM key names like spend:key:<hash> are not emoji codes
     signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -72,6 +72,19 @@ def wait_gone(marker: str, timeout: float) -> list[str]:
     return left
 
 
+def next_start_cleans_up(runtime: Path, marker: str) -> None:
+    """Start (and stop) an embedded server in `runtime`, as the next run would: nothing of `marker` may stay."""
+    from harness.db import start_server
+
+    os.environ["HARNESS_RUNTIME_DIR"] = str(runtime)
+    try:
+        with start_server("embedded"):
+            pass
+    finally:
+        del os.environ["HARNESS_RUNTIME_DIR"]
+    assert wait_gone(marker, 15) == []
+
+
 def test_ctrl_c_during_proxy_start_stops_everything(runtime: Path) -> None:
     marker = f"lh-cleanup-{uuid.uuid4().hex}"
     proc = start_run(runtime, marker)
@@ -94,12 +107,4 @@ def test_killed_harness_leaves_no_proxy_or_engine(runtime: Path) -> None:
     left = wait_gone(marker, 15)
     # the embedded PostgreSQL of a killed run stays until the next start stops it (below)
     assert all("postgres" in p or "pg_ctl" in p for p in left), left
-    from harness.db import start_server
-
-    os.environ["HARNESS_RUNTIME_DIR"] = str(runtime)
-    try:
-        with start_server("embedded"):
-            pass
-    finally:
-        del os.environ["HARNESS_RUNTIME_DIR"]
-    assert wait_gone(marker, 15) == []
+    next_start_cleans_up(runtime, marker)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cleanup import processes_with, runtime, wait_for_line, wait_gone  # noqa: F401 (runtime: a fixture)
+from test_cleanup import next_start_cleans_up, processes_with, runtime, wait_for_line, wait_gone  # noqa: F401 (runtime: a fixture)
 
 from harness.runner import PASSED, ReleaseSession, RunConfig
 from harness.scenario import load
@@ -92,12 +92,4 @@ def test_sigkill_of_the_harness_running_two_replicas_leaves_nothing(runtime):  #
     proc.wait(timeout=30)
     assert wait_gone(marker, 10) == [] or ours(marker) == [], ours(marker)
     # the embedded PostgreSQL of a killed run stays until the next start stops it (test_cleanup)
-    from harness.db import start_server
-
-    os.environ["HARNESS_RUNTIME_DIR"] = str(runtime)
-    try:
-        with start_server("embedded"):
-            pass
-    finally:
-        del os.environ["HARNESS_RUNTIME_DIR"]
-    assert wait_gone(marker, 15) == []
+    next_start_cleans_up(runtime, marker)

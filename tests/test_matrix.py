@@ -127,19 +127,7 @@ def test_refused_releases_start_nothing(monkeypatch):
         assert matrix.exit_code(run.results) == 1
 
 
-def test_serial_matrix_marks_uninstallable_releases_and_keeps_order(monkeypatch):
-    class FakeServer:
-        kind, version, reason = "embedded", "16.14", "fake"
-
-        def url(self, db):
-            return f"postgresql://postgres:pw-123456@127.0.0.1:1/{db}"
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
+def test_serial_matrix_marks_uninstallable_releases_and_keeps_order(monkeypatch, fake_pg_server):
     ran = []
 
     def fake_run_release(version, scenarios, server, progress=None, on_result=None, snapshot=False, config=None):
@@ -149,7 +137,6 @@ def test_serial_matrix_marks_uninstallable_releases_and_keeps_order(monkeypatch)
             r = cell(s, version, verdict, secrets=matrix.server_secrets(server))
             on_result(r, None)
 
-    monkeypatch.setattr("harness.db.start_server", lambda kind, url=None: FakeServer())
     monkeypatch.setattr(matrix, "run_release", fake_run_release)
     sel = matrix.Selection(versions=["1.82.3", "1.108.12", "1.85.0"])
     run = matrix.run_matrix([KEY, ORG], sel, jobs=1)

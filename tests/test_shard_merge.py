@@ -127,27 +127,13 @@ def test_shard_cells_and_identity_of_real_scenarios(monkeypatch):
 # -- the CLI with synthetic cells --------------------------------------------------------------
 
 
-class FakeServer:
-    kind, version, reason = "embedded", "16.14", "fake"
-
-    def url(self, db):
-        return f"postgresql://postgres:pw-123456@127.0.0.1:1/{db}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
-
 @pytest.fixture()
-def fake_matrix(monkeypatch, tmp_path):
+def fake_matrix(monkeypatch, tmp_path, fake_pg_server):
     """`run(argv, verdicts)`: the real `matrix` command, each cell's verdict from ``verdicts``
     ((scenario name, release) -> verdict; default passed) instead of a proxy."""
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(cli.signal, "signal", lambda *a: None)
     monkeypatch.setattr(cli, "_check_versions", lambda versions: None)
-    monkeypatch.setattr("harness.db.start_server", lambda kind, url=None: FakeServer())
     ran: list[tuple[str, str]] = []
 
     def run(argv, verdicts=None):
