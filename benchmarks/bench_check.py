@@ -60,8 +60,8 @@ def catalogue_subset(n: int) -> list[str]:
     from harness import check as ck
     from harness.scenario.loader import load
 
-    files = ck.catalogue_files([str(ROOT / "scenarios")])
-    return [str(f) for f in files if load(f).meta.issue][:n]
+    scenarios = ck.catalogue(load(f) for f in ck.catalogue_files([str(ROOT / "scenarios")]))
+    return [str(s.path) for s in scenarios[:n]]
 
 
 def main() -> int:

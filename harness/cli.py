@@ -60,10 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_shared(parser: argparse.ArgumentParser, dests: tuple[str, ...]) -> None:
+def _add_shared(parser: argparse.ArgumentParser, dests: tuple[str, ...], helps: dict[str, str] | None = None) -> None:
+    """The shared options named in `dests`; `helps` rewords one for this command."""
     for option in options.OPTIONS:
         if option.dest in dests:
-            parser.add_argument(*option.flags, dest=option.dest, help=option.help, **option.kwargs)
+            help_text = (helps or {}).get(option.dest, option.help)
+            parser.add_argument(*option.flags, dest=option.dest, help=help_text, **option.kwargs)
 
 
 def _add_matrix_parser(sub) -> None:
@@ -524,10 +526,8 @@ def _add_check_parser(sub) -> None:
         "present if any shows it, else error if any errored, else absent if any ran every step, else "
         "unsupported. Exit 1 when a bug is present on V or an entry is error (--no-fail: 0).",
     )
-    _add_shared(check, ("litellm_versions", "db", "db_url", "redis", "redis_url", "at", "proxy_config"))
-    for action in check._actions:  # check takes one release, not the shared option's several
-        if action.dest == "litellm_versions":
-            action.help = "the LiteLLM release to check (once)"
+    _add_shared(check, ("litellm_versions", "db", "db_url", "redis", "redis_url", "at", "proxy_config"),
+                helps={"litellm_versions": "the LiteLLM release to check (once)"})
     check.add_argument("--from", dest="from_version", metavar="V0", help="the release you run now: list what "
                        "upgrading from it fixes and brings in")
     check.add_argument("--catalogue", nargs="+", default=[DEFAULT_CATALOGUE], metavar="PATH",
