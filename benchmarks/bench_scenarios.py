@@ -40,7 +40,7 @@ def main() -> int:
 
     # 2. further scenarios on a live proxy, and 3. the proxy's peak memory
     from harness.db import start_server
-    from harness.runner import ReleaseSession
+    from harness.execution.session import ReleaseSession
     from harness.scenario import load
 
     scenarios = [load(p) for p in sorted((REPO / "scenarios").rglob("*.yaml"))]

@@ -29,7 +29,7 @@ from typing import Any
 from . import __version__
 from .errors import HarnessError
 from .report import _all_secrets, _versions, failure_details, matrix_markdown, redact, result_dict
-from .runner import ScenarioResult
+from .execution.results import ScenarioResult
 
 LEAK_PATTERNS = (
     re.compile(r"\bsk-(?!\[REDACTED\])[A-Za-z0-9_\-]{6,}"),

@@ -256,7 +256,7 @@ def _check_versions(versions: list[str]) -> None:
 def _run(args, console: Console) -> int:
     from .db import start_server
     from .report import matrix_table, print_result, result_dict
-    from .runner import run_matrix
+    from .execution.session import run_matrix
 
     scenarios, errors = _load_all(args.scenarios, console)
     if errors:

@@ -33,8 +33,9 @@ from urllib.parse import urlsplit
 from packaging.version import Version
 
 from .errors import HarnessError
-from .runner import ERROR, FAILING, ReleaseSession, RunConfig, ScenarioResult
-from .runner import run_matrix as runner_run_matrix
+from .execution.results import ERROR, FAILING, RunConfig, ScenarioResult
+from .execution.session import ReleaseSession
+from .execution.session import run_matrix as runner_run_matrix
 from .scenario.model import Scenario
 
 Progress = Callable[[str], None]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HarnessError
-from .runner import ScenarioResult, StepResult
+from .execution.results import ScenarioResult, StepResult
 from .scenario.model import Metadata, ProxySettings, Scenario
 
 

@@ -76,7 +76,7 @@ def run_config(at: str | None, proxy_config: str | None = None, redis: str | Non
     `redis`/`redis_url` choose the Redis of deployments that use one (None: $HARNESS_REDIS, else auto)."""
     from .errors import HarnessError
     from .proxy import operator_config
-    from .runner import RunConfig
+    from .execution.results import RunConfig
     from .scenario.model import parse_instant
 
     operator = operator_config.load(proxy_config) if proxy_config else None

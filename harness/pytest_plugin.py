@@ -109,7 +109,7 @@ class ScenarioItem(pytest.Item):
         return Version(self.version)
 
     def runtest(self) -> None:
-        from .runner import REGRESSION, REPRODUCED, UNSUPPORTED
+        from .execution.results import REGRESSION, REPRODUCED, UNSUPPORTED
 
         session = self.config.stash[_SESSIONS].for_version(self.version)
         self.result = session.run(self.scenario)
@@ -144,7 +144,7 @@ class _Sessions:
 
     def for_version(self, version: str):
         from .db import start_server
-        from .runner import ReleaseSession
+        from .execution.session import ReleaseSession
 
         if self.server is None:
             kind = options.db_choice(self.config.getoption("db"))

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .runner import ScenarioResult, StepResult
+from .execution.results import ScenarioResult, StepResult
 
 # Virtual keys and master keys (sk-...), and passwords inside connection URLs.
 _KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")

@@ -104,7 +104,7 @@ def split(cells: Sequence[CellKey], count: int) -> list[list[CellKey]]:
 
 def matrix_cells(scenarios, versions: Sequence[str]) -> list[CellKey]:
     """Every (release, deployment group, scenario) cell of a matrix."""
-    from .runner import ReleaseSession
+    from .execution.session import ReleaseSession
 
     groups = {s.path: ReleaseSession.deployment_key(s) for s in scenarios}
     return [CellKey(v, groups[path], path) for v in versions for path in groups]

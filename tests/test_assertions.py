@@ -8,7 +8,7 @@ import pytest
 
 from harness.assertions import Outcome, check_request, check_state, classify
 from harness.report import redact
-from harness.runner import StepResult, verdict_for
+from harness.execution.results import StepResult, verdict_for
 from harness.scenario.model import ExpectedError, ExpectRequest, ExpectState, Metadata, ProxySettings, Scenario
 from harness.proxy.entities import Entity, EntityState
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.proxy.entities import EntityState, token_hash
-from harness.runner import ScenarioRun
+from harness.execution.scenario_run import ScenarioRun
 from harness.scenario import load
 
 SECRET = "sk-key-under-test-000000001"

@@ -11,7 +11,7 @@ import pytest
 from harness import bundle as bundle_mod
 from harness.bundle import scan_for_secrets, write_bundle
 from harness.errors import HarnessError
-from harness.runner import ScenarioResult, StepResult
+from harness.execution.results import ScenarioResult, StepResult
 from harness.scenario import load
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ import pytest
 
 from harness import check as ck
 from harness import cli, matrix
-from harness.runner import ScenarioResult
+from harness.execution.results import ScenarioResult
 from harness.scenario import load
 
 ROOT = Path(__file__).resolve().parent.parent

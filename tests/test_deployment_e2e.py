@@ -15,7 +15,9 @@ import pytest
 
 from test_cleanup import next_start_cleans_up, processes_with, runtime, wait_for_line, wait_gone  # noqa: F401 (runtime: a fixture)
 
-from harness.runner import PASSED, ReleaseSession, RunConfig
+from harness.execution.results import PASSED, RunConfig
+
+from harness.execution.session import ReleaseSession
 from harness.scenario import load
 
 ROOT = Path(__file__).resolve().parents[1]

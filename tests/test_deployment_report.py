@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.merge import result_from_cell
 from harness.report import result_dict
-from harness.runner import ScenarioResult, StepResult
+from harness.execution.results import ScenarioResult, StepResult
 from harness.scenario import load
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import pytest
 
 from harness.db import start_server
 from harness.proxy.entities import token_hash
-from harness.runner import ReleaseSession
+from harness.execution.session import ReleaseSession
 from harness.scenario import load
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from packaging.version import Version
 from harness import cli, matrix
 from harness.errors import HarnessError
 from harness.report import CI_OUTCOME, junit_xml, matrix_json, matrix_markdown, matrix_table
-from harness.runner import ScenarioResult, StepResult
+from harness.execution.results import ScenarioResult, StepResult
 from harness.scenario import load
 
 ROOT = Path(__file__).resolve().parent.parent

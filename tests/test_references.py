@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import ScenarioError
 from harness.report import redact
-from harness.runner import ScenarioRun
+from harness.execution.scenario_run import ScenarioRun
 from harness.scenario import load
 from harness.steps import references
 

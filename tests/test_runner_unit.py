@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.runner import ScenarioRun, verdict_for
+from harness.execution.scenario_run import ScenarioRun
+
+from harness.execution.results import verdict_for
 from harness.scenario import load
 
 

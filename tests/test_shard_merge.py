@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from harness import cli, matrix, shard
 from harness.errors import HarnessError
-from harness.runner import ScenarioResult, StepResult
+from harness.execution.results import ScenarioResult, StepResult
 from harness.scenario import load
 from harness.shard import CellKey, Shard, parse_shard, split
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ScenarioError
-from harness.runner import ScenarioRun
+from harness.execution.scenario_run import ScenarioRun
 from harness.scenario import load
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from harness import steps
 from harness.errors import HarnessError
-from harness.runner import ScenarioRun
+from harness.execution.scenario_run import ScenarioRun
 from harness.scenario import json_schema, load
 
 ROOT = Path(__file__).resolve().parents[1]

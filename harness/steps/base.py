@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..scenario.durations import check_budget_duration
 
 if TYPE_CHECKING:  # the runner imports the steps, not the other way round
-    from ..runner import ScenarioRun
+    from ..execution.scenario_run import ScenarioRun
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="a name the scenario chooses")]
 EntityKind = Literal["organization", "team", "user", "key", "end_user", "budget", "team_member", "tag"]

@@ -1,0 +1,1 @@
+"""The one execution engine: plans cells, owns release sessions, runs scenarios, calls hooks."""

@@ -1,0 +1,216 @@
+"""One scenario's steps on one live deployment: the context every step's `run(ctx)` receives.
+
+Expectation failures are recorded and the scenario goes on, so a report shows every broken
+expectation; an error (the harness could not do a step) stops it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from .. import assertions
+from ..errors import HarnessError
+from ..proxy.entities import KINDS, Database, Entity, EntityState, parse_time, token_hash
+from ..proxy.fleet import Fleet
+from ..scenario.model import PlacedStep, Scenario
+from ..steps import references
+from ..steps.base import Expectation, Skipped, Step, Unsupported
+from .results import Progress, RunConfig, StepResult
+
+class ScenarioRun:
+    """One scenario's steps on one live proxy; the context every step's `run(ctx)` receives."""
+
+    def __init__(self, scenario: Scenario, fleet: Fleet, db: Database, progress: Progress | None = None,
+                 config: RunConfig = RunConfig()):
+        self.scenario = scenario
+        self.config = config
+        # a bare target (one proxy started elsewhere) is a fleet of one
+        self.fleet = fleet if isinstance(fleet, Fleet) else Fleet({"a": fleet})
+        #: what the current step talks to: the replicas its `on:` names (all by default)
+        self.target = self.fleet.scope(None)
+        self.db = db
+        self.progress = progress or (lambda _msg: None)
+        self.entities: dict[str, Entity] = {}
+        self.before_reset: dict[str, datetime | None] = {}
+        self.reset_job_ran = False
+        self._secrets: list[str] = []
+        self._routes: dict[tuple[str, str], dict[str, Any]] = {}
+
+    # -- driving ----------------------------------------------------------------------------
+
+    def run(self) -> tuple[list[StepResult], str | None]:
+        results = [
+            StepResult(p.index, p.line, p.source, p.step.describe()) for p in self.scenario.steps
+        ]
+        error: str | None = None
+        for placed, result in zip(self.scenario.steps, results):
+            started = time.perf_counter()
+            mark = len(self.fleet.served)
+            try:
+                detail = self.execute(placed)
+                result.status, result.message = "passed", detail or ""
+            except Expectation as exc:
+                result.status, result.message = "failed", str(exc)
+                result.expected, result.actual = exc.expected, exc.actual
+                if exc.entity is not None:
+                    result.rows = {exc.entity.name: self.db.row(exc.entity)}
+            except Skipped as exc:
+                result.status, result.message = "skipped", str(exc)
+            except Unsupported as exc:
+                result.status, result.message = "unsupported", str(exc)
+            except HarnessError as exc:
+                result.status, result.message = "error", str(exc)
+                error = f"line {placed.line}: {exc}"
+            result.seconds = time.perf_counter() - started
+            result.served = self.fleet.served_since(mark)
+            served = f" [{_served(result.served)}]" if len(self.fleet.replicas) > 1 and result.served else ""
+            self.progress(f"  {self._mark(result.status)} {placed.line:>3}: {placed.source}  ({result.seconds:.2f}s){served}")
+            if result.status in ("error", "unsupported"):
+                break
+        return results, error
+
+    @staticmethod
+    def _mark(status: str) -> str:
+        return {"passed": "ok  ", "failed": "FAIL", "error": "ERR ", "unsupported": "N/A ", "skipped": "skip"}.get(status, status)
+
+    def execute(self, placed: PlacedStep | Step) -> str | None:
+        step = placed.step if isinstance(placed, PlacedStep) else placed
+        if isinstance(placed, PlacedStep) and placed.refs:
+            step = references.resolve(step, self.field_value)
+        self.target = self.fleet.scope(step.on)
+        try:
+            return step.run(self)
+        finally:
+            self.target = self.fleet.scope(None)
+
+    # -- what steps use -----------------------------------------------------------------------
+
+    def entity(self, name: str | None) -> Entity | None:
+        if name is not None and name not in self.entities:
+            raise Skipped(f"`{name}` was not created (its create step failed)")
+        return None if name is None else self.entities[name]
+
+    def id_of(self, name: str | None) -> str | None:
+        entity = self.entity(name)
+        return None if entity is None else entity.id
+
+    def adopt(self, kind: str, name: str, entity_id: str) -> Entity:
+        """An entity the proxy creates by itself (an end user met first in a request)."""
+        entity = self.entities.get(name) or Entity(kind, name, entity_id, created_via="request")
+        self.entities[name] = entity
+        return entity
+
+    def remember_secret(self, secret: str) -> None:
+        self._secrets.append(secret)
+
+    def secrets(self) -> list[str]:
+        """Every virtual key the scenario saw (created, regenerated), for redaction."""
+        return list(dict.fromkeys([*self._secrets, *(e.secret for e in self.entities.values() if e.secret)]))
+
+    def field_value(self, name: str, field: str) -> Any:
+        """`${name.field}`: a field of an entity created earlier (the loader checked the name and field)."""
+        entity = self.entity(name)
+        return references.value_of(entity, field, self.db.row)
+
+    def error_text(self, resp) -> str:
+        return _error_text(resp)
+
+    def require_route(self, method: str, path: str, fields: list[str] | None = None) -> dict[str, Any]:
+        """Unsupported unless the release's app has the route (and its request model takes `fields`)."""
+        key = (method, path)
+        if key not in self._routes:
+            self._routes[key] = self.target.control("route", method=method, path=path)
+        info = self._routes[key]
+        if not info["exists"]:
+            raise Unsupported(f"this release has no {method} {path} endpoint")
+        missing = [f for f in fields or [] if info.get("fields") is not None and f not in info["fields"]]
+        if missing:
+            raise Unsupported(f"this release's {method} {path} takes no {', '.join(f'`{m}`' for m in missing)}")
+        return info
+
+    def answer(self, method: str, path: str, resp) -> str:
+        """A management call's answer: licence-gated -> unsupported; 5xx or another refusal -> failed step."""
+        if resp.status_code in (401, 403):
+            raise Unsupported(f"{method} {path} answered {resp.status_code}: {_error_text(resp)}")
+        if not resp.ok:
+            raise Expectation(f"{method} {path} answered {resp.status_code}: {_error_text(resp)}",
+                              expected="2xx", actual=resp.status_code)
+        return f"{method} {path} -> {resp.status_code}"
+
+    def create(self, step, kind: str, body: dict[str, Any]) -> Entity:
+        spec = KINDS[kind]
+        if getattr(step, "budget_limits", None) is not None:
+            self.require_route("POST", spec.create_path, fields=["budget_limits"])
+        payload = {k: v for k, v in {**body, **step.budget_body(), **step.extra}.items() if v not in (None, [])}
+        resp = self.target.api("POST", spec.create_path, json=payload)
+        if resp.status_code in (403, 404, 405):
+            raise Unsupported(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
+        if resp.status_code >= 500:  # the proxy itself broke on a valid request: a finding, not a harness fault
+            raise Expectation(
+                f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}",
+                expected="2xx", actual=resp.status_code,
+            )
+        if not resp.ok:
+            if "nterprise" in _error_text(resp) or "premium" in _error_text(resp).lower():
+                raise Unsupported(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
+            raise HarnessError(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
+        data = resp.json()
+        if kind == "key":
+            secret = data["key"]
+            entity = Entity(kind, step.name, token_hash(secret), secret=secret)
+        else:
+            entity = Entity(kind, step.name, str(data.get(spec.id_field) or step.name))
+        self.entities[step.name] = entity
+        return entity
+
+    def clock(self) -> datetime:
+        return parse_time(self.target.control("clock")["now"])
+
+    def api_state(self, entity: Entity) -> EntityState:
+        spec = KINDS[entity.kind]
+        if spec.info_path is None:
+            raise HarnessError(f"the proxy has no info endpoint for a {entity.kind}: read it with `source: db`")
+        value = entity.secret if entity.kind == "key" else entity.id
+        resp = self.target.api("GET", spec.info_path, params={spec.info_param: value})
+        if resp.status_code in (403, 404, 405):  # 405: before 1.6x some info endpoints were POST-only
+            raise Unsupported(f"{spec.info_path} answered {resp.status_code}: {_error_text(resp)}")
+        if not resp.ok:
+            raise HarnessError(f"{spec.info_path} answered {resp.status_code}: {_error_text(resp)}")
+        spend, reset_at = spec.from_info(resp.json())
+        db_state = self.db.state(entity)
+        if reset_at is None and db_state is not None:
+            # some releases leave budget_reset_at out of the info response (1.82.3's org info)
+            reset_at = db_state.budget_reset_at
+        return EntityState(None if spend is None else float(spend), parse_time(reset_at))
+
+
+def _through_relay(database) -> tuple[str, Any]:
+    """The database's URL via a new loopback relay (which a PostgreSQL fault step controls)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from .faults.relay import Relay
+
+    parts = urlsplit(database.url)
+    if not parts.hostname or not parts.port:
+        raise HarnessError(f"a PostgreSQL fault needs a server on TCP; this one is at {parts.netloc or parts.path}")
+    relay = Relay(parts.hostname, parts.port, protocol="tcp").start()
+    netloc = parts.netloc.rsplit(":", 1)[0] + f":{relay.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), relay
+
+
+def _served(names: list[str]) -> str:
+    """`a x2, b x3`: who served a step's requests."""
+    counts = {n: names.count(n) for n in dict.fromkeys(names)}
+    return "served by " + ", ".join(f"{n} x{c}" for n, c in counts.items())
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else "null"
+
+
+def _error_text(resp) -> str:
+    return assertions.classify(resp).message[:300] or resp.text[:300]
+
+

@@ -1,0 +1,230 @@
+"""Everything one release needs: its environment, template, zygote and deployments."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from typing import Any
+
+from ..db import Server, clone, ensure_template, reset
+from ..errors import HarnessError
+from ..proxy.entities import Database
+from ..proxy.fleet import Fleet
+from ..proxy.proxy import base_env, settings_key
+from ..proxy.zygote import Zygote
+from ..releases import ReleaseEnv, ensure_release
+from ..releases.extras import matching_template
+from ..scenario.model import Scenario
+from ..settings import runtime_dir
+from .results import Progress, RunConfig, ScenarioResult, StepResult, verdict_for
+from .scenario_run import ScenarioRun, _through_relay
+
+class ReleaseSession:
+    """Everything one release needs, started on first use and reused by its scenarios.
+
+    One zygote per release (LiteLLM imported once; every proxy is a fork of it), a database
+    template, and one deployment per distinct (proxy settings, deployment): its database clone
+    and replicas. A Redis server is started the first time a deployment needs one, and emptied
+    before every scenario that uses it. A deployment a fault step touched is not reused.
+    """
+
+    def __init__(self, version: str, server: Server, progress: Progress | None = None, start_timeout: float = 180.0,
+                 config: RunConfig = RunConfig()):
+        self.config = config
+        self.version = version
+        self.server = server
+        self.progress = progress or (lambda _msg: None)
+        self.start_timeout = start_timeout
+        self.release: ReleaseEnv | None = None
+        self.template: str | None = None
+        self.zygote: Zygote | None = None
+        self.redis = None
+        self.fleets: dict[str, tuple[Fleet, Any, Database]] = {}
+        self.dirty: set[str] = set()
+        self.spoiled: set[str] = set()
+        self.run_dir = runtime_dir() / "runs" / f"{version}-{uuid.uuid4().hex[:8]}"
+
+    def environment(self, scenario: Scenario | None = None) -> dict[str, Any]:
+        info: dict[str, Any] = {"litellm": self.version, "postgres": f"{self.server.kind} {self.server.version}",
+                                "clock": self.config.describe_clock()}
+        if self.config.at is not None:
+            info["at"] = self.config.at.isoformat()
+        if self.config.proxy_config is not None:
+            target_notes = next((f.first.operator_notes for f, _d, _v in self.fleets.values() if f.first.operator_notes), [])
+            info["proxy_config"] = f"{self.config.proxy_config.path}: every setting kept" + (
+                "; " + "; ".join(target_notes) if target_notes else "")
+        if scenario is not None and (len(scenario.deployment.replicas) > 1 or scenario.deployment.redis != "none"):
+            d = scenario.deployment
+            info["deployment"] = f"replicas {', '.join(d.names)} (routing {d.routing}); Redis " + (
+                f"via {d.redis}: {self.redis.kind} {self.redis.version}" if d.redis != "none" and self.redis else "none")
+        if self.release is not None:
+            info.update(
+                prisma=self.release.prisma_version,
+                litellm_proxy_extras=self.release.extras_version,
+                prisma_engine=self.release.engine.description,
+            )
+        return info
+
+    @staticmethod
+    def deployment_key(scenario: Scenario) -> str:
+        """Scenarios with the same key share one deployment (its database clone and replicas)."""
+        return settings_key(scenario.proxy) + "-" + hashlib.sha256(
+            json.dumps([scenario.deployment.model_dump(), scenario.needs_pg_relay], sort_keys=True).encode()).hexdigest()[:8]
+
+    def _ensure_release(self) -> None:
+        if self.release is None:
+            self.release = ensure_release(self.version, progress=self.progress)
+        if self.template is None:
+            self.progress(f"preparing the database template on {self.server.kind} PostgreSQL")
+            release = self.release
+            self.release, self.template = matching_template(
+                release,
+                lambda migrations: ensure_template(self.server, migrations, release.schema_prisma, progress=self.progress),
+                self.progress,
+            )
+        if self.zygote is None:
+            self.progress(f"importing litellm {self.version} once (every proxy of this release is a fork of it)")
+            zygote = Zygote(self.release, base_env(self.release), self.run_dir / "zygote")
+            zygote.start(timeout=self.start_timeout, progress=self.progress)
+            self.zygote = zygote
+            self.progress(f"litellm {self.version} imported in {zygote.import_s:.1f}s")
+
+    def _ensure_redis(self) -> None:
+        if self.redis is None:
+            from .redis import start_redis
+
+            self.redis = start_redis(self.config.redis, self.config.redis_url)
+            self.progress(f"Redis: {self.redis.kind} {self.redis.version} ({self.redis.reason})")
+
+    def _fleet(self, scenario: Scenario) -> tuple[Fleet, Database]:
+        for spoiled in list(self.spoiled):
+            self._discard(spoiled)
+        key = self.deployment_key(scenario)
+        if scenario.deployment.redis != "none":
+            self._ensure_redis()
+            self.redis.flush()  # each scenario starts on a clean Redis
+        if key in self.fleets:
+            fleet, database, view = self.fleets[key]
+            if key in self.dirty:
+                marks = [time.perf_counter()]
+                # drain what the previous scenario left queued, empty the tables, then the caches
+                fleet.scope(None).control("settle")
+                marks.append(time.perf_counter())
+                fleet.scope(None).control("run-job", job="update_spend_job")
+                marks.append(time.perf_counter())
+                reset(database)
+                marks.append(time.perf_counter())
+                fleet.scope(None).control("reset")
+                if fleet.redis is not None:
+                    fleet.redis.flush()  # what the flush above wrote
+                marks.append(time.perf_counter())
+                parts = "/".join(f"{b - a:.2f}" for a, b in zip(marks, marks[1:]))
+                self.progress(f"reset database and proxy caches ({marks[-1] - marks[0]:.2f}s: settle/flush/tables/caches {parts})")
+            return fleet, view
+        self._ensure_release()
+        database = clone(self.server, self.template, label=f"lh_{self.version.replace('.', '_')}")
+        database_url, pg_relay = database.url, None
+        if scenario.needs_pg_relay:  # a PostgreSQL fault: the replicas reach the database through a relay
+            database_url, pg_relay = _through_relay(database)
+        names = scenario.deployment.names
+        try:
+            fleet = Fleet.build(self.zygote, database_url, scenario.deployment, scenario.proxy, self.run_dir / key,
+                          operator=self.config.proxy_config, redis=self.redis, pg_relay=pg_relay)
+            self.progress(f"starting the litellm {self.version} proxy" + (
+                f" ({len(names)} replicas: {', '.join(names)})" if len(names) > 1 else ""))
+            times = fleet.start(timeout=self.start_timeout, progress=self.progress)
+        except BaseException:
+            if pg_relay is not None:
+                pg_relay.stop()
+            database.drop()
+            raise
+        ports = ", ".join(f"{r.name} 127.0.0.1:{r.port}" for r in fleet.replicas.values())
+        self.progress(f"proxy up ({ports}) in {max(times):.1f}s")
+        view = Database(database.url)
+        self.fleets[key] = (fleet, database, view)
+        return fleet, view
+
+    def run(self, scenario: Scenario) -> ScenarioResult:
+        started = time.perf_counter()
+        steps: list[StepResult] = []
+        fleet: Fleet | None = None
+        scenario_run: ScenarioRun | None = None
+        try:
+            fleet, view = self._fleet(scenario)
+            self.dirty.add(self.deployment_key(scenario))
+            scenario_run = ScenarioRun(scenario, fleet, view, self.progress, self.config)
+            steps, error = scenario_run.run()
+        except HarnessError as exc:
+            error = str(exc)
+        # the virtual keys the scenario created or regenerated are secrets too (reports and bundles redact them)
+        keys = scenario_run.secrets() if scenario_run is not None else []
+        verdict, reason = verdict_for(scenario, self.version, steps, error)
+        result = ScenarioResult(
+            scenario=scenario,
+            version=self.version,
+            verdict=verdict,
+            reason=reason,
+            steps=steps,
+            seconds=time.perf_counter() - started,
+            environment=self.environment(scenario),
+            log_tail=fleet.log_tail(40) if fleet is not None else "",
+            secrets=(fleet.secrets() if fleet is not None else []) + keys,
+            faults=[e.as_dict() for e in fleet.fault_events()] if fleet is not None else [],
+        )
+        if fleet is not None and (result.faults or not fleet.alive):
+            # a fault's after-effects must not leak into the next scenario (discarded then, so
+            # `on_result` can still read this one's database rows)
+            self.spoiled.add(self.deployment_key(scenario))
+        return result
+
+    def _discard(self, key: str) -> None:
+        fleet, database, view = self.fleets.pop(key)
+        self.dirty.discard(key)
+        self.spoiled.discard(key)
+        view.close()
+        fleet.stop()
+        database.drop()
+
+    def close(self) -> None:
+        for key in list(self.fleets):
+            self._discard(key)
+        if self.zygote is not None:
+            self.zygote.stop()
+            self.zygote = None
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+    def __enter__(self) -> "ReleaseSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+
+def run_matrix(
+    scenarios: list[Scenario],
+    versions: list[str],
+    server: Server,
+    progress: Progress | None = None,
+    on_result: Callable[[ScenarioResult, ReleaseSession], None] | None = None,
+    config: RunConfig = RunConfig(),
+) -> list[ScenarioResult]:
+    """Every scenario on every release; scenarios of one release share its proxies.
+
+    `on_result(result, session)` runs after each scenario, while its proxy and database are
+    still up (bundles read the database rows there)."""
+    results = []
+    for version in versions:
+        with ReleaseSession(version, server, progress, config=config) as session:
+            for scenario in scenarios:
+                if progress:
+                    progress(f"[{version}] {scenario.name} ({scenario.path})")
+                result = session.run(scenario)
+                results.append(result)
+                if on_result:
+                    on_result(result, session)
+    return results
