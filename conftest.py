@@ -54,11 +54,8 @@ class _FakeServer:
     def url(self, db):
         return f"postgresql://postgres:pw-123456@127.0.0.1:1/{db}"
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
+    def stop(self):
+        self.stopped = True
 
 
 @pytest.fixture()

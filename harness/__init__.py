@@ -1,8 +1,10 @@
 """Regression-test harness for LiteLLM proxy budgets.
 
-A scenario flows loader -> runner -> target (database, proxy, clock) -> assertions -> report;
-each has one home: harness/scenario, harness/runner.py, harness/db + harness/releases +
-harness/engine + harness/proxy, harness/assertions.py, harness/report.py.
+Layers, each importing only the ones below it (tests/test_import_contract.py enforces it):
+commands (harness.commands, cli, pytest_plugin) -> reports -> execution (the one engine) ->
+scenario -> steps (through a typed context) -> proxy -> db, redis, releases, engine, faults ->
+services -> core (errors, settings, names, verdicts, calendar, durations, assertions).
+harness.standalone runs in other interpreters. docs/architecture.md has the picture.
 """
 
 __version__ = "0.1.0"

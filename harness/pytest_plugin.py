@@ -38,13 +38,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario: a scenario file run against a real proxy")
     config.addinivalue_line("markers", "slow: needs a release environment, a PostgreSQL server or a running proxy")
-    config.stash[_SESSIONS] = _Sessions(config)
+    config.stash[_ENGINE] = _Engine(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    sessions = config.stash.get(_SESSIONS, None)
-    if sessions is not None:
-        sessions.close()
+    engine = config.stash.get(_ENGINE, None)
+    if engine is not None:
+        engine.close()
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path):
@@ -109,17 +109,17 @@ class ScenarioItem(pytest.Item):
         return Version(self.version)
 
     def runtest(self) -> None:
-        from .execution.results import REGRESSION, REPRODUCED, UNSUPPORTED
+        from .verdicts import CheckStatus, Verdict
 
-        session = self.config.stash[_SESSIONS].for_version(self.version)
-        self.result = session.run(self.scenario)
-        self.user_properties.append(("verdict", self.result.verdict))
-        if self.result.verdict == UNSUPPORTED:
-            pytest.skip(f"litellm {self.version} cannot run this scenario: {self.result.reason}")
-        if self.result.verdict in (REPRODUCED, REGRESSION):
-            raise ScenarioFailed(self.result.reason)
-        if self.result.verdict == "error":
+        self.result = self.config.stash[_ENGINE].cell(self.scenario, self.version)
+        verdict = Verdict(self.result.verdict)
+        self.user_properties.append(("verdict", str(verdict)))
+        if not verdict.earned:
+            pytest.skip(f"litellm {self.version} cannot run this scenario ({verdict}): {self.result.reason}")
+        if verdict == Verdict.ERROR:
             raise HarnessError(self.result.reason)
+        if verdict.check_status == CheckStatus.PRESENT:  # an expectation failed: reproduced or regression
+            raise ScenarioFailed(self.result.reason)
 
     def repr_failure(self, excinfo, style=None):
         from .report import failure_details, verdict_line
@@ -134,40 +134,44 @@ class ScenarioItem(pytest.Item):
         return self.path, 0, f"scenario {self.scenario.name} on litellm {self.version}"
 
 
-class _Sessions:
-    """One database server for the test session, one ReleaseSession per release (lazily)."""
+class _Engine:
+    """The test session's engine (harness.execution), made at the first scenario item: one
+    database server, one live release at a time (items are sorted by release)."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
-        self.server = None
-        self.sessions: dict = {}
+        self.engine = None
 
-    def for_version(self, version: str):
-        from .db import start_server
-        from .execution.session import ReleaseSession
+    def cell(self, scenario, version: str):
+        if self.engine is None:
+            from .execution.engine import Engine
+            from .reports.terminal import ProgressPrinter
 
-        if self.server is None:
-            kind = options.db_choice(self.config.getoption("db"))
-            self.server = start_server(kind, self.config.getoption("db_url"))
-        if version not in self.sessions:
-            # one live release at a time keeps memory flat: items are sorted by release
-            for other in list(self.sessions):
-                self.sessions.pop(other).close()
+            get = self.config.getoption
+            hooks = []
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            say = (lambda msg: reporter.write_line(f"    {msg}")) if reporter and self.config.getoption("verbose") > 0 else None
-            self.sessions[version] = ReleaseSession(version, self.server, progress=say,
-                                                    config=options.run_config(
-                                                        self.config.getoption("at"), self.config.getoption("proxy_config"),
-                                                        self.config.getoption("redis"), self.config.getoption("redis_url")))
-        return self.sessions[version]
+            if reporter is not None and get("verbose") > 0:
+                hooks.append(ProgressPrinter(_ReporterConsole(reporter)))
+            run_config = options.run_config(get("at"), get("proxy_config"), get("redis"), get("redis_url"))
+            self.engine = Engine(hooks, run_config, db_kind=options.db_choice(get("db")), db_url=get("db_url"))
+        return self.engine.run_cell(scenario, version)
 
     def close(self) -> None:
-        for session in self.sessions.values():
-            session.close()
-        self.sessions.clear()
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+        if self.engine is not None:
+            engine, self.engine = self.engine, None
+            engine.close()
 
 
-_SESSIONS = pytest.StashKey[_Sessions]()
+class _ReporterConsole:
+    """Progress lines through pytest's terminal reporter (indented under the item)."""
+
+    def __init__(self, reporter):
+        self.reporter = reporter
+
+    def print(self, text: str, **_kwargs) -> None:
+        from rich.text import Text
+
+        self.reporter.write_line("    " + Text.from_markup(text).plain)
+
+
+_ENGINE = pytest.StashKey[_Engine]()

@@ -7,10 +7,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from harness.assertions import Outcome, check_request, check_state, classify
-from harness.report import redact
+from harness.reports.text import redact
 from harness.execution.results import StepResult, verdict_for
-from harness.scenario.model import ExpectedError, ExpectRequest, ExpectState, Metadata, ProxySettings, Scenario
 from harness.proxy.entities import Entity, EntityState
+from harness.proxy.settings import ProxySettings
+from harness.scenario.model import Metadata, Scenario
+from harness.steps.expectations import ExpectedError, ExpectRequest, ExpectState
 
 
 class Failed(Exception):

@@ -7,7 +7,7 @@ import math
 import pytest
 from packaging.version import Version
 
-from harness.bisect import (
+from harness.reports.bisect import (
     FAILS,
     HOLDS,
     bisect_releases,

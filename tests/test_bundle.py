@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import bundle as bundle_mod
-from harness.bundle import scan_for_secrets, write_bundle
+from harness.reports import bundle as bundle_mod
+from harness.reports.bundle import scan_for_secrets, write_bundle
 from harness.errors import HarnessError
 from harness.execution.results import ScenarioResult, StepResult
 from harness.scenario import load
@@ -61,9 +61,9 @@ def all_text(root: Path) -> dict[Path, str]:
 
 def test_bundle_holds_what_a_bug_report_needs(tmp_path):
     result = leaky_result(tmp_path)
-    rows = {(result.scenario.path, "1.82.3"): {"LiteLLM_OrganizationTable": [{"organization_id": "o1", "spend": 0.6}],
-                                               "LiteLLM_BudgetTable": [{"budget_reset_at": "2026-12-01T00:00:00"}]}}
-    b = write_bundle(tmp_path / "bundle", [result], rows=rows, command="python -m harness run x --litellm 1.82.3")
+    result.database_rows = {"LiteLLM_OrganizationTable": [{"organization_id": "o1", "spend": 0.6}],
+                            "LiteLLM_BudgetTable": [{"budget_reset_at": "2026-12-01T00:00:00"}]}
+    b = write_bundle(tmp_path / "bundle", [result], command="python -m harness run x --litellm 1.82.3")
     names = sorted(str(p.relative_to(b.path)) for p in b.files)
     assert names == ["README.md", "bundle.json", "logs/org_budget_reset@1.82.3.log", "scenarios/org_budget_reset.yaml"]
     readme = (b.path / "README.md").read_text()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import check as ck
+from harness.reports import check as ck
 from harness.scenario import load
 
 ROOT = Path(__file__).resolve().parent.parent

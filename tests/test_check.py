@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import check as ck
-from harness import cli, matrix
+from harness.reports import check as ck
+from harness import cli
+from harness.commands import check as check_command
+from harness.execution.engine import Engine
+from harness.execution.results import RunOutcome
 from harness.execution.results import ScenarioResult
 from harness.scenario import load
 
@@ -200,15 +203,15 @@ def fake_run(monkeypatch):
     verdicts: dict[tuple[str, str], str] = {}
     calls: list[list[str]] = []
 
-    def run_matrix(scenarios, selection, **kwargs):
-        calls.append(list(selection.versions))
+    def run(engine, plan):
+        calls.append(list(plan.versions))
         results = [_result(Path(s.path), v, verdicts.get((s.name, v), "passed"))
-                   for v in selection.versions for s in scenarios]
-        return matrix.MatrixRun(scenarios=scenarios, versions=selection.versions, results=results, seconds=2.0,
-                                release_seconds={v: 1.0 for v in selection.versions})
+                   for v in plan.versions for s in plan.scenarios]
+        return RunOutcome(scenarios=plan.scenarios, versions=plan.versions, results=results, seconds=2.0,
+                          release_seconds={v: 1.0 for v in plan.versions})
 
-    monkeypatch.setattr(matrix, "run_matrix", run_matrix)
-    monkeypatch.setattr(cli, "_check_versions", lambda versions: None)
+    monkeypatch.setattr(Engine, "run", run)
+    monkeypatch.setattr(check_command, "check_versions", lambda versions: None)
     return verdicts, calls
 
 
@@ -265,8 +268,8 @@ def test_ctrl_c_exits_130(monkeypatch) -> None:
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(matrix, "run_matrix", interrupted)
-    monkeypatch.setattr(cli, "_check_versions", lambda versions: None)
+    monkeypatch.setattr(Engine, "run", interrupted)
+    monkeypatch.setattr(check_command, "check_versions", lambda versions: None)
     assert cli.main(["check", "--litellm", "1.85.0", "--catalogue", str(ORG)]) == 130
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.merge import result_from_cell
-from harness.report import result_dict
+from harness.reports.merge import result_from_cell
+from harness.reports.text import result_dict
 from harness.execution.results import ScenarioResult, StepResult
 from harness.scenario import load
 

@@ -1,5 +1,5 @@
-"""Unit tests of harness.matrix (release selection, install errors, exit codes, worker plumbing)
-and of the matrix reports in harness.report (JUnit XML, Markdown, JSON)."""
+"""Unit tests of the execution engine's matrix side (release selection, install errors, exit codes,
+worker plumbing) and of the matrix reports in harness.reports.matrix (JUnit XML, Markdown, JSON)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,16 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from harness import cli, matrix
-from harness.errors import HarnessError
-from harness.report import CI_OUTCOME, junit_xml, matrix_json, matrix_markdown, matrix_table
+from harness import cli
+from harness.errors import HarnessError, ReleaseUnavailable
+from harness.execution import engine as eng
+from harness.execution import plan as matrix
+from harness.execution.engine import Engine
+from harness.execution.hooks import Hooks
+from harness.execution.plan import Plan
+from harness.execution.session import snapshot_rows
+from harness.verdicts import Verdict, exit_code
+from harness.reports.matrix import junit_xml, matrix_json, matrix_markdown, matrix_table
 from harness.execution.results import ScenarioResult, StepResult
 from harness.scenario import load
 
@@ -68,21 +75,20 @@ def test_bare_version_range_and_bad_input():
 
 
 @pytest.mark.parametrize(
-    "message, verdict",
+    "error, verdict",
     [
-        ("litellm 1.108.12 cannot be installed: Because there is no version of litellm-enterprise==0.1.79.post2 "
-         "and litellm[proxy]==1.108.12 depends on litellm-enterprise==0.1.79.post2, ...", matrix.UNINSTALLABLE),
-        ("litellm 1.107.0 is refused: a compromised release", matrix.UNINSTALLABLE),
-        ("litellm 9.9.9 is not on the package index; nearby: 1.110.2", matrix.UNINSTALLABLE),
-        ("litellm 1.0.0 has no installable wheel on the package index", matrix.UNINSTALLABLE),
-        ("no published prisma matches litellm 1.2.3's range >=9", matrix.UNINSTALLABLE),
-        ("cannot reach the package index https://pypi.org/simple: ConnectionError", "error"),
-        ("litellm is not on the package index https://mirror.example/simple", "error"),
-        ("timed out waiting for the build lock of /x", "error"),
+        (ReleaseUnavailable("litellm 1.108.12 cannot be installed: Because there is no version of "
+                            "litellm-enterprise==0.1.79.post2 ..."), Verdict.UNINSTALLABLE),
+        (ReleaseUnavailable("litellm 1.107.0 is refused: a compromised release"), Verdict.UNINSTALLABLE),
+        (ReleaseUnavailable("no published prisma matches litellm 1.2.3's range >=9"), Verdict.UNINSTALLABLE),
+        # the same words in a plain HarnessError are the harness's trouble, not the release's
+        (HarnessError("litellm 1.0.0 cannot be installed: the build lock timed out"), Verdict.ERROR),
+        (HarnessError("cannot reach the package index https://pypi.org/simple: ConnectionError"), Verdict.ERROR),
+        (HarnessError("timed out waiting for the build lock of /x"), Verdict.ERROR),
     ],
 )
-def test_install_failures_are_uninstallable_only_when_about_the_release(message, verdict):
-    assert matrix.install_failure_verdict(message) == verdict
+def test_install_failures_are_uninstallable_only_when_about_the_release(error, verdict):
+    assert eng.install_failure_verdict(error) == verdict
 
 
 # -- exit codes ----------------------------------------------------------------------------
@@ -107,7 +113,7 @@ def cell(scenario, version, verdict, reason="", seconds=1.0, steps=None, secrets
     ],
 )
 def test_exit_code(verdicts, code):
-    assert matrix.exit_code([cell(ORG, f"1.8{i}.0", v) for i, v in enumerate(verdicts)]) == code
+    assert exit_code(verdicts) == code
 
 
 # -- running -------------------------------------------------------------------------------
@@ -120,27 +126,42 @@ def test_refused_releases_start_nothing(monkeypatch):
     monkeypatch.setattr("harness.db.start_server", no_server)
     sel = matrix.Selection(versions=["1.107.0"], refused={"1.107.0": "litellm 1.107.0 is refused: compromised"})
     for jobs in (1, 2):
-        run = matrix.run_matrix([ORG, KEY], sel, jobs=jobs)
+        with Engine(jobs=jobs) as engine:
+            run = engine.run(Plan([ORG, KEY], sel))
         assert [(r.scenario.name, r.verdict) for r in run.results] == [
             ("org_budget_reset", "uninstallable"), ("key_budget_reset", "uninstallable")]
         assert run.results[0].reason == "litellm 1.107.0 is refused: compromised" and run.results[0].steps == []
-        assert matrix.exit_code(run.results) == 1
+        assert run.exit_code() == 1
+
+
+class FakeSession:
+    """A ReleaseSession that passes every scenario without starting anything."""
+
+    opened: list[str] = []
+
+    def __init__(self, version, server, progress=None, **_kwargs):
+        self.version = version
+        FakeSession.opened.append(version)
+
+    def run(self, scenario, on_step=None):
+        return cell(scenario, self.version, "passed")
+
+    def close(self):
+        pass
 
 
 def test_serial_matrix_marks_uninstallable_releases_and_keeps_order(monkeypatch, fake_pg_server):
-    ran = []
+    def fake_ensure_release(version, progress=None):
+        if version == "1.108.12":
+            raise ReleaseUnavailable("litellm 1.108.12 cannot be installed: no litellm-enterprise")
 
-    def fake_run_release(version, scenarios, server, progress=None, on_result=None, snapshot=False, config=None):
-        ran.append(version)
-        for s in scenarios:
-            verdict = "uninstallable" if version == "1.108.12" else "passed"
-            r = cell(s, version, verdict, secrets=matrix.server_secrets(server))
-            on_result(r, None)
-
-    monkeypatch.setattr(matrix, "run_release", fake_run_release)
+    monkeypatch.setattr("harness.releases.ensure_release", fake_ensure_release)
+    monkeypatch.setattr(eng, "ReleaseSession", FakeSession)
+    FakeSession.opened = []
     sel = matrix.Selection(versions=["1.82.3", "1.108.12", "1.85.0"])
-    run = matrix.run_matrix([KEY, ORG], sel, jobs=1)
-    assert ran == ["1.82.3", "1.108.12", "1.85.0"]
+    with Engine() as engine:
+        run = engine.run(Plan([KEY, ORG], sel))
+    assert FakeSession.opened == ["1.82.3", "1.85.0"]
     assert [(r.version, r.scenario.name) for r in run.results] == [
         ("1.82.3", "key_budget_reset"), ("1.82.3", "org_budget_reset"),
         ("1.85.0", "key_budget_reset"), ("1.85.0", "org_budget_reset"),
@@ -154,15 +175,24 @@ def test_worker_processes_send_their_cells_back():
     # real spawned workers; versions that fail before anything is installed or started
     sel = matrix.Selection(versions=["0.0.0.dev0+bad", "not-a-version"])
     lines = []
-    run = matrix.run_matrix([ORG, KEY], sel, jobs=2, progress=lines.append)
+    with Engine(Lines(lines), jobs=2) as engine:
+        run = engine.run(Plan([ORG, KEY], sel))
     assert run.jobs == 2 and len(run.results) == 4
     bad = [r for r in run.results if r.version == "not-a-version"]
     assert [r.verdict for r in bad] == ["error", "error"] and "not a version number" in bad[0].reason
     assert any(line.startswith("[not-a-version] litellm not-a-version: error:") for line in lines)
-    assert matrix.exit_code(run.results) == 1
+    assert run.exit_code() == 1
 
 
-def dying_worker(version, scenarios, db_kind, db_url, snapshot, out, config=None):  # runs in a spawned process
+class Lines(Hooks):
+    def __init__(self, lines):
+        self.lines = lines
+
+    def progress(self, message, version=None):
+        self.lines.append(f"[{version}] {message}" if version else message)
+
+
+def dying_worker(version, scenarios, db_kind, db_url, wants_rows, out, config=None):  # runs in a spawned process
     import os
 
     if version == "1.0.0":
@@ -177,8 +207,9 @@ def dying_worker(version, scenarios, db_kind, db_url, snapshot, out, config=None
 
 def test_a_worker_that_dies_or_fails_gives_error_cells_for_its_release():
     cells, lines, seconds = [], [], {}
-    matrix._run_parallel([ORG, KEY], ["1.0.0", "2.0.0", "3.0.0"], 2, "auto", None, lines.append,
-                         lambda r, rows: cells.append(r), False, seconds, worker=dying_worker)
+    versions = ["1.0.0", "2.0.0", "3.0.0"]
+    eng._run_in_workers(Engine(Lines(lines)), Plan.of([ORG, KEY], versions), versions, 2, cells.append, seconds,
+                        worker=dying_worker)
     verdicts = {(r.version, r.scenario.name): (r.verdict, r.reason) for r in cells}
     assert len(verdicts) == 6 and {v for v, _ in verdicts.values()} == {"error"}
     assert "exited with code 3 without reporting" in verdicts[("1.0.0", "org_budget_reset")][1]
@@ -225,7 +256,7 @@ def test_snapshot_rows_reads_budget_tables(tmp_path):
             return self.cur
 
     conn = Conn()
-    rows = matrix.snapshot_rows(conn)
+    rows = snapshot_rows(conn)
     assert rows["LiteLLM_OrganizationTable"] == [{"organization_id": "o1", "spend": 0.6}]
     assert rows["LiteLLM_SpendLogs (summary)"] == {"rows": 12, "total_spend": 0.6}
     assert not any("token_not_listed" in q for q in conn.cur.queries)
@@ -252,9 +283,13 @@ def every_verdict() -> list[ScenarioResult]:
     ]
 
 
-def test_every_verdict_has_a_ci_outcome():
-    assert set(CI_OUTCOME) == {"passed", "reproduced", "regression", "unexpected pass", "error", "unsupported",
-                               "uninstallable"}
+def test_every_verdict_says_what_it_means_everywhere():
+    assert {str(v) for v in Verdict} == {"passed", "reproduced", "regression", "unexpected pass", "error",
+                                         "unsupported", "uninstallable"}
+    assert {v for v in Verdict if v.failing} == {Verdict.REGRESSION, Verdict.UNEXPECTED_PASS, Verdict.ERROR}
+    assert {v for v in Verdict if not v.earned} == {Verdict.UNSUPPORTED, Verdict.UNINSTALLABLE}
+    for v in Verdict:
+        assert v.meaning and v.style and v.markdown.endswith(str(v)) and v.ci_outcome in ("pass", "fail", "skip")
 
 
 def test_junit_one_testcase_per_cell_with_the_right_outcome():
@@ -318,7 +353,7 @@ def test_terminal_table_has_version_columns():
 def test_terminal_table_is_not_squeezed_into_80_columns_in_a_log(tmp_path):
     from rich.console import Console
 
-    from harness.report import print_matrix
+    from harness.reports.matrix import print_matrix
 
     with open(tmp_path / "log", "w") as fh:
         print_matrix(Console(file=fh, width=80, soft_wrap=True), every_verdict())
@@ -329,7 +364,7 @@ def test_terminal_table_is_not_squeezed_into_80_columns_in_a_log(tmp_path):
 
 
 def test_unsupported_note_says_how_far_the_scenario_got():
-    from harness.report import cell_notes
+    from harness.reports.matrix import cell_notes
 
     steps = [StepResult(i, 10 + i, f"- step {i}", "x", "passed", 0.1) for i in range(10)]
     steps.append(StepResult(10, 29, "- expect_state", "x", "unsupported", 0.0, "/organization/info answered 403"))

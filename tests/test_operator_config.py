@@ -9,8 +9,8 @@ import pytest
 from harness.errors import HarnessError
 from harness.proxy import operator_config
 from harness.proxy.proxy import proxy_config
-from harness.report import redact
-from harness.scenario.model import ProxySettings
+from harness.reports.text import redact
+from harness.proxy.settings import ProxySettings
 
 OPERATOR = """
 model_list:
@@ -76,7 +76,7 @@ def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
     ["bisect", "s.yaml", "--good", "1.82.3", "--bad", "1.85.0"],
 ])
 def test_run_matrix_and_bisect_take_proxy_config(argv: list[str]) -> None:
-    from harness.cli import _parser
+    from harness.cli import parser as _parser
 
     assert _parser().parse_args([*argv, "--proxy-config", "ops.yaml"]).proxy_config == "ops.yaml"
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ScenarioError
-from harness.report import redact
+from harness.reports.text import redact
 from harness.execution.scenario_run import ScenarioRun
+from harness.proxy.control import ProxyControl
 from harness.scenario import load
 from harness.steps import references
 
@@ -70,8 +71,7 @@ class Target:
             return Resp(200, {"team_id": "team-uuid-1"})
         return Resp(200, {})
 
-    def control(self, op, **body):
-        return {"now": "2026-03-02T10:00:00+00:00"}
+    control = ProxyControl.of("a", lambda op, body: {"now": "2026-03-02T10:00:00+00:00"})
 
 
 class Db:

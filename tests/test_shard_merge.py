@@ -15,11 +15,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import cli, matrix, shard
+from harness import cli
+from harness.commands import matrix as matrix_command
+from harness.execution import shards as shard
+from harness.execution.engine import Engine
 from harness.errors import HarnessError
 from harness.execution.results import ScenarioResult, StepResult
 from harness.scenario import load
-from harness.shard import CellKey, Shard, parse_shard, split
+from harness.execution.shards import CellKey, Shard, parse_shard, split
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [f"scenarios/reset_job/{name}.yaml" for name in (
@@ -133,20 +136,24 @@ def fake_matrix(monkeypatch, tmp_path, fake_pg_server):
     ((scenario name, release) -> verdict; default passed) instead of a proxy."""
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(cli.signal, "signal", lambda *a: None)
-    monkeypatch.setattr(cli, "_check_versions", lambda versions: None)
+    monkeypatch.setattr(matrix_command, "check_versions", lambda versions: None)
     ran: list[tuple[str, str]] = []
 
     def run(argv, verdicts=None):
-        def fake_run_release(version, scenarios, server, progress=None, on_result=None, snapshot=False, config=None):
+        def fake_run_release(engine, version, scenarios):
+            results = []
             for s in scenarios:
                 ran.append((s.path, version))
                 verdict = (verdicts or {}).get((s.name, version), "passed")
                 step = StepResult(0, 7, "- expect_request: {key: k1}", "expect_request",
                                   "passed" if verdict == "passed" else "failed", 0.25, f"{verdict} here", "accepted", "x")
-                on_result(ScenarioResult(s, version, verdict, f"line 7: {verdict} (master key sk-harness-abcdef123456)",
-                                         [step], 1.5, {"litellm": version}, "log line\n", ["pw-123456"]), None)
+                result = ScenarioResult(s, version, verdict, f"line 7: {verdict} (master key sk-harness-abcdef123456)",
+                                        [step], 1.5, {"litellm": version}, "log line\n", ["pw-123456"])
+                engine.hooks.after_scenario(result)
+                results.append(result)
+            return results
 
-        monkeypatch.setattr(matrix, "run_release", fake_run_release)
+        monkeypatch.setattr(Engine, "run_release", fake_run_release)
         return cli.main(argv)
 
     run.ran = ran

@@ -7,14 +7,9 @@ from datetime import datetime
 from typing import Any, Callable
 
 from ..scenario.model import Scenario
+from ..verdicts import StepStatus, Verdict, exit_code
 
 Progress = Callable[[str], None]
-
-PASSED, REPRODUCED, UNEXPECTED_PASS, REGRESSION, ERROR, UNSUPPORTED = (
-    "passed", "reproduced", "unexpected pass", "regression", "error", "unsupported",
-)
-#: verdicts that fail a run (CLI exit code, pytest outcome)
-FAILING = {UNEXPECTED_PASS, REGRESSION, ERROR}
 
 
 @dataclass(frozen=True)
@@ -40,7 +35,7 @@ class StepResult:
     line: int
     source: str
     description: str
-    status: str = "skipped"  # passed | failed | error | unsupported | skipped
+    status: StepStatus = StepStatus.SKIPPED
     seconds: float = 0.0
     message: str = ""
     #: the replica that served each of the step's requests (deployments with several replicas)
@@ -54,7 +49,7 @@ class StepResult:
 class ScenarioResult:
     scenario: Scenario
     version: str
-    verdict: str
+    verdict: Verdict
     reason: str
     steps: list[StepResult]
     seconds: float
@@ -63,31 +58,56 @@ class ScenarioResult:
     secrets: list[str] = field(default_factory=list)
     #: the faults the scenario injected, with when each started and ended (real UTC time)
     faults: list[dict[str, Any]] = field(default_factory=list)
+    #: the budget-related database rows right after the scenario (for bundles; see Hooks.wants_rows)
+    database_rows: dict[str, Any] | None = None
 
     @property
     def failing(self) -> bool:
-        return self.verdict in FAILING
+        return Verdict(self.verdict).failing
 
     @property
     def first_problem(self) -> StepResult | None:
-        return next((s for s in self.steps if s.status in ("failed", "error", "unsupported")), None)
+        return next((s for s in self.steps if StepStatus(s.status).problem), None)
 
 
-def verdict_for(scenario: Scenario, version: str, steps: list[StepResult], error: str | None) -> tuple[str, str]:
+def verdict_for(scenario: Scenario, version: str, steps: list[StepResult], error: str | None) -> tuple[Verdict, str]:
     """(verdict, one-line reason) from the step outcomes and the scenario's `affects` range."""
     expected_fail = scenario.expected_to_fail_on(version)
     affects = f"affects {scenario.meta.affects}" if scenario.meta.affects else "no affected releases"
-    unsupported = next((s for s in steps if s.status == "unsupported"), None)
+    unsupported = next((s for s in steps if s.status == StepStatus.UNSUPPORTED), None)
     if unsupported is not None:
-        return UNSUPPORTED, f"line {unsupported.line}: {unsupported.message}"
+        return Verdict.UNSUPPORTED, f"line {unsupported.line}: {unsupported.message}"
     if error is not None:
-        return ERROR, error
-    failed = [s for s in steps if s.status == "failed"]
+        return Verdict.ERROR, error
+    failed = [s for s in steps if s.status == StepStatus.FAILED]
     if failed:
         where = f"line {failed[0].line}: {failed[0].message}"
-        return (REPRODUCED if expected_fail else REGRESSION), where
+        return (Verdict.REPRODUCED if expected_fail else Verdict.REGRESSION), where
     if expected_fail:
-        return UNEXPECTED_PASS, f"every step passed, but the scenario {affects} includes {version}: the bug did not reproduce"
-    return PASSED, f"every step passed ({affects})"
+        return Verdict.UNEXPECTED_PASS, f"every step passed, but the scenario {affects} includes {version}: the bug did not reproduce"
+    return Verdict.PASSED, f"every step passed ({affects})"
 
 
+
+
+@dataclass
+class RunOutcome:
+    """Every cell of a run, in version order then the scenarios' order."""
+
+    scenarios: list[Scenario]
+    versions: list[str]
+    results: list[ScenarioResult]
+    jobs: int = 1
+    seconds: float = 0.0
+    release_seconds: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    def cell(self, path: str, version: str) -> ScenarioResult | None:
+        return next((r for r in self.results if r.scenario.path == path and r.version == version), None)
+
+    @property
+    def secrets(self) -> list[str]:
+        return sorted({s for r in self.results for s in r.secrets if s})
+
+    def exit_code(self, whole: bool = True) -> int:
+        return exit_code([r.verdict for r in self.results], whole)

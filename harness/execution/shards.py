@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class CellKey(NamedTuple):
 
 
 def _order(cell: CellKey):
-    from .matrix import version_key
+    from .plan import version_key
 
     return (version_key(cell.version), cell.group, cell.path)
 
@@ -104,7 +104,7 @@ def split(cells: Sequence[CellKey], count: int) -> list[list[CellKey]]:
 
 def matrix_cells(scenarios, versions: Sequence[str]) -> list[CellKey]:
     """Every (release, deployment group, scenario) cell of a matrix."""
-    from .execution.session import ReleaseSession
+    from .session import ReleaseSession
 
     groups = {s.path: ReleaseSession.deployment_key(s) for s in scenarios}
     return [CellKey(v, groups[path], path) for v in versions for path in groups]
@@ -124,7 +124,7 @@ def identity(scenarios, versions: Sequence[str], clock: str, proxy_config=None) 
     """The matrix a shard belongs to, for its report: the scenarios (argument order), the resolved
     releases (version order), the clock, and a fingerprint of all that plus the scenario files'
     contents and the operator's proxy config (a digest: the config itself may hold secrets)."""
-    from .matrix import version_key
+    from .plan import version_key
 
     paths = list(dict.fromkeys(s.path for s in scenarios))
     releases = sorted(dict.fromkeys(versions), key=version_key)

@@ -34,20 +34,14 @@ from typing import Callable, Iterable, Sequence
 
 from packaging.version import Version
 
-HOLDS, FAILS = "holds", "fails"
-#: verdict -> outcome; verdicts not listed (error, unsupported, uninstallable) give none
-OUTCOME = {
-    "passed": HOLDS,
-    "unexpected pass": HOLDS,
-    "reproduced": FAILS,
-    "regression": FAILS,
-}
+from ..verdicts import FAILS, HOLDS, Verdict
+
 OUTCOME_TEXT = {HOLDS: "every expectation holds", FAILS: "an expectation fails"}
 
 
 def outcome_of(verdict: str) -> str | None:
     """``holds``, ``fails``, or None when the run earned no outcome."""
-    return OUTCOME.get(verdict)
+    return Verdict(verdict).bisect_outcome
 
 
 @dataclass(frozen=True)
@@ -264,3 +258,25 @@ def markdown(result: BisectResult, doc: dict | None = None) -> str:
     lines.append("")
     lines += [f"- {line}" for line in describe(result)]
     return "\n".join(lines)
+
+
+def bisect_json(result: BisectResult, scenario: str, good: str, bad: str, walls: dict[str, float],
+                seconds: float) -> dict:
+    """`bisect.json`: the search, every probe with its wall time (an environment build included)."""
+    return {
+        "scenario": scenario,
+        "good": good,
+        "bad": bad,
+        "candidates": result.candidates,
+        "probes": [{"version": p.version, "verdict": p.verdict, "outcome": p.outcome, "role": p.role,
+                    "side": p.side, "seconds": round(walls[p.version], 1)} for p in result.probes],
+        "last_old": result.last_old,
+        "first_new": result.first_new,
+        "untested_between": result.untested_between,
+        "problem": result.problem,
+        "kind": result.kind if result.found else None,
+        "runs": result.runs,
+        "probe_budget": result.probe_budget,
+        "seconds": round(seconds, 1),
+        "summary": describe(result),
+    }

@@ -26,10 +26,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import HarnessError
-from .report import _all_secrets, _versions, failure_details, matrix_markdown, redact, result_dict
-from .execution.results import ScenarioResult
+from .. import __version__
+from ..errors import HarnessError
+from ..execution.hooks import Hooks
+from ..execution.results import ScenarioResult
+from .matrix import _all_secrets, _versions, matrix_markdown
+from .text import failure_details, redact, result_dict
 
 LEAK_PATTERNS = (
     re.compile(r"\bsk-(?!\[REDACTED\])[A-Za-z0-9_\-]{6,}"),
@@ -91,7 +93,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, default=str, sort_keys=False)
 
 
-def _readme(results: list[ScenarioResult], rows: dict, command: str | None, env: dict, title: str,
+def _readme(results: list[ScenarioResult], command: str | None, env: dict, title: str,
             note: str, extra_md: str) -> str:
     out = [f"# {title}", ""]
     out.append(f"Written {datetime.now(timezone.utc).isoformat(timespec='seconds')} by litellm-budget-harness "
@@ -131,7 +133,7 @@ def _readme(results: list[ScenarioResult], rows: dict, command: str | None, env:
         details = failure_details(replace(r, log_tail=""))  # the log tail has its own section
         if details and r.verdict != "passed":
             out += ["Failure details:", "", "```text", details.replace("```", "'''"), "```", ""]
-        cell_rows = rows.get((r.scenario.path, r.version))
+        cell_rows = r.database_rows
         if cell_rows:
             out += ["<details><summary>Database rows after the scenario</summary>", "", "```json", _json(cell_rows), "```",
                     "", "</details>", ""]
@@ -145,7 +147,6 @@ def write_bundle(
     directory: str | Path,
     results: list[ScenarioResult],
     *,
-    rows: dict[tuple[str, str], dict] | None = None,
     command: str | None = None,
     title: str = "LiteLLM budget harness report",
     note: str = "",
@@ -158,7 +159,6 @@ def write_bundle(
         raise HarnessError("nothing to bundle: no scenario ran")
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    rows = rows or {}
     secrets = sorted({*_all_secrets(results), *(s for s in extra_secrets if s)}, key=len, reverse=True)
     env = harness_environment()
     written: list[Path] = []
@@ -181,7 +181,7 @@ def write_bundle(
     cells = []
     for r in results:
         cell = result_dict(r)
-        cell["database_rows"] = rows.get((r.scenario.path, r.version))
+        cell["database_rows"] = r.database_rows
         cells.append(cell)
     doc = {
         "format": 1,
@@ -195,7 +195,7 @@ def write_bundle(
         "cells": cells,
     }
     put("bundle.json", _json(doc) + "\n")
-    put("README.md", _readme(results, rows, command, env, title, note, extra_md) + "\n")
+    put("README.md", _readme(results, command, env, title, note, extra_md) + "\n")
 
     leaks = scan_for_secrets(written, secrets)
     if leaks:
@@ -224,3 +224,22 @@ def scan_for_secrets(files: list[Path], secrets: list[str] | tuple[str, ...]) ->
             if pattern.search(text):
                 found.append((Path(path), f"pattern {pattern.pattern[:24]}..."))
     return found
+
+
+class BundleWriter(Hooks):
+    """Asks the engine for each scenario's database rows, and writes the bundle after the run
+    (`bisect`, which runs releases one at a time, calls `write` itself)."""
+
+    wants_rows = True
+
+    def __init__(self, directory: str | Path, command: str, say, title: str = "LiteLLM budget harness report"):
+        self.directory, self.command, self.say, self.title = directory, command, say, title
+
+    def after_run(self, run) -> None:
+        self.write(run.results, note=run.note)
+
+    def write(self, results: list[ScenarioResult], **kwargs: Any) -> Bundle:
+        bundle = write_bundle(self.directory, results, command=self.command, title=kwargs.pop("title", self.title),
+                              **kwargs)
+        self.say(f"bug-report bundle written to {bundle.path}/ ({len(bundle.files)} files)")
+        return bundle

@@ -16,7 +16,7 @@ A bug is one `issue:` link; several scenarios may show it (two paths to the same
 * ``--from V0``: the same for V0; ``fixed`` are present on V0 and absent on V, ``introduced``
   absent on V0 and present on V.
 
-Everything here is pure (results in, documents out); `harness.cli` runs the releases.
+Everything here is pure (results in, documents out); `harness.commands.check` runs the releases.
 """
 
 from __future__ import annotations
@@ -26,23 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import HarnessError
-from .scenario.model import Scenario
+from ..errors import HarnessError
+from ..scenario.model import Scenario
+from ..verdicts import CHECK_PRECEDENCE, CheckStatus, Verdict
 
-PRESENT, ABSENT, UNSUPPORTED, ERROR = "present", "absent", "unsupported", "error"
-#: a combined status is the first of these that any of the bug's scenarios has
-PRECEDENCE = (PRESENT, ERROR, ABSENT, UNSUPPORTED)
+PRESENT, ABSENT, UNSUPPORTED, ERROR = CheckStatus.PRESENT, CheckStatus.ABSENT, CheckStatus.UNSUPPORTED, CheckStatus.ERROR
 FIXED, INTRODUCED = "fixed", "introduced"
-
-_STATUS_OF_VERDICT = {
-    "reproduced": PRESENT,
-    "regression": PRESENT,
-    "passed": ABSENT,
-    "unexpected pass": ABSENT,
-    "unsupported": UNSUPPORTED,
-    "uninstallable": UNSUPPORTED,
-    "error": ERROR,
-}
 
 DEFAULT_CATALOGUE = "scenarios"
 
@@ -50,15 +39,15 @@ DEFAULT_CATALOGUE = "scenarios"
 def status_of(verdict: str) -> str:
     """The bug's status from one scenario's verdict (the measurement, not `affects`)."""
     try:
-        return _STATUS_OF_VERDICT[verdict]
-    except KeyError:
+        return Verdict(verdict).check_status
+    except ValueError:
         raise ValueError(f"unknown verdict {verdict!r}") from None
 
 
 def combine(statuses: Iterable[str]) -> str:
     """One bug's status from its scenarios' statuses (see the module docstring)."""
     seen = set(statuses)
-    for status in PRECEDENCE:
+    for status in CHECK_PRECEDENCE:
         if status in seen:
             return status
     raise ValueError("a bug needs at least one scenario status")
@@ -123,7 +112,7 @@ class Observation:
     @property
     def predicted(self) -> str:
         """What `affects` predicts on this release: present inside the range, absent outside."""
-        from .scenario.model import affects_contains
+        from ..scenario.model import affects_contains
 
         return PRESENT if affects_contains(self.affects, self.litellm) else ABSENT
 
@@ -135,7 +124,7 @@ class Observation:
 
 def observation(result, secrets: Iterable[str] = ()) -> Observation:
     """An `Observation` of a `runner.ScenarioResult` (its reason redacted, on one line)."""
-    from .report import redact
+    from .text import redact
 
     meta = result.scenario.meta
     reason = " ".join(redact(result.reason, [*result.secrets, *secrets]).split())
@@ -234,7 +223,7 @@ class CheckResult:
         return [b for b in self.bugs if self.change_of(b) == INTRODUCED]
 
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in PRECEDENCE}
+        out = {s: 0 for s in CHECK_PRECEDENCE}
         for b in self.bugs:
             out[b.status] += 1
         return out
@@ -283,7 +272,6 @@ def check_json(result: CheckResult, **meta: Any) -> dict[str, Any]:
     return doc
 
 
-_MD_STATUS = {PRESENT: "🐞 present", ABSENT: "✅ absent", UNSUPPORTED: "⏭️ unsupported", ERROR: "❌ error"}
 
 
 def _md(text: str) -> str:
@@ -294,7 +282,7 @@ def headline(result: CheckResult) -> str:
     counts = result.counts()
     present = [b.label for b in result.bugs if b.status == PRESENT]
     errors = [b.label for b in result.bugs if b.status == ERROR]
-    parts = [f"{counts[s]} {s}" for s in PRECEDENCE if counts[s] and s != PRESENT]
+    parts = [f"{counts[s]} {s}" for s in CHECK_PRECEDENCE if counts[s] and s != PRESENT]
     text = (f"litellm {result.litellm}: {len(present)} of {len(result.bugs)} known budget bugs present"
             + (f" ({', '.join(present)})" if present else "") + (f"; {', '.join(parts)}" if parts else ""))
     if errors:
@@ -330,9 +318,9 @@ def check_markdown(result: CheckResult, seconds: float | None = None, environmen
         row = [f"[{b.label}]({b.issue})", _md(b.title)]
         if result.from_litellm:
             before = result.from_status(b.issue)
-            row += [_MD_STATUS.get(before, "-") if before else "-", _MD_STATUS[b.status], result.change_of(b) or ""]
+            row += [CheckStatus(before).markdown if before else "-", CheckStatus(b.status).markdown, result.change_of(b) or ""]
         else:
-            row.append(_MD_STATUS[b.status])
+            row.append(CheckStatus(b.status).markdown)
         row += [f"`{b.scenario}`", _md(reason)]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "<details><summary>How statuses are decided</summary>", "",
@@ -346,7 +334,6 @@ def check_markdown(result: CheckResult, seconds: float | None = None, environmen
     return "\n".join(lines)
 
 
-STATUS_STYLE = {PRESENT: "bold yellow", ABSENT: "bold green", UNSUPPORTED: "bold blue", ERROR: "bold red"}
 
 
 def check_table(result: CheckResult):
@@ -368,8 +355,8 @@ def check_table(result: CheckResult):
         row = [b.label, escape(b.title)]
         if result.from_litellm:
             before = result.from_status(b.issue)
-            row.append(f"[{STATUS_STYLE.get(before, '')}]{before}[/]" if before else "-")
-        row.append(f"[{STATUS_STYLE[b.status]}]{b.status}[/]")
+            row.append(f"[{CheckStatus(before).style}]{before}[/]" if before else "-")
+        row.append(f"[{CheckStatus(b.status).style}]{b.status}[/]")
         if result.from_litellm:
             ch = result.change_of(b) or ""
             row.append(f"[bold]{ch}[/]" if ch in (FIXED, INTRODUCED) else ch)
@@ -379,3 +366,10 @@ def check_table(result: CheckResult):
         row += [b.scenario, reason]
         table.add_row(*row)
     return table
+
+
+def measured_on(env: dict[str, Any], config) -> str:
+    """The sentence under check.md's table: where it was measured."""
+    return (f"Measured on PostgreSQL {env.get('postgres', '?')}, prisma {env.get('prisma', '?')}, "
+            f"{env.get('prisma_engine', '?')}; {config.describe_clock()}"
+            + (f"; proxy config {env['proxy_config']}" if env.get("proxy_config") else "") + ".")

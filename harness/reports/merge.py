@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import HarnessError
-from .execution.results import ScenarioResult, StepResult
-from .scenario.model import Metadata, ProxySettings, Scenario
+from ..errors import HarnessError
+from ..execution.plan import order_results
+from ..execution.results import ScenarioResult, StepResult
+from ..scenario.model import Metadata, ProxySettings, Scenario
+from ..verdicts import StepStatus, Verdict, exit_code
 
 
 @dataclass
@@ -109,19 +111,17 @@ def check_shards(reports: list[Report]) -> None:
 def result_from_cell(cell: dict[str, Any], scenario: Scenario) -> ScenarioResult:
     """The runner result a report cell (`report.result_dict`) was written from, already redacted."""
     steps = [
-        StepResult(i, s["line"], s["source"], s["step"], s["status"], s["seconds"], s["message"],
+        StepResult(i, s["line"], s["source"], s["step"], StepStatus(s["status"]), s["seconds"], s["message"],
                    served=s.get("served", []), expected=s["expected"], actual=s["actual"], rows=s["rows"])
         for i, s in enumerate(cell["steps"])
     ]
-    return ScenarioResult(scenario=scenario, version=cell["litellm"], verdict=cell["verdict"], reason=cell["reason"],
+    return ScenarioResult(scenario=scenario, version=cell["litellm"], verdict=Verdict(cell["verdict"]), reason=cell["reason"],
                           steps=steps, seconds=cell["seconds"], environment=cell["environment"],
                           log_tail=cell["proxy_log_tail"], faults=cell.get("faults", []))
 
 
 def merged_results(reports: list[Report]) -> tuple[list[Scenario], list[ScenarioResult]]:
     """(scenarios in the matrix's order, every cell in report order) of checked shards."""
-    from .matrix import order_results
-
     scenarios: dict[str, Scenario] = {}
     results = []
     for r in reports:
@@ -138,8 +138,6 @@ def merged_results(reports: list[Report]) -> tuple[list[Scenario], list[Scenario
 
 def merge(paths: list[str], command: str) -> tuple[list[ScenarioResult], dict[str, Any]]:
     """(every cell of the matrix, the meta of its report) from the shards' reports."""
-    from .matrix import exit_code
-
     reports = [read_report(p) for p in paths]
     check_shards(reports)
     reports.sort(key=lambda r: r.doc["shard"]["index"])
@@ -153,7 +151,7 @@ def merge(paths: list[str], command: str) -> tuple[list[ScenarioResult], dict[st
         "command": command, "selection": first.get("selection", ""), "note": first.get("note", ""),
         "clock": first.get("clock", ""), "jobs": first.get("jobs", 1),
         "seconds": max(r.doc.get("seconds", 0.0) for r in reports),  # the shards ran side by side
-        "release_seconds": release_seconds, "exit_code": exit_code(results),
+        "release_seconds": release_seconds, "exit_code": exit_code([r.verdict for r in results]),
         "shard": {"index": 1, "count": 1, "cells": len(results),
                   "merged": [{"shard": r.shard, "report": r.path, "command": r.doc.get("command"),
                               "seconds": r.doc.get("seconds"), "exit_code": r.doc.get("exit_code")} for r in reports]},

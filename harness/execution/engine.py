@@ -1,0 +1,342 @@
+"""The one way cells run, for every command and the pytest plugin.
+
+    with Engine(hooks, config, db_kind=..., jobs=2) as engine:
+        run = engine.run(plan)                    # run, matrix, check: every cell of a Plan
+        results = engine.run_release(v, [s])      # bisect: one release at a time, as it asks
+        result = engine.run_cell(s, v)            # the pytest plugin: one item at a time
+
+* In this process (`jobs == 1`): one PostgreSQL server, started when the first release needs
+  it; one live release session at a time (a new release closes the previous one's proxies).
+* `jobs > 1`: one worker process per release, at most `jobs` at a time, each an `Engine` of its
+  own with its own database server; their hook calls come back over a queue, so the hooks run
+  here as if the cells had run here.
+* One rule per outcome, whoever runs the cell: a release whose environment cannot be built is
+  `uninstallable` for every scenario when the reason is the release (the installer's line, a
+  deny-listed release), `error` when the harness could not ask (index unreachable); a worker
+  that dies gives `error` cells; the database server's password joins every cell's secrets.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import signal
+import time
+import traceback
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+from ..errors import HarnessError, ReleaseUnavailable
+from ..scenario.model import Scenario
+from ..verdicts import Verdict
+from .hooks import HookList, Hooks
+from .plan import Plan, order_results
+from .results import RunConfig, RunOutcome, ScenarioResult
+from .session import ReleaseSession
+
+def install_failure_verdict(error: HarnessError) -> Verdict:
+    """`uninstallable` when the releases module says the release itself cannot be installed
+    (`ReleaseUnavailable`), else `error` (the index unreachable, a build lock timing out)."""
+    return Verdict.UNINSTALLABLE if isinstance(error, ReleaseUnavailable) else Verdict.ERROR
+
+
+def server_secrets(server) -> list[str]:
+    """The database password of `server` (reports redact it wherever it appears)."""
+    if server is None:
+        return []
+    try:
+        password = urlsplit(server.url(getattr(server, "maintenance_db", "postgres"))).password
+    except Exception:  # noqa: BLE001 - a server that cannot say has nothing to hide here
+        return []
+    return [password] if password else []
+
+
+def no_run_result(scenario: Scenario, version: str, verdict: Verdict, reason: str, server=None,
+                  seconds: float = 0.0) -> ScenarioResult:
+    """A cell for a release that never ran the scenario (uninstallable, refused, its worker failed)."""
+    environment: dict[str, Any] = {"litellm": version}
+    if server is not None:
+        environment["postgres"] = f"{server.kind} {server.version}"
+    return ScenarioResult(scenario=scenario, version=version, verdict=verdict, reason=reason, steps=[],
+                          seconds=seconds, environment=environment, secrets=server_secrets(server))
+
+
+class Engine:
+    def __init__(self, hooks: Hooks | Iterable[Hooks] = (), config: RunConfig = RunConfig(), *,
+                 db_kind: str = "auto", db_url: str | None = None, jobs: int = 1, start_timeout: float = 180.0):
+        self.hooks = hooks if isinstance(hooks, Hooks) else HookList(hooks)
+        self.config = config
+        self.db_kind, self.db_url = db_kind, db_url
+        self.jobs = jobs
+        self.start_timeout = start_timeout
+        self._server = None
+        self._session: ReleaseSession | None = None
+        #: releases whose environment could not be built: the error, and how long finding out took
+        self._unavailable: dict[str, tuple[HarnessError, float]] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every proxy, Redis and database server this engine started (idempotent)."""
+        try:
+            self._close_session()
+        finally:
+            if self._server is not None:
+                server, self._server = self._server, None
+                server.stop()
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.close()
+
+    @property
+    def server(self):
+        """The PostgreSQL server of this process's cells, started on first use."""
+        if self._server is None:
+            from ..db import start_server
+
+            self._server = start_server(self.db_kind, self.db_url)
+            self.hooks.progress(f"PostgreSQL: {self._server.kind} {self._server.version} ({self._server.reason})")
+        return self._server
+
+    # -- cells in this process ----------------------------------------------------------------
+
+    def _session_for(self, version: str) -> ReleaseSession | None:
+        """The live session of `version` (None when its environment cannot be built)."""
+        if self._session is not None and self._session.version == version:
+            return self._session
+        if version in self._unavailable:
+            return None
+        self._close_session()  # one live release at a time keeps memory flat
+        from ..releases import ensure_release
+
+        say = self._say(version)
+        started = time.perf_counter()
+        try:
+            ensure_release(version, progress=say)  # first: a release that cannot be installed needs no server
+        except HarnessError as exc:
+            self._unavailable[version] = (exc, time.perf_counter() - started)
+            say(f"litellm {version}: {install_failure_verdict(exc)}: {exc}")
+            return None
+        self._session = ReleaseSession(version, self.server, say, start_timeout=self.start_timeout,
+                                       config=self.config, detail=lambda m: self.hooks.detail(m, version))
+        return self._session
+
+    def _say(self, version: str):
+        return lambda message: self.hooks.progress(message, version)
+
+    def run_cell(self, scenario: Scenario, version: str) -> ScenarioResult:
+        session = self._session_for(version)
+        if session is None:
+            exc, seconds = self._unavailable[version]
+            result = no_run_result(scenario, version, install_failure_verdict(exc), str(exc), self._server, seconds)
+        else:
+            self.hooks.before_scenario(scenario, version)
+            result = session.run(scenario, on_step=lambda step: self.hooks.after_step(scenario, version, step))
+            result.secrets = [*result.secrets, *server_secrets(self._server)]
+            if self.hooks.wants_rows:
+                result.database_rows = session.rows_after(scenario)
+        self.hooks.after_scenario(result)
+        return result
+
+    def run_release(self, version: str, scenarios: list[Scenario]) -> list[ScenarioResult]:
+        started = time.perf_counter()
+        results = [self.run_cell(s, version) for s in scenarios]
+        self.hooks.after_release(version, results, time.perf_counter() - started)
+        return results
+
+    # -- a whole plan -------------------------------------------------------------------------
+
+    def run(self, plan: Plan) -> RunOutcome:
+        started = time.perf_counter()
+        results: list[ScenarioResult] = []
+        release_seconds: dict[str, float] = {}
+
+        def collect(result: ScenarioResult) -> None:
+            results.append(result)
+
+        for version, reason in plan.selection.refused.items():  # never installed: no server, no worker
+            self.hooks.progress(f"{Verdict.UNINSTALLABLE}: {reason}", version)
+            for scenario in plan.scenarios_of(version):
+                result = no_run_result(scenario, version, Verdict.UNINSTALLABLE, reason)
+                self.hooks.after_scenario(result)
+                collect(result)
+        versions = [v for v in plan.versions if v not in plan.selection.refused and plan.scenarios_of(v)]
+        jobs = max(1, min(self.jobs, len(versions) or 1))
+        if jobs == 1:
+            for version in versions:
+                t = time.perf_counter()
+                results += self.run_release(version, plan.scenarios_of(version))
+                release_seconds[version] = time.perf_counter() - t
+        else:
+            _run_in_workers(self, plan, versions, jobs, collect, release_seconds)
+        canonical = {s.path: s for s in plan.scenarios}
+        for r in results:
+            r.scenario = canonical.get(r.scenario.path, r.scenario)  # one object per scenario
+        outcome = RunOutcome(scenarios=plan.scenarios, versions=list(plan.versions),
+                             results=order_results(results, plan.scenarios), jobs=jobs,
+                             seconds=time.perf_counter() - started, release_seconds=release_seconds,
+                             note=plan.selection.note)
+        self.hooks.after_run(outcome)
+        return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# worker processes
+
+
+class _ToParent(Hooks):
+    """A worker's hooks: every call goes to the parent's queue (the parent's hooks do the rest)."""
+
+    def __init__(self, out, version: str, wants_rows: bool):
+        self.out, self.version, self.wants_rows = out, version, wants_rows
+
+    def progress(self, message, version=None):
+        self.out.put(("progress", self.version, message))
+
+    def detail(self, message, version=None):
+        self.out.put(("detail", self.version, message))
+
+    def before_scenario(self, scenario, version):
+        self.out.put(("before", self.version, scenario.path))
+
+    def after_step(self, scenario, version, step):
+        self.out.put(("step", self.version, (scenario.path, step)))
+
+    def after_scenario(self, result):
+        self.out.put(("result", self.version, result))
+
+
+def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str | None, wants_rows: bool, out,
+            config: RunConfig = RunConfig()) -> None:
+    """Entry point of a worker process: one release, its own database server."""
+    # The parent decides when to stop: Ctrl-C reaches the whole process group, but only the
+    # parent acts on it (it sends SIGTERM). SIGTERM unwinds the `with` below, which stops the
+    # proxies and the database server.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def _stop(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    _stop_when_orphaned()
+    try:
+        with Engine(_ToParent(out, version, wants_rows), config, db_kind=db_kind, db_url=db_url) as engine:
+            engine.run_release(version, scenarios)
+        out.put(("done", version, None))
+    except KeyboardInterrupt:
+        out.put(("failed", version, "stopped before it finished"))
+    except HarnessError as exc:
+        out.put(("failed", version, str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which makes error cells
+        out.put(("failed", version, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+
+
+def _stop_when_orphaned() -> None:
+    """SIGTERM this worker when its parent dies (killed outright: no handler of its ran), so the
+    worker still stops its proxies and its database server."""
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
+
+
+def _run_in_workers(engine: Engine, plan: Plan, versions: list[str], jobs: int, collect,
+                    release_seconds: dict[str, float], worker=None) -> None:
+    """`worker` (default `_worker`) is a module-level function, so spawned processes can import it."""
+    worker = worker or _worker
+    hooks = engine.hooks
+    by_path = {s.path: s for s in plan.scenarios}
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    pending = list(versions)
+    running: dict[str, Any] = {}  # version -> Process
+    started_at: dict[str, float] = {}
+    got: dict[str, list[ScenarioResult]] = {v: [] for v in pending}
+    gone_since: dict[str, float] = {}
+
+    def take(result: ScenarioResult) -> None:
+        got[result.version].append(result)
+        hooks.after_scenario(result)
+        collect(result)
+
+    def finish(version: str, failure: str | None) -> None:
+        proc = running.pop(version)
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+        release_seconds[version] = time.perf_counter() - started_at[version]
+        if failure is not None:
+            hooks.progress(f"worker failed: {failure}", version)
+            done = {r.scenario.path for r in got[version]}
+            reason = f"the worker process for litellm {version} failed: {failure.splitlines()[0]}"
+            for scenario in plan.scenarios_of(version):
+                if scenario.path not in done:
+                    take(no_run_result(scenario, version, Verdict.ERROR, reason))
+        hooks.after_release(version, got[version], release_seconds[version])
+
+    hooks.progress(f"running {len(pending)} releases in {jobs} worker processes, each with its own PostgreSQL server")
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                version = pending.pop(0)
+                proc = ctx.Process(target=worker, name=f"harness-worker-{version}",
+                                   args=(version, plan.scenarios_of(version), engine.db_kind, engine.db_url,
+                                         hooks.wants_rows, out, engine.config))
+                proc.start()
+                running[version], started_at[version] = proc, time.perf_counter()
+            try:
+                kind, version, payload = out.get(timeout=0.5)
+            except queue_mod.Empty:
+                now = time.monotonic()
+                for version, proc in list(running.items()):
+                    if proc.is_alive():
+                        continue
+                    # its last messages may still be in flight: give them a moment
+                    if now - gone_since.setdefault(version, now) > 3:
+                        finish(version, f"exited with code {proc.exitcode} without reporting")
+                continue
+            if kind == "progress":
+                hooks.progress(payload, version)
+            elif kind == "detail":
+                hooks.detail(payload, version)
+            elif kind == "before":
+                hooks.before_scenario(by_path[payload], version)
+            elif kind == "step":
+                path, step = payload
+                hooks.after_step(by_path.get(path), version, step)
+            elif kind == "result":
+                take(payload)
+            elif kind == "done":
+                finish(version, None)
+            elif kind == "failed":
+                finish(version, payload)
+    except BaseException:
+        for proc in running.values():
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: the worker stops its proxies and server
+        for proc in running.values():
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+        raise
+    finally:
+        out.close()

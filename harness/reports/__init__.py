@@ -1,0 +1,1 @@
+"""Verdicts and reports: what results mean to a person, a pull request, CI and a bug report."""

@@ -1,0 +1,74 @@
+"""What a person watching a run sees: timestamped progress, step lines, a verdict per cell.
+
+These are hooks (`harness.execution.hooks`): commands pick the ones they show. Progress lines
+quote scenario source (`tags: [t1]`), so they are escaped, never read as rich markup; every
+line a cell prints is redacted with that cell's secrets.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.markup import escape
+
+from ..execution.hooks import Hooks
+from ..verdicts import StepStatus, Verdict
+from .text import at_note, failure_details, redact
+
+
+class ProgressPrinter(Hooks):
+    """`  12.3s [1.85.0] message`; with `steps`, a line per step; with `details`, the detail lines
+    (resets between scenarios, start-up timings) too. Flushed per line, so CI logs and pipes see
+    long steps as they happen."""
+
+    def __init__(self, console: Console, *, steps: bool = True, details: bool = True):
+        self.console, self.steps, self.details = console, steps, details
+        self.started = time.monotonic()
+
+    def say(self, message: str, version: str | None = None) -> None:
+        where = f"[{version}] " if version else ""
+        self.console.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] {escape(where + message)}",
+                           highlight=False, markup=True)
+        sys.stdout.flush()
+
+    def progress(self, message, version=None):
+        self.say(message, version)
+
+    def detail(self, message, version=None):
+        if self.details:
+            self.say(message, version)
+
+    def before_scenario(self, scenario, version):
+        if self.steps:
+            self.say(f"{scenario.name} ({scenario.path})", version)
+
+    def after_step(self, scenario, version, step):
+        if not self.steps:
+            return
+        served = ""
+        if scenario is not None and len(scenario.deployment.names) > 1 and step.served:
+            counts = {n: step.served.count(n) for n in dict.fromkeys(step.served)}
+            served = " [served by " + ", ".join(f"{n} x{c}" for n, c in counts.items()) + "]"
+        self.say(f"  {StepStatus(step.status).mark} {step.line:>3}: {step.source}  ({step.seconds:.2f}s){served}", version)
+
+
+class VerdictPrinter(Hooks):
+    """`REPRODUCED org_budget_reset on litellm 1.82.3 (12.0s): line 29: ...`, then the failing steps'
+    details: for every cell that is not `passed` (`details="problems"`), or only for cells that
+    fail the run (`details="failing"`)."""
+
+    def __init__(self, console: Console, details: str = "problems"):
+        self.console, self.details = console, details
+
+    def after_scenario(self, result):
+        verdict = Verdict(result.verdict)
+        self.console.print(
+            f"[{verdict.style}]{verdict.upper()}[/] {result.scenario.name} on litellm {result.version}{at_note(result)} "
+            f"({result.seconds:.1f}s): {escape(redact(result.reason, result.secrets))}", highlight=False, markup=True)
+        wanted = verdict.failing if self.details == "failing" else verdict != Verdict.PASSED
+        details = failure_details(result) if wanted else ""
+        if details:
+            self.console.print(details, highlight=False, markup=False)
+        sys.stdout.flush()
