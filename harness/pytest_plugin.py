@@ -122,7 +122,7 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailed(self.result.reason)
 
     def repr_failure(self, excinfo, style=None):
-        from .report import failure_details, verdict_line
+        from .reports.text import failure_details, verdict_line
 
         if self.result is not None and isinstance(excinfo.value, (ScenarioFailed, HarnessError)):
             return f"{verdict_line(self.result)}\n{failure_details(self.result)}"

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from harness.db import clone, ensure_template, list_migrations, probe_engine, start_server
-from harness.db.container import LABEL, LABEL_PID, image_present, pg_image
+from harness.db.container import pg_image
 from harness.errors import HarnessError
+from harness.services.docker import LABEL, LABEL_PID, image_present
 
 REPO = Path(__file__).resolve().parents[1]
 HINT = "start one with scripts/docker-engine.sh start (as root) and eval what it prints"

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.db import clone, ensure_template, probe_engine, start_server
-from harness.db.base import make_url, redact_url
-from harness.db.container import host_is_local, resolve_docker_host
+from harness.db import clone, ensure_template, probe_engine, redact_url, start_server
+from harness.db.base import make_url
 from harness.db.embedded import pg_root
 from harness.errors import HarnessError
+from harness.services.docker import host_is_local, resolve_docker_host
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINE = probe_engine()
@@ -45,16 +45,16 @@ def _psql() -> str:
 # --- pure logic: docker host resolution -----------------------------------------------------
 
 def test_docker_host_resolution_order(tmp_path, monkeypatch):
-    import harness.db.container as container
+    import harness.services.docker as docker
 
-    monkeypatch.setattr(container, "_docker_context_host", lambda: None)
+    monkeypatch.setattr(docker, "_docker_context_host", lambda: None)
     props = tmp_path / ".testcontainers.properties"
     props.write_text("ryuk.disabled=true\ntc.host = tcp://10.0.0.5:2375\n")
     assert resolve_docker_host({"DOCKER_HOST": "unix:///x.sock"}, props) == ("tcp://10.0.0.5:2375", "tc.host in ~/.testcontainers.properties")
     none = tmp_path / "missing.properties"
     assert resolve_docker_host({"DOCKER_HOST": "unix:///x.sock"}, none) == ("unix:///x.sock", "DOCKER_HOST")
     assert resolve_docker_host({}, none) == ("unix:///var/run/docker.sock", "default socket")
-    monkeypatch.setattr(container, "_docker_context_host", lambda: "ssh://me@box")
+    monkeypatch.setattr(docker, "_docker_context_host", lambda: "ssh://me@box")
     assert resolve_docker_host({}, none) == ("ssh://me@box", "docker context")
     assert host_is_local("unix:///var/run/docker.sock") and host_is_local("tcp://127.0.0.1:2375")
     assert not host_is_local("tcp://10.0.0.5:2375")
@@ -216,7 +216,7 @@ def _killed_harness(kill_watchdog: bool) -> dict:
         from harness.db import start_server
         srv = start_server("embedded")
         print(json.dumps({"pid": srv.pid, "dir": str(srv.dir), "url": srv.url("postgres"),
-                          "watchdog": srv._watchdog.process.pid}), flush=True)
+                          "watchdog": srv._process.watchdog.process.pid}), flush=True)
         time.sleep(600)
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=_env())

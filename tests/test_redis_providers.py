@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from harness.db.container import LABEL, LABEL_PID, image_present_at, probe_engine
 from harness.errors import HarnessError
 from harness.redis import start_redis, wiring
 from harness.redis.container import redis_image
 from harness.redis.embedded import redis_root
 from harness.redis.urlserver import OWNER_KEY
+from harness.services.docker import LABEL, LABEL_PID, image_present_at, probe_engine
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINE = probe_engine()
@@ -229,7 +229,7 @@ _SLEEPER = textwrap.dedent("""
     from harness.redis import start_redis
     srv = start_redis("embedded")
     print(json.dumps({"pid": srv.pid, "dir": str(srv.dir), "url": srv.url,
-                      "watchdog": srv._watchdog.process.pid}), flush=True)
+                      "watchdog": srv._process.watchdog.process.pid}), flush=True)
     if sys.argv[1] == "crash":
         raise RuntimeError("the harness crashed")
     time.sleep(600)

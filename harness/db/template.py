@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Callable
 
 from harness.errors import HarnessError, SchemaDrift
+from harness.services.messages import first_line
 
-from .base import BUILD_PREFIX, CLONE_PREFIX, TEMPLATE_PREFIX, Database, Server, connect, one_line, quote_ident
+from .base import BUILD_PREFIX, CLONE_PREFIX, TEMPLATE_PREFIX, Database, Server, connect, quote_ident
 from .prisma_schema import parse_schema_file
 
 Progress = Callable[[str], None]
@@ -169,7 +170,7 @@ def _apply_migrations(server: Server, dbname: str, migrations: list[Migration], 
                 conn.execute(m.sql.decode("utf-8"))  # no parameters: psycopg uses the simple protocol
             except psycopg.Error as exc:
                 raise HarnessError(
-                    f"migration {m.name!r} ({i}/{len(migrations)}) failed: {one_line(exc)}",
+                    f"migration {m.name!r} ({i}/{len(migrations)}) failed: {first_line(exc)}",
                     hint=f"see {m.path}",
                 ) from None
             conn.execute(
@@ -314,7 +315,7 @@ def clone(server: Server, template: str, label: str = "run") -> Database:
             raise HarnessError(f"template database {template} does not exist on {server.kind} server",
                                hint="call ensure_template() first") from None
         except psycopg.Error as exc:
-            raise HarnessError(f"cannot clone {template} to {name}: {one_line(exc)}") from None
+            raise HarnessError(f"cannot clone {template} to {name}: {first_line(exc)}") from None
 
 
 _RESET_SQL = """
@@ -371,4 +372,4 @@ def reset(database: Database, lock_timeout: str = "10s") -> None:
             conn.execute(f"SET lock_timeout = '{lock_timeout}'")
             conn.execute(_RESET_SQL)
     except psycopg.Error as exc:
-        raise HarnessError(f"cannot reset database {database.name}: {one_line(exc)}") from None
+        raise HarnessError(f"cannot reset database {database.name}: {first_line(exc)}") from None

@@ -5,8 +5,10 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 from harness.errors import HarnessError
+from harness.services.messages import redact_url
+from harness.services.providers import Choice
 
-from .base import Server, redact_url, replace_dbname
+from .base import Server, replace_dbname
 
 
 class UrlServer(Server):
@@ -46,5 +48,5 @@ class UrlServer(Server):
         return self
 
 
-def start_url(url: str, *, reason: str = "") -> UrlServer:
-    return UrlServer(url, reason=reason).start()
+def start(choice: Choice) -> UrlServer:
+    return UrlServer(choice.url, reason=choice.reason).start()

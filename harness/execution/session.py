@@ -6,10 +6,11 @@ import hashlib
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from ..db import Server, clone, ensure_template, reset
 from ..errors import HarnessError
+from ..faults.injectors import front_injectors
 from ..proxy.entities import Database
 from ..proxy.fleet import Fleet
 from ..proxy.proxy import base_env, settings_key
@@ -19,7 +20,73 @@ from ..releases.extras import matching_template
 from ..scenario.model import Scenario
 from ..settings import runtime_dir
 from .results import Progress, RunConfig, ScenarioResult, StepResult, verdict_for
-from .scenario_run import ScenarioRun, _through_relay
+from .scenario_run import ScenarioRun
+
+#: tables and the columns a budget bug report needs (virtual keys, their hashes and masked
+#: names are never selected); a table or column a release lacks is skipped
+SNAPSHOT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "LiteLLM_OrganizationTable": ("organization_id", "organization_alias", "budget_id", "spend", "model_spend",
+                                  "models", "created_at", "updated_at"),
+    "LiteLLM_BudgetTable": ("budget_id", "max_budget", "soft_budget", "budget_duration", "budget_reset_at",
+                            "created_at", "updated_at"),
+    "LiteLLM_TeamTable": ("team_id", "team_alias", "organization_id", "budget_id", "spend", "max_budget",
+                          "budget_duration", "budget_reset_at", "models", "blocked"),
+    "LiteLLM_UserTable": ("user_id", "user_alias", "organization_id", "teams", "user_role", "spend", "max_budget",
+                          "budget_duration", "budget_reset_at"),
+    "LiteLLM_VerificationToken": ("key_alias", "team_id", "user_id", "organization_id", "budget_id", "spend",
+                                  "max_budget", "budget_duration", "budget_reset_at", "blocked", "created_at"),
+    "LiteLLM_EndUserTable": ("user_id", "alias", "budget_id", "spend", "blocked"),
+    "LiteLLM_TeamMembership": ("user_id", "team_id", "budget_id", "spend"),
+    "LiteLLM_OrganizationMembership": ("user_id", "organization_id", "budget_id", "user_role", "spend"),
+}
+
+
+def _plain(value: Any) -> Any:
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def snapshot_rows(conn) -> dict[str, Any]:
+    """Budget-related rows of a scenario's database (non-empty tables only) and a spend-log summary."""
+    out: dict[str, Any] = {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = ANY(%s)",
+            (list(SNAPSHOT_COLUMNS),),
+        )
+        present: dict[str, set[str]] = {}
+        for row in cur.fetchall():
+            values = list(row.values()) if isinstance(row, dict) else list(row)
+            present.setdefault(values[0], set()).add(values[1])
+        for table, columns in SNAPSHOT_COLUMNS.items():
+            cols = [c for c in columns if c in present.get(table, ())]
+            if not cols:
+                continue
+            cur.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{table}" ORDER BY 1 LIMIT 50')
+            rows = cur.fetchall()
+            if rows:
+                out[table] = [_plain(dict(zip(cols, r.values() if isinstance(r, dict) else r))) for r in rows]
+        try:
+            cur.execute('SELECT count(*), coalesce(sum(spend), 0) FROM "LiteLLM_SpendLogs"')
+            row = cur.fetchone()
+            values = list(row.values()) if isinstance(row, dict) else list(row)
+            if values[0]:
+                out["LiteLLM_SpendLogs (summary)"] = {"rows": values[0], "total_spend": float(values[1])}
+        except Exception:  # noqa: BLE001 - a release without the table
+            pass
+    return out
+
 
 class ReleaseSession:
     """Everything one release needs, started on first use and reused by its scenarios.
@@ -31,11 +98,13 @@ class ReleaseSession:
     """
 
     def __init__(self, version: str, server: Server, progress: Progress | None = None, start_timeout: float = 180.0,
-                 config: RunConfig = RunConfig()):
+                 config: RunConfig = RunConfig(), detail: Progress | None = None):
         self.config = config
         self.version = version
         self.server = server
         self.progress = progress or (lambda _msg: None)
+        #: lines for a verbose log only (the reset between scenarios)
+        self.detail = detail or self.progress
         self.start_timeout = start_timeout
         self.release: ReleaseEnv | None = None
         self.template: str | None = None
@@ -69,9 +138,11 @@ class ReleaseSession:
 
     @staticmethod
     def deployment_key(scenario: Scenario) -> str:
-        """Scenarios with the same key share one deployment (its database clone and replicas)."""
+        """Scenarios with the same key share one deployment (its database clone and replicas, and
+        the fault injectors in front of its servers)."""
+        fronts = front_injectors(scenario.requires, scenario.deployment.redis != "none")
         return settings_key(scenario.proxy) + "-" + hashlib.sha256(
-            json.dumps([scenario.deployment.model_dump(), scenario.needs_pg_relay], sort_keys=True).encode()).hexdigest()[:8]
+            json.dumps([scenario.deployment.model_dump(), fronts], sort_keys=True).encode()).hexdigest()[:8]
 
     def _ensure_release(self) -> None:
         if self.release is None:
@@ -93,7 +164,7 @@ class ReleaseSession:
 
     def _ensure_redis(self) -> None:
         if self.redis is None:
-            from .redis import start_redis
+            from ..redis import start_redis
 
             self.redis = start_redis(self.config.redis, self.config.redis_url)
             self.progress(f"Redis: {self.redis.kind} {self.redis.version} ({self.redis.reason})")
@@ -110,34 +181,34 @@ class ReleaseSession:
             if key in self.dirty:
                 marks = [time.perf_counter()]
                 # drain what the previous scenario left queued, empty the tables, then the caches
-                fleet.scope(None).control("settle")
+                control = fleet.scope(None).control
+                control.settle()
                 marks.append(time.perf_counter())
-                fleet.scope(None).control("run-job", job="update_spend_job")
+                control.run_job("update_spend_job")
                 marks.append(time.perf_counter())
                 reset(database)
                 marks.append(time.perf_counter())
-                fleet.scope(None).control("reset")
+                control.reset()
                 if fleet.redis is not None:
                     fleet.redis.flush()  # what the flush above wrote
                 marks.append(time.perf_counter())
                 parts = "/".join(f"{b - a:.2f}" for a, b in zip(marks, marks[1:]))
-                self.progress(f"reset database and proxy caches ({marks[-1] - marks[0]:.2f}s: settle/flush/tables/caches {parts})")
+                self.detail(f"reset database and proxy caches ({marks[-1] - marks[0]:.2f}s: settle/flush/tables/caches {parts})")
             return fleet, view
         self._ensure_release()
         database = clone(self.server, self.template, label=f"lh_{self.version.replace('.', '_')}")
-        database_url, pg_relay = database.url, None
-        if scenario.needs_pg_relay:  # a PostgreSQL fault: the replicas reach the database through a relay
-            database_url, pg_relay = _through_relay(database)
         names = scenario.deployment.names
+        fleet = None
         try:
-            fleet = Fleet.build(self.zygote, database_url, scenario.deployment, scenario.proxy, self.run_dir / key,
-                          operator=self.config.proxy_config, redis=self.redis, pg_relay=pg_relay)
+            # the injectors the steps require in front of a server (a PostgreSQL relay) come with it
+            fleet = Fleet.build(self.zygote, database.url, scenario.deployment, scenario.proxy, self.run_dir / key,
+                                operator=self.config.proxy_config, redis=self.redis, requires=scenario.requires)
             self.progress(f"starting the litellm {self.version} proxy" + (
                 f" ({len(names)} replicas: {', '.join(names)})" if len(names) > 1 else ""))
             times = fleet.start(timeout=self.start_timeout, progress=self.progress)
         except BaseException:
-            if pg_relay is not None:
-                pg_relay.stop()
+            if fleet is not None:
+                fleet.faults.close()
             database.drop()
             raise
         ports = ", ".join(f"{r.name} 127.0.0.1:{r.port}" for r in fleet.replicas.values())
@@ -146,7 +217,18 @@ class ReleaseSession:
         self.fleets[key] = (fleet, database, view)
         return fleet, view
 
-    def run(self, scenario: Scenario) -> ScenarioResult:
+    def rows_after(self, scenario: Scenario) -> dict[str, Any] | None:
+        """The budget-related rows of the database `scenario` just ran on (before the next one
+        empties it), for bug-report bundles; a failure to read them is said in them."""
+        entry = self.fleets.get(self.deployment_key(scenario))
+        if entry is None:
+            return None
+        try:
+            return snapshot_rows(entry[2].conn)
+        except Exception as exc:  # noqa: BLE001 - a snapshot must never change a verdict
+            return {"error": f"could not read the database rows: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+
+    def run(self, scenario: Scenario, on_step: Callable[[StepResult], None] | None = None) -> ScenarioResult:
         started = time.perf_counter()
         steps: list[StepResult] = []
         fleet: Fleet | None = None
@@ -202,29 +284,3 @@ class ReleaseSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-
-def run_matrix(
-    scenarios: list[Scenario],
-    versions: list[str],
-    server: Server,
-    progress: Progress | None = None,
-    on_result: Callable[[ScenarioResult, ReleaseSession], None] | None = None,
-    config: RunConfig = RunConfig(),
-) -> list[ScenarioResult]:
-    """Every scenario on every release; scenarios of one release share its proxies.
-
-    `on_result(result, session)` runs after each scenario, while its proxy and database are
-    still up (bundles read the database rows there)."""
-    results = []
-    for version in versions:
-        with ReleaseSession(version, server, progress, config=config) as session:
-            for scenario in scenarios:
-                if progress:
-                    progress(f"[{version}] {scenario.name} ({scenario.path})")
-                result = session.run(scenario)
-                results.append(result)
-                if on_result:
-                    on_result(result, session)
-    return results

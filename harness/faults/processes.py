@@ -18,58 +18,17 @@ machine's engine (its data dir on this host). A `url` server is faulted through 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
 import threading
 from pathlib import Path
 
-from harness.db.base import wait_pid_gone
 from harness.errors import HarnessError
+from harness.services.processes import stop_group  # noqa: F401 - harness.faults offers it to fault steps
 
 from .events import FaultEvent, FaultLog, check_max_seconds
 
-_SIGNALS = {"term": signal.SIGTERM, "kill": signal.SIGKILL}
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def stop_group(target: subprocess.Popen | int, *, how: str = "term", grace: float = 10.0) -> str:
-    """Signal the process group led by `target` (a Popen or a pid started with start_new_session).
-    `term`: SIGTERM, then SIGKILL after `grace` s; `kill`: SIGKILL. Returns "terminated",
-    "killed", or "gone" (it had already ended)."""
-    if how not in _SIGNALS:
-        raise HarnessError(f"unknown way to stop a process {how!r}; use one of: {', '.join(_SIGNALS)}")
-    proc = target if isinstance(target, subprocess.Popen) else None
-    pid = proc.pid if proc is not None else int(target)
-    if proc is not None and proc.poll() is not None:
-        return "gone"
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return "gone"
-    if pgid != pid or pgid == os.getpgrp():   # never the harness's own group, nor a non-leader's
-        raise HarnessError(f"pid {pid} does not lead its own process group (started with start_new_session?)")
-
-    def signal_and_wait(sig: int, timeout: float) -> bool:
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return True
-        if proc is not None:
-            try:
-                proc.wait(timeout)
-                return True
-            except subprocess.TimeoutExpired:
-                return False
-        return wait_pid_gone(pid, timeout)
-
-    if how == "term" and signal_and_wait(signal.SIGTERM, grace):
-        return "terminated"
-    if signal_and_wait(signal.SIGKILL, 10):
-        return "killed"
-    raise HarnessError(f"process group {pgid} survived SIGKILL for 10 s")
 
 
 class RedisControl:

@@ -6,25 +6,25 @@
     server.stop()
 
 `auto` uses `HARNESS_REDIS_URL` when set, else a container when a Docker engine answers within
-2 s and the image (HARNESS_REDIS_IMAGE) is present locally, else an embedded redis-server.
+2 s and the image (HARNESS_REDIS_IMAGE) is present locally, else an embedded redis-server
+(harness.services.providers). A provider is a module with `start(choice)` and a line in `PROVIDERS`.
 """
 
 from __future__ import annotations
 
-import os
-import time
+from harness.services.providers import Service, select
 
-from harness.db.base import redact_url
-from harness.db.container import image_present_at, probe_engine
-from harness.errors import HarnessError
-
+from . import container, embedded, urlserver
 from .base import PREFIX, RedisServer
-from .container import ContainerRedis, redis_image, start_container
-from .embedded import EmbeddedRedis, start_embedded
-from .urlserver import UrlRedis, start_url
+from .container import ContainerRedis, redis_image
+from .embedded import EmbeddedRedis
+from .urlserver import UrlRedis
 from .wiring import VIAS
 
-KINDS = ("auto", "container", "embedded", "url")
+PROVIDERS = {"container": container.start, "embedded": embedded.start, "url": urlserver.start}
+REDIS = Service(name="Redis", noun="Redis", option="--redis", variable="HARNESS_REDIS",
+                url_noun="server URL", url_example="redis://...", image=redis_image, providers=PROVIDERS)
+KINDS = REDIS.kinds
 
 __all__ = ["KINDS", "VIAS", "PREFIX", "RedisServer", "ContainerRedis", "EmbeddedRedis", "UrlRedis", "start_redis", "redis_image"]
 
@@ -35,45 +35,4 @@ def start_redis(kind: str | None = "auto", url: str | None = None) -> RedisServe
     `kind` comes from the argument, else env `HARNESS_REDIS` (default auto); `url` from the
     argument, else env `HARNESS_REDIS_URL`.
     """
-    explicit = kind not in (None, "", "auto")
-    source = "requested" if explicit else "HARNESS_REDIS"
-    if not explicit:
-        kind = os.environ.get("HARNESS_REDIS") or "auto"
-    kind = kind.strip().lower()
-    if kind not in KINDS:
-        raise HarnessError(f"unknown Redis kind {kind!r}", hint="use one of: " + ", ".join(KINDS))
-    url = url or os.environ.get("HARNESS_REDIS_URL") or None
-
-    if kind == "url":
-        if not url:
-            raise HarnessError("--redis url needs a server URL", hint="pass --redis-url or set HARNESS_REDIS_URL=redis://...")
-        return start_url(url, reason=f"url {source}: {redact_url(url)}")
-    if kind == "embedded":
-        server = start_embedded(reason="embedded " + source)
-        server.reason += f": Redis {server.version} ({server.source}: {server.binary})"
-        return server
-    if kind == "container":
-        probe = probe_engine()
-        server = start_container(probe, reason=f"container {source}: {probe.describe()}")
-        server.reason += f"; image {server.image} (Redis {server.version})"
-        return server
-
-    # auto
-    if url:
-        return start_url(url, reason=f"HARNESS_REDIS_URL is set: using {redact_url(url)}")
-    t0 = time.monotonic()
-    probe = probe_engine()
-    probe_s = time.monotonic() - t0
-    if probe.ok:
-        image = redis_image()
-        if image_present_at(probe.host, image):
-            server = start_container(probe, reason=probe.describe())
-            server.reason += f"; using container {image} (Redis {server.version})"
-            return server
-        why = f"{probe.describe()} but image {image} is not present locally (no pull in auto mode)"
-    else:
-        why = probe.describe()
-    server = start_embedded(reason=why)
-    server.reason = (f"{why}; using embedded Redis {server.version} ({server.source}) "
-                     f"(engine check took {probe_s:.2f} s)")
-    return server
+    return select(REDIS, kind, url)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
-from harness.db.base import one_line, redact_url
 from harness.errors import HarnessError
+from harness.services.messages import first_line, redact_url
 
 from . import wiring
 
@@ -115,9 +115,9 @@ class RedisServer:
                     self.version = str(conn.info("server").get("redis_version", "?"))
                 return
             except redis.AuthenticationError as exc:
-                raise HarnessError(f"Redis at {redact_url(self.url)} refused the password: {one_line(exc)}") from None
+                raise HarnessError(f"Redis at {redact_url(self.url)} refused the password: {first_line(exc)}") from None
             except redis.RedisError as exc:
-                last = one_line(exc)
+                last = first_line(exc)
                 if time.monotonic() >= deadline:
                     break
                 time.sleep(0.01)

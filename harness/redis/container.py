@@ -1,7 +1,7 @@
 """Redis in a Docker container through testcontainers' `RedisContainer`.
 
 Engine probe, owner labels, clean-up of a killed run's containers and the Ryuk decision are
-harness.db.container's (one way to do each); only the container itself differs.
+harness.services.docker's (one way to do each); only the container itself differs.
 
 On an engine of this machine (ports published on our loopback) the container gets a fixed host
 port and its /data from a host dir (a server dir of harness.redis.embedded's layout, so a killed
@@ -18,11 +18,14 @@ import os
 import shutil
 from pathlib import Path
 
-from harness.db.base import new_password, one_line, register_cleanup
-from harness.db.container import EngineProbe, OwnedContainer, owner_labels, prepare_engine, probe_engine, publishes_on_our_loopback
 from harness.errors import HarnessError
+from harness.services.docker import EngineProbe, OwnedContainer, owner_labels, prepare_engine, publishes_on_our_loopback
+from harness.services.messages import first_line
+from harness.services.processes import free_port, register_cleanup
+from harness.services.providers import Choice, new_password
 
 from .base import RedisServer
+from .embedded import claim_dir
 
 DEFAULT_IMAGE = "redis:7-alpine"
 ROLE = "redis"  # label io.litellm-harness=redis
@@ -56,8 +59,6 @@ class ContainerRedis(OwnedContainer, RedisServer):
         local = publishes_on_our_loopback(self.probe.host)
         try:
             if local:
-                from .embedded import _free_port, claim_dir
-
                 # mode 0777: the dir is the container's /data whatever uid the engine maps us to
                 self.data_dir, cleaned = claim_dir(mode=0o777)
                 self.cleaned += cleaned
@@ -69,7 +70,7 @@ class ContainerRedis(OwnedContainer, RedisServer):
             ctr.with_command(f"redis-server --requirepass {self.password} --save '' --appendonly no")
             if local:
                 # loopback only; a fixed port, so a container started again (`resume`) keeps it
-                ctr.ports = {"6379/tcp": ("127.0.0.1", _free_port())}
+                ctr.ports = {"6379/tcp": ("127.0.0.1", free_port())}
                 ctr.with_volume_mapping(str(self.data_dir), "/data", "rw")
                 # inside a container (/.dockerenv) testcontainers would answer the bridge's gateway,
                 # where nothing is published; its PING readiness check runs from here, not inside
@@ -79,7 +80,7 @@ class ContainerRedis(OwnedContainer, RedisServer):
             ctr.start()  # waits for PING
         except Exception as exc:  # noqa: BLE001 - docker / testcontainers errors -> one line
             self.stop()
-            raise HarnessError(f"Redis container {self.image} did not start: {one_line(exc)}",
+            raise HarnessError(f"Redis container {self.image} did not start: {first_line(exc)}",
                                hint="check the image (HARNESS_REDIS_IMAGE) or use --redis embedded") from None
         self.host = ctr.get_container_host_ip()
         self.port = int(ctr.get_exposed_port(6379))
@@ -142,7 +143,7 @@ class ContainerRedis(OwnedContainer, RedisServer):
         except HarnessError:
             raise
         except Exception as exc:  # noqa: BLE001 - docker errors -> one line
-            raise HarnessError(f"could not halt the Redis container ({how}): {one_line(exc)}") from None
+            raise HarnessError(f"could not halt the Redis container ({how}): {first_line(exc)}") from None
 
     def resume(self) -> None:
         """Start the stopped container again: same port and password, loading /data/dump.rdb if there."""
@@ -153,7 +154,7 @@ class ContainerRedis(OwnedContainer, RedisServer):
         except HarnessError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise HarnessError(f"the Redis container cannot start again: {one_line(exc)}") from None
+            raise HarnessError(f"the Redis container cannot start again: {first_line(exc)}") from None
         self._wait_ready(30)
 
     def stop(self) -> None:
@@ -163,13 +164,5 @@ class ContainerRedis(OwnedContainer, RedisServer):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-
-def start_container(probe: EngineProbe | None = None, *, reason: str = "") -> ContainerRedis:
-    probe = probe or probe_engine()
-    if not probe.ok:
-        raise HarnessError(
-            f"--redis container: {probe.describe()}",
-            hint=("start dockerd (as root: scripts/docker-engine.sh start, then export the lines it prints), "
-                  "or set DOCKER_HOST / tc.host, or use --redis embedded"),
-        )
-    return ContainerRedis(probe, reason=reason).start()
+def start(choice: Choice) -> ContainerRedis:
+    return ContainerRedis(choice.probe, reason=choice.reason).start()

@@ -7,7 +7,7 @@ bookkeeping in a temp dir we could not clean after a SIGKILL, and stops the serv
 `__del__`. We want 127.0.0.1 and a port (what the proxy's Redis clients take), a password, the
 same clean-up as embedded PostgreSQL, and a watchdog.
 
-Layout, under `harness.settings.runtime_dir()/redis/`:
+Layout, under `harness.settings.runtime_dir()/redis/` (run folders of harness.services.leftovers):
     .lock                      flock held while scanning / creating server dirs
     <pid>-<rand>/owner.json    {"pid", "start_ticks", "port", "server"} of the owning harness
     <pid>-<rand>/redis.conf    port, bind, password (mode 0600: not on the command line);
@@ -18,30 +18,27 @@ Layout, under `harness.settings.runtime_dir()/redis/`:
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from harness import settings
-from harness.db.base import new_password, owner_alive, process_start_ticks, register_cleanup, unregister_cleanup, wait_pid_gone
-from harness.db.embedded import _flock, _free_port
 from harness.errors import HarnessError
-from harness.watchdog import Watchdog, handover
+from harness.services.leftovers import claim_folder, service_root, write_owner
+from harness.services.processes import ServerProcess, free_port, register_cleanup, stop_process, unregister_cleanup
+from harness.services.providers import Choice, new_password
 
 from .base import RedisServer
 
 BINARY_ENV = "HARNESS_REDIS_SERVER"
+#: SIGTERM (Redis shuts down; with `save ""` it writes nothing), then SIGKILL: (signal, seconds to wait)
+_STOP = ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
 
 
 def redis_root() -> Path:
-    root = settings.runtime_dir() / "redis"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return service_root("redis")
 
 
 def server_binary() -> tuple[Path, str]:
@@ -66,75 +63,19 @@ def server_binary() -> tuple[Path, str]:
 
 # --- leftovers of killed runs ---------------------------------------------------------------
 
-def _is_server_of(pid: int, folder: Path) -> bool:
-    """Guard against a recycled pid: a redis-server whose command line names our config there."""
-    try:
-        return str(folder).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def _stop_process(pid: int, folder: Path, proc: subprocess.Popen | None = None) -> None:
-    """SIGTERM (Redis shuts down; with `save ""` it writes nothing), then SIGKILL."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        if proc is not None:
-            if proc.poll() is not None:
-                return
-            proc.send_signal(sig)
-            try:
-                proc.wait(wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-        if not _is_server_of(pid, folder):
-            return
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        if wait_pid_gone(pid, wait):
-            return
-
-
-def cleanup_leftovers(root: Path) -> list[str]:
-    """Stop servers and remove dirs whose owning harness process is dead (call with the lock held)."""
-    cleaned: list[str] = []
-    for entry in sorted(root.iterdir()):
-        if not entry.is_dir():
-            continue
-        try:
-            owner = json.loads((entry / "owner.json").read_text())
-            if owner_alive(int(owner["pid"]), owner.get("start_ticks")):
-                continue
-        except (OSError, ValueError, KeyError, TypeError):
-            owner = {}  # created under the lock with owner.json first: no owner file = broken
-        pid = owner.get("server")
-        if isinstance(pid, int) and _is_server_of(pid, entry):
-            _stop_process(pid, entry)
-            cleaned.append(f"stopped leftover redis-server (pid {pid}) in {entry}")
-        else:
-            cleaned.append(f"removed leftover Redis dir {entry}")
-        shutil.rmtree(entry, ignore_errors=True)
-    return cleaned
-
-
-def write_owner(folder: Path, **extra) -> None:
-    owner = {"pid": os.getpid(), "start_ticks": process_start_ticks(os.getpid()), **extra}
-    (folder / "owner.json").write_text(json.dumps(owner))
+def _stop_leftover(folder: Path, owner: dict) -> str:
+    # the config path in its command line guards against a recycled pid
+    pid = owner.get("server")
+    if isinstance(pid, int) and stop_process(pid, match=str(folder), ladder=_STOP):
+        return f"stopped leftover redis-server (pid {pid}) in {folder}"
+    return f"removed leftover Redis dir {folder}"
 
 
 def claim_dir(mode: int = 0o700) -> tuple[Path, list[str]]:
-    """A new server dir of this harness process under redis_root() (owner.json first, under the
-    lock), after removing the leftovers of dead ones: (dir, what was cleaned). The container
-    provider keeps its data here too, so the same clean-up removes a killed run's."""
-    root = redis_root()
-    with _flock(root / ".lock"):
-        cleaned = cleanup_leftovers(root)
-        folder = root / f"{os.getpid()}-{secrets.token_hex(4)}"
-        folder.mkdir(mode=mode)
-        folder.chmod(mode)  # whatever the umask
-        write_owner(folder)
-    return folder, cleaned
+    """A new server dir of this harness process under redis_root(), after removing the leftovers
+    of dead ones: (dir, what was cleaned). The container provider keeps its data here too, so the
+    same clean-up removes a killed run's."""
+    return claim_folder(redis_root(), _stop_leftover, mode=mode)
 
 
 # --- the server -----------------------------------------------------------------------------
@@ -148,12 +89,15 @@ class EmbeddedRedis(RedisServer):
         self.password = new_password()
         self.binary, self.source = server_binary()
         self.dir: Path | None = None
-        self._proc: subprocess.Popen | None = None
-        self._watchdog: Watchdog | None = None
+        self._process: ServerProcess | None = None
+
+    def describe(self, brief: bool = False) -> str:
+        return f"Redis {self.version} ({self.source})" if brief else f"Redis {self.version} ({self.source}: {self.binary})"
 
     def start(self) -> "EmbeddedRedis":
         t0 = time.monotonic()
         self.dir, self.cleaned = claim_dir()
+        self._process = ServerProcess(self.dir, match=str(self.dir), ladder=_STOP)
         register_cleanup(self)
         try:
             self._start_server()
@@ -163,13 +107,9 @@ class EmbeddedRedis(RedisServer):
         self.start_seconds = time.monotonic() - t0
         return self
 
-    def _write_owner(self, **extra) -> None:
-        assert self.dir is not None
-        write_owner(self.dir, **extra)
-
     def _start_server(self) -> None:
         for _attempt in range(8):
-            if self._launch(_free_port()):
+            if self._launch(free_port()):
                 return
         raise HarnessError(f"embedded redis-server found no free port in 8 attempts (log: {self.dir / 'server.log'})")
 
@@ -186,19 +126,15 @@ class EmbeddedRedis(RedisServer):
                      f'dir "{self.dir}"\nlogfile "{log}"\nsave ""\nappendonly no\ndaemonize no\n'
                      # keep argv (the config path): the watchdog and the clean-up match on it
                      'set-proc-title no\n')
-        self._proc = subprocess.Popen(
-            [str(self.binary), str(conf)], cwd=self.dir, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C in the terminal must not kill it before we stop it
-        )
-        self._watchdog = handover(self._watchdog, Watchdog(self._proc.pid, match=str(self.dir), remove=self.dir))
-        self._write_owner(port=self.port, server=self._proc.pid)
+        proc = self._process.launch([str(self.binary), str(conf)], cwd=self.dir,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        write_owner(self.dir, port=self.port, server=proc.pid)
         try:
-            self._wait_ready(30, alive=lambda: self._proc.poll() is None)
+            self._wait_ready(30, alive=lambda: proc.poll() is None)
             return True
         except HarnessError:
             text = log.read_text(errors="replace") if log.exists() else ""
-            if self._proc.poll() is None or "Address already in use" not in text:
+            if proc.poll() is None or "Address already in use" not in text:
                 raise HarnessError(f"embedded redis-server did not start: {_last_error(text)} (log: {log})") from None
             log.write_text("")  # lost a race for the port with another process: pick another
             return False
@@ -213,7 +149,7 @@ class EmbeddedRedis(RedisServer):
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._process is not None and self._process.running
 
     def halt(self, how: str = "save") -> None:
         """End the server process, keeping its dir, port and password for `resume()`.
@@ -223,6 +159,7 @@ class EmbeddedRedis(RedisServer):
             raise HarnessError(f"unknown way to halt Redis {how!r}; use one of: save, term, kill")
         if not self.running:
             raise HarnessError("embedded Redis is not running")
+        proc = self._process.proc
         if how == "save":
             import redis
             from redis.backoff import NoBackoff
@@ -234,12 +171,12 @@ class EmbeddedRedis(RedisServer):
                 except redis.ConnectionError:
                     pass  # the server closed the connection as it exited: that is the answer
         else:
-            self._proc.send_signal(signal.SIGTERM if how == "term" else signal.SIGKILL)
+            proc.send_signal(signal.SIGTERM if how == "term" else signal.SIGKILL)
         try:
-            self._proc.wait(10)
+            proc.wait(10)
         except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(5)
+            proc.kill()
+            proc.wait(5)
 
     def resume(self) -> None:
         """Start the server again on its port (loading dump.rdb when there)."""
@@ -253,17 +190,13 @@ class EmbeddedRedis(RedisServer):
     def stop(self) -> None:
         super().stop()
         unregister_cleanup(self)
-        if self._proc is not None and self.dir is not None:
-            _stop_process(self._proc.pid, self.dir, self._proc)
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        self._watchdog = handover(self._watchdog, None)
-        self.dir = None
-        self._proc = None
+        if self._process is not None:
+            self._process.stop()
+        self.dir = self._process = None
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._process.pid if self._process is not None else None
 
 
 def _last_error(log: str) -> str:
@@ -271,5 +204,5 @@ def _last_error(log: str) -> str:
     return next((ln for ln in reversed(lines) if "#" in ln or "FATAL" in ln), lines[-1] if lines else "no log")
 
 
-def start_embedded(reason: str = "") -> EmbeddedRedis:
-    return EmbeddedRedis(reason=reason).start()
+def start(choice: Choice) -> EmbeddedRedis:
+    return EmbeddedRedis(reason=choice.reason).start()

@@ -16,8 +16,10 @@ import os
 import socket
 from urllib.parse import unquote, urlsplit
 
-from harness.db.base import one_line, owner_alive, process_start_ticks, redact_url, register_cleanup, unregister_cleanup
 from harness.errors import HarnessError
+from harness.services.messages import first_line, redact_url
+from harness.services.processes import owner_alive, process_start_ticks, register_cleanup, unregister_cleanup
+from harness.services.providers import Choice
 
 from .base import PREFIX, RedisServer
 
@@ -65,7 +67,7 @@ class UrlRedis(RedisServer):
             try:
                 why = self._claim()
             except redis.ResponseError as exc:  # e.g. "DB index is out of range"
-                why = one_line(exc)
+                why = first_line(exc)
             if why is None:
                 self._claimed = True
                 register_cleanup(self)  # empties our database at exit and on SIGTERM/SIGHUP
@@ -127,5 +129,5 @@ class UrlRedis(RedisServer):
             pass
 
 
-def start_url(url: str, *, reason: str = "") -> UrlRedis:
-    return UrlRedis(url, reason=reason).start()
+def start(choice: Choice) -> UrlRedis:
+    return UrlRedis(choice.url, reason=choice.reason).start()

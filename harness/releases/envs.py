@@ -38,30 +38,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from packaging.version import Version
+
 from harness.engine import EngineInfo, ensure_engine
-from harness.releases import cache
 from harness.errors import HarnessError, ReleaseUnavailable
+from harness.releases import cache, index
+from harness.releases.policy import DENYLIST, FREEZEGUN_PIN, dependency_caps
 from harness.settings import cache_dir
 
 Progress = Callable[[str], None] | None
 
 #: Bump when the way an environment is built changes (forces a rebuild of every env).
 RECIPE_VERSION = 3  # 2: bytecode compiled at build time; 3: recursive client types
-#: The proxy agent (harness/proxy) imports freezegun inside the proxy process.
-FREEZEGUN_PIN = "1.5.5"
-#: Newer dependencies that break a release although its declared ranges admit them, measured
-#: here: (releases, constraint, why). The constraint joins those releases' install and cache key.
-DEPENDENCY_CAPS: tuple[tuple[str, str, str], ...] = (
-    # measured on 1.95.0 (declares fastapi>=0.136.3); 1.100.0 imports the replacement
-    (">=1.95.0,<1.100.0", "fastapi<0.140.7",
-     "it imports fastapi.dependencies.utils.get_flat_dependant, which fastapi 0.140.7 removed"),
-)
 MARKER_NAME = "harness-release.json"
 MARKER_FORMAT = 1
-#: Releases never installed, whatever is asked.
-DENYLIST: dict[str, str] = {
-    "1.107.0": "a compromised release (supply-chain attack on the package index); never installed",
-}
 INSTALL_TIMEOUT_S = 1200
 GENERATE_TIMEOUT_S = 600
 CHECK_TIMEOUT_S = 300
@@ -104,10 +94,8 @@ class ReleaseEnv:
 
 def ensure_release(version: str, progress: Progress = None) -> ReleaseEnv:
     """Return the environment of litellm ``version``, building and caching it on first use."""
-    from harness.releases.index import parse_version
-
     say = progress or (lambda _line: None)
-    v = str(parse_version(version))
+    v = str(index.parse_version(version))
     if v in DENYLIST:
         raise ReleaseUnavailable(f"litellm {v} is refused: {DENYLIST[v]}")
     engine = ensure_engine()
@@ -182,12 +170,6 @@ def _python_identity() -> dict:
 
 def _engine_identity(engine: EngineInfo) -> dict:
     return {"kind": engine.kind, "description": engine.description}
-
-
-def dependency_caps(version: str) -> list[str]:
-    from packaging.specifiers import SpecifierSet
-
-    return [cap for releases, cap, _why in DEPENDENCY_CAPS if SpecifierSet(releases).contains(version)]
 
 
 def _key_inputs(version: str, prisma: str, extras: str, engine: EngineInfo) -> dict:
@@ -301,13 +283,10 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def _resolve_pins(version: str):
-    from harness.releases.index import nearby, published_versions, resolve_pins
-    from packaging.version import Version
-
-    if Version(version) not in set(published_versions("litellm", include_prereleases=True)):
-        near = ", ".join(str(x) for x in nearby(version, 3))
+    if Version(version) not in set(index.published_versions("litellm", include_prereleases=True)):
+        near = ", ".join(str(x) for x in index.nearby(version, 3))
         raise ReleaseUnavailable(f"litellm {version} is not on the package index; nearby: {near}")
-    return resolve_pins(version)
+    return index.resolve_pins(version)
 
 
 def uv_command() -> list[str]:
@@ -323,14 +302,12 @@ def uv_command() -> list[str]:
 
 
 def uv_env() -> dict[str, str]:
-    from harness.releases.index import DEFAULT_INDEX, index_url
-
     env = dict(os.environ)
     env["UV_NO_PROGRESS"] = "1"
     if _cross_device_uv_cache():
         env.setdefault("UV_LINK_MODE", "copy")  # hardlinks cannot cross filesystems
-    if index_url() != DEFAULT_INDEX:
-        env.setdefault("UV_INDEX_URL", index_url())  # follow PIP_INDEX_URL as the harness does
+    if index.index_url() != index.DEFAULT_INDEX:
+        env.setdefault("UV_INDEX_URL", index.index_url())  # follow PIP_INDEX_URL as the harness does
     env.pop("VIRTUAL_ENV", None)
     return env
 
@@ -381,7 +358,6 @@ def _run_streaming(cmd: list[str], env: dict, timeout: float, say, forward) -> t
 def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say) -> dict:
     timings: dict[str, float] = {}
     t_all = time.monotonic()
-    lay = _layout(root)
     extras_desc = f", litellm-proxy-extras {pins.extras}" if pins.extras else ""
     say(f"creating environment for litellm {version} (prisma {pins.prisma}{extras_desc})")
     try:
@@ -427,10 +403,7 @@ def _build(root: Path, version: str, pins, inputs: dict, engine: EngineInfo, say
 
 def _release_day_end(version: str) -> str:
     """The end of the day the litellm wheel was uploaded (UTC), for ``uv --exclude-newer``."""
-    from harness.releases.index import upload_times
-    from packaging.version import Version
-
-    uploaded = upload_times("litellm").get(Version(version))
+    uploaded = index.upload_times("litellm").get(Version(version))
     if uploaded is None:
         raise HarnessError(f"the package index gives no upload time for litellm {version}")
     return uploaded.astimezone(timezone.utc).strftime("%Y-%m-%dT23:59:59Z")

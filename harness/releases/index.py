@@ -40,6 +40,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from harness.errors import HarnessError, ReleaseUnavailable
+from harness.releases.policy import DENYLIST, PRISMA_PROVEN
 from harness.settings import cache_dir
 
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -285,8 +286,6 @@ def select_range(available: list[Version], spec: str, cap: int | None, sample: s
 
 def resolve_range(spec: str, cap: int | None, package: str = "litellm", sample: str = "all") -> list[Version]:
     """Published final versions of ``package`` in ``spec``, sampled, at most ``cap`` (see select_range)."""
-    from harness.releases.envs import DENYLIST  # the deny-list lives with the installer
-
     available = [v for v in published_versions(package) if str(v) not in DENYLIST]
     return select_range(available, spec, cap, sample)
 
@@ -436,9 +435,6 @@ def pick_extras(
     return (newest, "newest-in-range") if newest else (None, "none")
 
 
-PRISMA_PROVEN = SpecifierSet(">=0.11,<0.12")
-
-
 @dataclass(frozen=True)
 class Pins:
     """What a release environment installs besides litellm itself, and why."""
@@ -459,8 +455,6 @@ def resolve_pins(version: Version | str, package: str = "litellm") -> Pins:
     if preq is None:
         raise ReleaseUnavailable(f"litellm {v} declares no prisma requirement in its extra-proxy or proxy extras")
     available = published_versions("prisma")
-    # Newest inside litellm's range that the offline engine bridge is proven with; LiteLLM logs
-    # `_Prisma__engine` errors with prisma 0.15 (1.108+ declare >=0.11,<1.0).
     prisma = newest_in(preq.specifier, [p for p in available if p in PRISMA_PROVEN]) or newest_in(
         preq.specifier, available
     )

@@ -10,7 +10,8 @@ stops the server itself first says `done`, and the watchdog leaves quietly.
 The clean-up of leftovers at the next start stays as the second line of defence (a watchdog
 killed together with the harness).
 
-Standard library only: it runs as a script (`python watchdog.py FD PID MATCH [DIR]`).
+Standard library only: it runs as a script (`python watchdog.py FD PID MATCH [DIR]`). Its way
+of stopping a server (`stop_matching`) is the harness's too (harness.services.processes).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Watchdog:
         read_end, self._write_end = os.pipe()  # neither end is inherited by other children (PEP 446)
         try:
             self.process = subprocess.Popen(
-                # -I: isolated, so this folder's modules (harness/bisect.py...) never shadow the stdlib
+                # -I: isolated (no PYTHON* variables, user site or script folder on sys.path): stdlib only
                 [sys.executable, "-I", __file__, str(read_end), str(pid), match, str(remove or "")],
                 pass_fds=(read_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True,
@@ -63,15 +64,20 @@ def handover(previous: Watchdog | None, new: Watchdog | None) -> Watchdog | None
     return new
 
 
-def _matches(pid: int, match: str) -> bool:
-    """Guard against a recycled pid: signal only the process we were started for."""
+#: (signal, seconds to wait for the end) in turn
+_LADDER = ((signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0))
+
+
+def command_line_has(pid: int, match: str) -> bool:
+    """Guard against a recycled pid: does process `pid`'s command line contain `match`?"""
     try:
         return match.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 
 
-def _gone(pid: int, timeout: float) -> bool:
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Whether process `pid` ends within `timeout` s (a zombie has ended: it only waits to be reaped)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -84,6 +90,21 @@ def _gone(pid: int, timeout: float) -> bool:
     return False
 
 
+def stop_matching(pid: int, match: str, ladder: tuple[tuple[int, float], ...]) -> bool:
+    """Send `pid` each signal of `ladder` ((signal, seconds to wait), ...) until it is gone, as
+    long as its command line contains `match`. False when no such process ran."""
+    if not command_line_has(pid, match):
+        return False
+    for sig, wait in ladder:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        if wait_gone(pid, wait) or not command_line_has(pid, match):
+            break
+    return True
+
+
 def _watch(fd: int, pid: int, match: str, remove: str) -> None:
     message = b""
     while True:
@@ -93,15 +114,7 @@ def _watch(fd: int, pid: int, match: str, remove: str) -> None:
         message += chunk
     if message == b"done":
         return
-    for sig, wait in ((signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
-        if not _matches(pid, match):
-            break
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            break
-        if _gone(pid, wait):
-            break
+    stop_matching(pid, match, _LADDER)
     if remove:
         shutil.rmtree(remove, ignore_errors=True)
 
