@@ -57,7 +57,7 @@ def line(name: str, r: dict) -> str:
 
 def catalogue_subset(n: int) -> list[str]:
     """The first `n` catalogue scenario files, in check's own order."""
-    from harness import check as ck
+    from harness.reports import check as ck
     from harness.scenario.loader import load
 
     scenarios = ck.catalogue(load(f) for f in ck.catalogue_files([str(ROOT / "scenarios")]))

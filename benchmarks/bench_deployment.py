@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from harness.proxy.fleet import Fleet  # noqa: E402
 from harness.proxy.proxy import base_env, free_port, proxy_config  # noqa: E402
 from harness.proxy.zygote import AGENT, Zygote  # noqa: E402
-from harness.scenario.model import Deployment, ProxySettings  # noqa: E402
+from harness.proxy.settings import Deployment, ProxySettings  # noqa: E402
 
 NAMES = ["a", "b", "c"]
 
@@ -53,7 +53,7 @@ def pss_mb(pid: int) -> float | None:
 def memory(fleet: Fleet) -> list[str]:
     out = []
     for name, replica in fleet.replicas.items():
-        info = replica.control("info")
+        info = replica.control.info()
         engine = ", ".join(f"{k} {v:.0f}" for k, v in info.get("children_peak_rss_mb", {}).items()) or "none"
         pss = pss_mb(replica.pid)
         pss_text = f"{pss:.0f} MB" if pss is not None else "n/a"

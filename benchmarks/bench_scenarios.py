@@ -48,7 +48,7 @@ def main() -> int:
         first = session.run(scenarios[0])
         further = [session.run(s) for s in scenarios[1:] * args.rounds]
         target = next(iter(session.fleets.values()))[0].first
-        info = target.control("info")
+        info = target.control.info()
 
     print(f"litellm {args.version}, PostgreSQL {server.kind} {server.version}")
     print(f"  command to verdict (seed scenario)   median {statistics.median(to_verdict):6.2f} s   runs {', '.join(f'{x:.2f}' for x in to_verdict)}")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .durations import parse_span
+
 BUDGET_ERROR_TYPE = "budget_exceeded"
 
 
@@ -119,8 +121,6 @@ def check_state(
             raise fail(f"{what}: spend is {state.spend}, expected at least {step.spend_at_least}", f">= {step.spend_at_least}", state.spend, entity)
     current = state.budget_reset_at
     if step.budget_reset_within is not None:
-        from .scenario.durations import parse_span
-
         latest = clock + parse_span(step.budget_reset_within) if clock else None
         if current is None or (clock is not None and not clock < current <= latest):
             raise fail(

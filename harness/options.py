@@ -77,7 +77,7 @@ def run_config(at: str | None, proxy_config: str | None = None, redis: str | Non
     from .errors import HarnessError
     from .proxy import operator_config
     from .execution.results import RunConfig
-    from .scenario.model import parse_instant
+    from .durations import parse_instant
 
     operator = operator_config.load(proxy_config) if proxy_config else None
     if redis is not None and redis not in REDIS_KINDS:

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import check as ck  # noqa: E402
+from harness.reports import check as ck  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 
 #: known layers first (the order a reader meets them), then any other subdirectory alphabetically

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from harness.errors import HarnessError
-    from harness.matrix import select_releases
+    from harness.execution.plan import select_releases
 
     from harness.releases.index import parse_version
 

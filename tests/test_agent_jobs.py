@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.proxy import agent
+from harness.standalone import agent
 
 
 class Job:

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("agent_views", ROOT / "harness" / "proxy" / "agent_views.py")
+spec = importlib.util.spec_from_file_location("agent_views", ROOT / "harness" / "standalone" / "agent_views.py")
 agent_views = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(agent_views)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.proxy.entities import EntityState, token_hash
 from harness.execution.scenario_run import ScenarioRun
+from harness.proxy.control import ProxyControl
+from harness.proxy.entities import EntityState, token_hash
 from harness.scenario import load
 
 SECRET = "sk-key-under-test-000000001"
@@ -23,6 +24,7 @@ class Resp:
 class Target:
     def __init__(self, entries, has_counters=True):
         self.entries, self.has_counters = entries, has_counters
+        self.control = ProxyControl.of("a", self._agent)
 
     def api(self, method, path, **kwargs):
         if path == "/key/generate":
@@ -31,11 +33,11 @@ class Target:
             return Resp(200, {"info": {"spend": 0.0, "budget_reset_at": None}})
         return Resp(200, {})
 
-    def control(self, op, **body):
+    def _agent(self, op, body):
         if op == "auth-view":
             assert HASH in body["ids"]
             return {"entries": self.entries, "has_spend_counter_cache": self.has_counters}
-        return {"now": "2026-03-02T10:00:00+00:00"}
+        return {"now": "2026-03-02T10:00:00+00:00", "still_running": []}
 
 
 class Db:

@@ -15,10 +15,10 @@ import pytest
 
 from test_cleanup import next_start_cleans_up, processes_with, runtime, wait_for_line, wait_gone  # noqa: F401 (runtime: a fixture)
 
-from harness.execution.results import PASSED, RunConfig
-
+from harness.execution.results import RunConfig
 from harness.execution.session import ReleaseSession
 from harness.scenario import load
+from harness.verdicts import Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 STALE = ROOT / "scenarios" / "deployments" / "key_reset_stale_replica_counter.yaml"
@@ -47,8 +47,8 @@ def test_two_replicas_with_redis_faults_on_the_real_proxy(pg_server, monkeypatch
         faults = session.run(load(FAULTS))
         assert ours(marker), "the replicas, zygote and Redis should carry the marker while they run"
     log = "\n".join(lines)
-    assert stale.verdict == PASSED, (stale.reason, log[-3000:])
-    assert faults.verdict == PASSED, (faults.reason, log[-3000:])
+    assert stale.verdict == Verdict.PASSED, (stale.reason, log[-3000:])
+    assert faults.verdict == Verdict.PASSED, (faults.reason, log[-3000:])
     assert log.count("importing litellm 1.85.0 once") == 1  # one zygote for both deployments
 
     # every request step says which replica served it; `on:` is obeyed

@@ -125,6 +125,28 @@ def test_every_redis_step_needs_deployment_redis(tmp_path, step):
     assert "\n" not in message
 
 
+def test_a_step_requiring_an_unknown_injector_is_refused_at_its_line(tmp_path, monkeypatch):
+    from harness.steps.jobs import FlushSpend
+
+    monkeypatch.setattr(FlushSpend, "requires", frozenset({"dns"}))
+    with pytest.raises(ScenarioError, match=r"s.yaml:3: `flush_spend` requires `dns`, which no fault injector "
+                                            r"provides; injectors: pg_relay, redis_relay, redis, redis_process, replicas"):
+        load(write(tmp_path, "name: s\nsteps:\n  - flush_spend\n"))
+
+
+def test_the_scenario_requires_what_its_steps_do_and_only_the_front_injectors_split_deployments(tmp_path):
+    from harness.execution.session import ReleaseSession
+
+    head = "name: s\ndeployment: {redis: cache}\nsteps:\n  - create_key: {name: k1}\n"
+    plain = load(write(tmp_path, head))
+    network = load(write(tmp_path, head + "  - redis_network: refuse\n  - stop_replica: {replica: a}\n"))
+    postgres = load(write(tmp_path, head + "  - postgres_network: refuse\n"))
+    assert plain.requires == frozenset() and network.requires == {"redis_relay", "replicas"}
+    # every Redis deployment has the Redis relay; a PostgreSQL relay is a deployment of its own
+    assert ReleaseSession.deployment_key(plain) == ReleaseSession.deployment_key(network)
+    assert ReleaseSession.deployment_key(plain) != ReleaseSession.deployment_key(postgres)
+
+
 def test_replica_of_a_single_replica_deployment_must_be_a(tmp_path):
     path = write(tmp_path, "name: s\nsteps:\n  - stop_replica: {replica: b}\n")
     with pytest.raises(ScenarioError, match=r"s.yaml:3: `replica: b` names no replica; the deployment has a$"):

@@ -1,17 +1,25 @@
-"""Fleet routing and the clock broadcast: pure logic on fake replicas (Fleet built around them)."""
+"""Fleet routing, where the agent's operations go, and the clock broadcast: pure logic on fake
+replicas (Fleet built around them)."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from harness.errors import HarnessError
+from harness.proxy.control import ProxyControl
 from harness.proxy.fleet import Fleet
-from harness.scenario.model import Deployment
+from harness.proxy.settings import Deployment
+
+#: each replica's own `now`: a replica that read its own clock would be seen
+NOW = {name: datetime(2026, 3, 2, 10, 0, i, tzinfo=timezone.utc) for i, name in enumerate("abc")}
 
 
 class FakeReplica:
     def __init__(self, name: str):
         self.name, self.alive, self.calls = name, True, []
+        self.control = ProxyControl.of(name, self._agent)
 
     def chat(self, key, end_user=None, **kwargs):
         self.calls.append(("chat", key))
@@ -21,12 +29,13 @@ class FakeReplica:
         self.calls.append((method, path))
         return self.name
 
-    def control(self, op, **body):
+    def _agent(self, op, body):
         self.calls.append((op, body))
-        if op in ("freeze", "advance", "clock"):
-            at = body.get("at", "now")
-            return {"now": f"2026-03-02T10:00:00+00:00 read by {self.name}" if at == "now" else at}
-        return {"op": op, "by": self.name}
+        if op == "freeze":
+            return {"now": body["at"] or NOW[self.name].isoformat()}
+        if op == "advance":
+            return {"now": (NOW[self.name] + timedelta(seconds=body["seconds"])).isoformat()}
+        return {"seconds": 0.5, "still_running": [f"task on {self.name}"], "by": self.name}
 
 
 def fleet(names="abc", routing="round_robin") -> Fleet:
@@ -69,23 +78,49 @@ def test_with_every_replica_stopped_the_request_still_goes_somewhere_and_fails_t
     assert f.scope(None).chat("k") in ("a", "b")
 
 
-def test_jobs_run_on_every_replica_of_the_scope_and_report_each():
+def jobs(replica: FakeReplica) -> list:
+    return [c for c in replica.calls if c[0] == "run-job"]
+
+
+def test_jobs_run_on_every_replica_of_the_scope_and_the_first_answers():
     f = fleet()
-    out = f.scope(None).control("run-job", job="reset_budget_job")
-    assert set(out["replicas"]) == {"a", "b", "c"}
-    assert f.scope("b").control("run-job", job="x") == {"op": "run-job", "by": "b"}
-    assert [c for c in f.replicas["a"].calls if c[0] == "run-job"] == [("run-job", {"job": "reset_budget_job"})]
+    assert f.scope(None).control.run_job("reset_budget_job") == 0.5
+    assert all(jobs(r) == [("run-job", {"job": "reset_budget_job"})] for r in f.replicas.values())
+    assert f.scope("b").control.settle() == ["task on b"]
+    assert f.scope("b").control.run_job("x") == 0.5 and jobs(f.replicas["b"])[-1] == ("run-job", {"job": "x"})
+    assert len(jobs(f.replicas["a"])) == 1
+
+
+def test_views_answer_by_replica_and_stopped_ones_are_left_out():
+    f = fleet()
+    f.replicas["b"].alive = False
+    for replica in f.replicas.values():
+        replica.control = ProxyControl.of(replica.name, lambda op, body, n=replica.name: {
+            "entries": {"spend_counter_cache": {"spend:key:h": n}}, "has_spend_counter_cache": True})
+    views = f.scope(None).control.auth_view(["h"])
+    assert list(views) == ["a", "c"] and views["c"].entries == {"spend_counter_cache": {"spend:key:h": "c"}}
+
+
+def test_the_clock_and_routes_are_read_on_one_replica_whatever_the_scope():
+    f = fleet()
+    f.replicas["a"].alive = False
+    f.replicas["b"].control = ProxyControl.of("b", lambda op, body: {"now": NOW["b"].isoformat()} if op == "clock"
+                                              else {"exists": True, "path": "/key/{key}", "fields": None})
+    assert f.scope("c").control.clock() == NOW["b"]
+    assert f.scope("c").control.route("POST", "/key/{k}").path == "/key/{key}"
 
 
 def test_clock_moves_on_every_running_replica_whatever_the_scope():
     f = fleet()
     f.replicas["c"].alive = False
-    f.scope("b").control("freeze", at="now")
+    assert f.scope("b").control.freeze() == NOW["a"]
     # the first replica reads `now`; the others freeze at its answer, not at their own `now`
-    assert f.replicas["a"].calls[-1] == ("freeze", {"at": "now"})
-    assert f.replicas["b"].calls[-1] == ("freeze", {"at": "2026-03-02T10:00:00+00:00 read by a"})
+    assert f.replicas["a"].calls[-1] == ("freeze", {"at": None})
+    assert f.replicas["b"].calls[-1] == ("freeze", {"at": NOW["a"].isoformat()})
     assert not f.replicas["c"].calls
-    assert f.clock_at == "2026-03-02T10:00:00+00:00 read by a"  # what a restarted replica is brought to
+    assert f.clock_at == NOW["a"]  # what a restarted replica is brought to
+    assert f.scope("b").control.advance(60) == NOW["a"] + timedelta(seconds=60) == f.clock_at
+    assert [c for c in f.replicas["b"].calls if c[0] == "advance"] == [("advance", {"seconds": 60})]
 
 
 def test_no_running_replica_is_a_harness_error():
@@ -93,4 +128,4 @@ def test_no_running_replica_is_a_harness_error():
     for r in f.replicas.values():
         r.alive = False
     with pytest.raises(HarnessError, match="no running replica among a, b"):
-        f.scope(None).control("settle")
+        f.scope(None).control.settle()

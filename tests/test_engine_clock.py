@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness.db import start_server
-from harness.proxy.entities import token_hash
 from harness.execution.session import ReleaseSession
+from harness.proxy.entities import token_hash
 from harness.scenario import load
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def test_engine_defaults_follow_the_frozen_clock(tmp_path: Path) -> None:
         assert abs(created[0] - FROZEN) < timedelta(seconds=1), created
         assert abs(created[1] - (FROZEN + timedelta(days=3))) < timedelta(seconds=1), created
         # unfrozen (the reset between scenarios), the engine is back on real time
-        fleet.scope(None).control("reset")
+        fleet.scope(None).control.reset()
         key = fleet.first.api("POST", "/key/generate", json={}).json()
         assert key.get("key")
         row = view.conn.execute('SELECT created_at FROM "LiteLLM_VerificationToken" WHERE token = %s',

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import bundle as bundle_mod
+from harness.reports import bundle as bundle_mod
 from harness import cli
 
 pytestmark = pytest.mark.slow

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.execution.scenario_run import ScenarioRun
-
 from harness.execution.results import verdict_for
+from harness.execution.scenario_run import ScenarioRun
+from harness.proxy.control import ProxyControl
 from harness.scenario import load
 
 
@@ -34,8 +34,8 @@ class FakeTarget:
     def chat(self, key, end_user=None, **kwargs):
         return Resp(200, {})
 
-    def control(self, op, **body):
-        return {"still_running": [], "now": "2026-03-02T10:00:00+00:00", "seconds": 0.0}
+    control = ProxyControl.of("a", lambda op, body: {"still_running": [], "now": "2026-03-02T10:00:00+00:00",
+                                                     "seconds": 0.0})
 
 
 class FakeDb:

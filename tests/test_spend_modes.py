@@ -9,6 +9,7 @@ import pytest
 
 from harness.errors import ScenarioError
 from harness.execution.scenario_run import ScenarioRun
+from harness.proxy.control import ProxyControl
 from harness.scenario import load
 
 
@@ -42,8 +43,7 @@ class Target:
                 return Resp(429, body={"error": {"type": "budget_exceeded", "message": "Budget has been exceeded!"}})
         return Resp(200, self.cost)
 
-    def control(self, op, **body):
-        return {"still_running": [], "now": "2026-03-02T10:00:00+00:00"}
+    control = ProxyControl.of("a", lambda op, body: {"still_running": [], "now": "2026-03-02T10:00:00+00:00"})
 
 
 class Db:

@@ -12,6 +12,7 @@ import pytest
 from harness import steps
 from harness.errors import HarnessError
 from harness.execution.scenario_run import ScenarioRun
+from harness.proxy.control import ProxyControl
 from harness.scenario import json_schema, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,8 @@ def test_published_schema_has_every_builtin_step() -> None:
 
 PLUGIN = '''
 from typing import ClassVar
-from harness.steps.base import Name, Step, EntityKind
+from harness.names import EntityKind, Name
+from harness.steps.base import Step
 
 
 class Ping(Step):
@@ -60,7 +62,7 @@ class Ping(Step):
     note: str = "pong"
 
     def run(self, ctx):
-        return f"{self.note} at {ctx.target.control('clock')['now']}"
+        return f"{self.note} at {ctx.target.control.clock().isoformat()}"
 '''
 
 
@@ -80,8 +82,8 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 class _Target:
-    def control(self, op, **body):
-        return {"now": "2026-03-02T10:00:00+00:00", "still_running": [], "seconds": 0.0}
+    control = ProxyControl.of("a", lambda op, body: {"now": "2026-03-02T10:00:00+00:00", "still_running": [],
+                                                     "seconds": 0.0})
 
 
 def test_a_plugin_step_loads_validates_and_runs(plugin: Path) -> None:

@@ -1,4 +1,6 @@
-"""One scenario's steps on one live deployment: the context every step's `run(ctx)` receives.
+"""One scenario's steps on one live deployment: the context every step's `run(ctx)` receives
+(the `harness.steps.base.StepContext` steps are written against; tests/test_step_context.py
+checks it implements every member).
 
 Expectation failures are recorded and the scenario goes on, so a report shows every broken
 expectation; an error (the harness could not do a step) stops it.
@@ -10,16 +12,21 @@ import time
 from datetime import datetime
 from typing import Any
 
+import requests
+
 from .. import assertions
 from ..errors import HarnessError
+from ..names import EntityKind
+from ..proxy.control import Route
 from ..proxy.entities import KINDS, Database, Entity, EntityState, parse_time, token_hash
 from ..proxy.fleet import Fleet
 from ..scenario.model import PlacedStep, Scenario
 from ..steps import references
-from ..steps.base import Expectation, Skipped, Step, Unsupported
+from ..steps.base import Budget, Expectation, Skipped, Step, StepContext, Unsupported
 from .results import Progress, RunConfig, StepResult
 
-class ScenarioRun:
+
+class ScenarioRun(StepContext):
     """One scenario's steps on one live proxy; the context every step's `run(ctx)` receives."""
 
     def __init__(self, scenario: Scenario, fleet: Fleet, db: Database, progress: Progress | None = None,
@@ -35,8 +42,9 @@ class ScenarioRun:
         self.entities: dict[str, Entity] = {}
         self.before_reset: dict[str, datetime | None] = {}
         self.reset_job_ran = False
+        self._step: Step | None = None
         self._secrets: list[str] = []
-        self._routes: dict[tuple[str, str], dict[str, Any]] = {}
+        self._routes: dict[tuple[str, str], Route] = {}
 
     # -- driving ----------------------------------------------------------------------------
 
@@ -79,11 +87,11 @@ class ScenarioRun:
         step = placed.step if isinstance(placed, PlacedStep) else placed
         if isinstance(placed, PlacedStep) and placed.refs:
             step = references.resolve(step, self.field_value)
-        self.target = self.fleet.scope(step.on)
+        self.target, self._step = self.fleet.scope(step.on), step
         try:
             return step.run(self)
         finally:
-            self.target = self.fleet.scope(None)
+            self.target, self._step = self.fleet.scope(None), None
 
     # -- what steps use -----------------------------------------------------------------------
 
@@ -96,7 +104,7 @@ class ScenarioRun:
         entity = self.entity(name)
         return None if entity is None else entity.id
 
-    def adopt(self, kind: str, name: str, entity_id: str) -> Entity:
+    def adopt(self, kind: EntityKind, name: str, entity_id: str) -> Entity:
         """An entity the proxy creates by itself (an end user met first in a request)."""
         entity = self.entities.get(name) or Entity(kind, name, entity_id, created_via="request")
         self.entities[name] = entity
@@ -114,23 +122,34 @@ class ScenarioRun:
         entity = self.entity(name)
         return references.value_of(entity, field, self.db.row)
 
-    def error_text(self, resp) -> str:
+    def error_text(self, resp: requests.Response) -> str:
         return _error_text(resp)
 
-    def require_route(self, method: str, path: str, fields: list[str] | None = None) -> dict[str, Any]:
+    def require_route(self, method: str, path: str, fields: list[str] | None = None) -> Route:
         """Unsupported unless the release's app has the route (and its request model takes `fields`)."""
         key = (method, path)
         if key not in self._routes:
-            self._routes[key] = self.target.control("route", method=method, path=path)
-        info = self._routes[key]
-        if not info["exists"]:
+            self._routes[key] = self.target.control.route(method, path)
+        route = self._routes[key]
+        if not route.exists:
             raise Unsupported(f"this release has no {method} {path} endpoint")
-        missing = [f for f in fields or [] if info.get("fields") is not None and f not in info["fields"]]
+        missing = [f for f in fields or [] if route.fields is not None and f not in route.fields]
         if missing:
             raise Unsupported(f"this release's {method} {path} takes no {', '.join(f'`{m}`' for m in missing)}")
-        return info
+        return route
 
-    def answer(self, method: str, path: str, resp) -> str:
+    def injector(self, name: str) -> Any:
+        """The deployment's `name` fault injector; the running step must declare it (`requires`),
+        so that the loader has checked it and the deployment was built with it."""
+        if self._step is None or name not in type(self._step).requires:
+            action = self._step.action if self._step is not None else "(no step)"
+            raise HarnessError(f"step `{action}` uses the `{name}` injector without declaring it in `requires`")
+        return self.fleet.faults.get(name)
+
+    def network_faults(self) -> list[str]:
+        return self.fleet.faults.network_modes()
+
+    def answer(self, method: str, path: str, resp: requests.Response) -> str:
         """A management call's answer: licence-gated -> unsupported; 5xx or another refusal -> failed step."""
         if resp.status_code in (401, 403):
             raise Unsupported(f"{method} {path} answered {resp.status_code}: {_error_text(resp)}")
@@ -139,7 +158,7 @@ class ScenarioRun:
                               expected="2xx", actual=resp.status_code)
         return f"{method} {path} -> {resp.status_code}"
 
-    def create(self, step, kind: str, body: dict[str, Any]) -> Entity:
+    def create(self, step: Budget, kind: EntityKind, body: dict[str, Any]) -> Entity:
         spec = KINDS[kind]
         if getattr(step, "budget_limits", None) is not None:
             self.require_route("POST", spec.create_path, fields=["budget_limits"])
@@ -165,9 +184,6 @@ class ScenarioRun:
         self.entities[step.name] = entity
         return entity
 
-    def clock(self) -> datetime:
-        return parse_time(self.target.control("clock")["now"])
-
     def api_state(self, entity: Entity) -> EntityState:
         spec = KINDS[entity.kind]
         if spec.info_path is None:
@@ -186,28 +202,10 @@ class ScenarioRun:
         return EntityState(None if spend is None else float(spend), parse_time(reset_at))
 
 
-def _through_relay(database) -> tuple[str, Any]:
-    """The database's URL via a new loopback relay (which a PostgreSQL fault step controls)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    from .faults.relay import Relay
-
-    parts = urlsplit(database.url)
-    if not parts.hostname or not parts.port:
-        raise HarnessError(f"a PostgreSQL fault needs a server on TCP; this one is at {parts.netloc or parts.path}")
-    relay = Relay(parts.hostname, parts.port, protocol="tcp").start()
-    netloc = parts.netloc.rsplit(":", 1)[0] + f":{relay.port}"
-    return urlunsplit(parts._replace(netloc=netloc)), relay
-
-
 def _served(names: list[str]) -> str:
     """`a x2, b x3`: who served a step's requests."""
     counts = {n: names.count(n) for n in dict.fromkeys(names)}
     return "served by " + ", ".join(f"{n} x{c}" for n, c in counts.items())
-
-
-def _iso(moment: datetime | None) -> str:
-    return moment.isoformat() if moment else "null"
 
 
 def _error_text(resp) -> str:

@@ -1,5 +1,6 @@
 """Fault injection, bounded and on loopback only: a TCP/RESP relay with switchable modes
-(`relay.py`), process and Redis-server control (`processes.py`), and the fault log (`events.py`)."""
+(`relay.py`), process and Redis-server control (`processes.py`), the fault log (`events.py`),
+and what fault steps act on, by name (`injectors.py`)."""
 
 from .events import MAX_FAULT_CEILING, MAX_FAULT_SECONDS, FaultEvent, FaultLog
 from .processes import RedisControl, stop_group

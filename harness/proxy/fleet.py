@@ -1,14 +1,17 @@
 """A deployment: the scenario's named proxy replicas on one database, and the Redis they share.
 
-    fleet = Fleet.build(zygote, database_url, scenario.deployment, scenario.proxy, run_dir, redis=server)
+    fleet = Fleet.build(zygote, database_url, scenario.deployment, scenario.proxy, run_dir, redis=server,
+                        requires=scenario.requires)
     fleet.start(timeout)              # every replica forked from the release's zygote, in parallel
     fleet.scope("b").chat(...)        # `on: b`; fleet.scope(None) spreads requests by the routing policy
+    fleet.scope(None).control.settle()   # the agent's operations, on the replicas they concern
     fleet.served_since(mark)          # which replica served each request
     fleet.stop()
 
 The replicas share the database and the master key, as a fleet behind a load balancer does;
-each has its own port, config file, log and in-memory caches. When the deployment has Redis,
-the proxies reach it through a loopback relay (harness.faults.relay), so a scenario can put
+each has its own port, config file, log and in-memory caches. What fault steps act on are the
+deployment's injectors (harness.faults.injectors), built from the steps' `requires`: when the
+deployment has Redis, the proxies reach it through a loopback relay, so a scenario can put
 latency, timeouts or failed commands between them. One clock: `freeze` and `advance` go to
 every replica, and `advance` also moves the Redis keys' TTLs (harness.redis.clock).
 """
@@ -19,16 +22,16 @@ import itertools
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import HarnessError
-from ..faults.events import FaultLog
-from ..scenario.model import Deployment, ProxySettings
+from ..faults.events import FaultEvent
+from ..faults.injectors import Faults, Site
+from .control import Answers, ProxyControl, Reach
 from .proxy import ProxyTarget
-
-#: control operations that act on the whole deployment's clock
-CLOCK_OPS = ("freeze", "advance")
+from .settings import Deployment, ProxySettings
 
 
 def replica_settings(base: ProxySettings, deployment: Deployment, name: str, redis_wiring: dict) -> ProxySettings:
@@ -41,11 +44,11 @@ def replica_settings(base: ProxySettings, deployment: Deployment, name: str, red
     })
 
 
-def redis_wiring(via: str, redis, port: int) -> dict:
-    """The settings that point a proxy at Redis (through the relay on `port`) the way `via` says."""
+def redis_wiring(via: str, redis, address: tuple[str, int]) -> dict:
+    """The settings that point a proxy at Redis (at `address`: its relay) the way `via` says."""
     from ..redis import wiring
 
-    args = ("127.0.0.1", port, redis.password, redis.db, redis.username)
+    args = (*address, redis.password, redis.db, redis.username)
     if via == "cache":
         return {"litellm_settings": wiring.cache_settings(*args)}
     if via == "coordination":
@@ -57,43 +60,40 @@ def redis_wiring(via: str, redis, port: int) -> dict:
 
 class Fleet:
     def __init__(self, replicas: dict[str, Any], deployment: Deployment | None = None, redis=None,
-                 redis_relay=None, pg_relay=None):
+                 faults: Faults | None = None):
         """`replicas` by name, not started yet (or started elsewhere: a unit test's fakes)."""
         self.replicas = dict(replicas)
         self.deployment = deployment or Deployment(replicas=list(replicas))
         self.first = next(iter(self.replicas.values()))
-        self.redis, self.redis_relay, self.pg_relay = redis, redis_relay, pg_relay
-        #: faults of the steps themselves (replica stops); the relays and the Redis control log theirs
-        self.faults = FaultLog()
-        self.redis_control = None  # harness.faults.processes.RedisControl, made on a Redis process fault
-        self.down: dict[str, Any] = {}  # replica -> its open stop event
+        self.redis = redis
+        #: what fault steps act on, by name (steps reach them through their context's `injector`)
+        self.faults = faults or Faults(Site(redis=redis if self.deployment.redis != "none" else None))
+        self.faults.site.fleet = self
         self._turn = itertools.count()
         self._lock = threading.Lock()
         self.served: list[str] = []
-        #: the deployment's frozen clock (ISO), to bring a restarted replica onto it
-        self.clock_at: str | None = None
+        #: the deployment's frozen clock, to bring a restarted replica onto it
+        self.clock_at: datetime | None = None
 
     @classmethod
     def build(cls, zygote, database_url: str, deployment: Deployment, settings: ProxySettings, run_dir: Path,
-              operator=None, redis=None, pg_relay=None) -> "Fleet":
-        """The deployment's replicas as forks of `zygote`, wired to `redis` through a new relay."""
-        wiring: dict = {}
-        redis_relay = None
-        if deployment.redis != "none":
-            if redis is None:
-                raise HarnessError("the deployment uses Redis, but no Redis server was started")
-            from ..faults.relay import Relay
-
-            redis_relay = Relay(redis.host, redis.port, protocol="redis").start()
-            wiring = redis_wiring(deployment.redis, redis, redis_relay.port)
+              operator=None, redis=None, requires: Iterable[str] = ()) -> "Fleet":
+        """The deployment's replicas as forks of `zygote`, behind the injectors `requires` names
+        that sit in front of a server (and the Redis relay of a deployment with Redis)."""
+        if deployment.redis != "none" and redis is None:
+            raise HarnessError("the deployment uses Redis, but no Redis server was started")
+        site = Site(database_url, redis if deployment.redis != "none" else None)
+        faults = Faults(site)
+        faults.build_front(requires)
+        wiring = redis_wiring(deployment.redis, redis, site.redis_address) if site.redis is not None else {}
         master_key, token = "sk-harness-" + secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         replicas = {
-            name: ProxyTarget(zygote, database_url, replica_settings(settings, deployment, name, wiring),
+            name: ProxyTarget(zygote, site.database_url, replica_settings(settings, deployment, name, wiring),
                               run_dir / name if len(deployment.replicas) > 1 else run_dir, operator,
                               name=name, master_key=master_key, control_token=token)
             for name in deployment.names
         }
-        return cls(replicas, deployment, redis=redis, redis_relay=redis_relay, pg_relay=pg_relay)
+        return cls(replicas, deployment, redis=redis, faults=faults)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -116,28 +116,19 @@ class Fleet:
             raise HarnessError(f"replica {name} is running: stop it first")
         replica.start(timeout)
         if self.clock_at is not None:
-            replica.control("freeze", at=self.clock_at)
+            replica.control.freeze(self.clock_at)
         return replica
 
-    def fault_events(self) -> list:
+    def fault_events(self) -> list[FaultEvent]:
         """Every fault injected into this deployment, in the order they started."""
-        events = list(self.faults.events)
-        for source in (self.redis_relay, self.pg_relay, self.redis_control):
-            if source is not None:
-                events += source.events
-        return sorted(events, key=lambda e: e.started_at)
+        return self.faults.events()
 
     def stop(self) -> None:
-        for event in self.down.values():
-            self.faults.finish(event, "stopped")
-        if self.redis_control is not None:
-            self.redis_control.close()  # a Redis left down comes back for the next scenario
+        # open faults end (a Redis left down comes back), then the replicas, then what they talked through
+        self.faults.close(front=False)
         for replica in self.replicas.values():
             replica.stop()
-        if self.redis_relay is not None:
-            self.redis_relay.stop()
-        if self.pg_relay is not None:
-            self.pg_relay.stop()
+        self.faults.close(front=True)
 
     @property
     def alive(self) -> bool:
@@ -183,12 +174,13 @@ def _alive(target) -> bool:
 class Scope:
     """The replicas one step acts on, with the interface the steps use (`api`, `chat`, `control`).
 
-    Requests go to one replica each, by the deployment's routing policy; jobs, settle and views
-    run on every replica of the scope; the clock is moved on every running replica, whatever
-    the scope."""
+    Requests go to one replica each, by the deployment's routing policy; the agent's operations
+    go where their reach says (harness.proxy.control.Reach): jobs, settle, resets and views to
+    every running replica of the scope, the clock to every running replica whatever the scope."""
 
     def __init__(self, fleet: Fleet, names: list[str]):
         self.fleet, self.names = fleet, names
+        self.control: ProxyControl = _ScopeControl(self)
 
     @property
     def replicas(self) -> list[ProxyTarget]:
@@ -210,44 +202,54 @@ class Scope:
     def unit_model(self) -> str:
         return self.fleet.first.unit_model
 
+    @property
+    def redis(self):
+        """The deployment's Redis server (harness.redis), None when it has none."""
+        return self.fleet.redis if self.fleet.deployment.redis != "none" else None
+
     def api(self, method: str, path: str, **kwargs: Any):
         return self.fleet.route(self.names).api(method, path, **kwargs)
 
     def chat(self, key: str, end_user: str | None = None, **kwargs: Any):
         return self.fleet.route(self.names).chat(key, end_user, **kwargs)
 
-    def control(self, op: str, **body: Any) -> dict[str, Any]:
-        if op in CLOCK_OPS:
-            return self._clock(op, body)
-        if op in ("clock", "route"):
-            return self._running(self.fleet.deployment.names)[0][1].control(op, **body)
-        results = [(name, r.control(op, **body)) for name, r in self._running(self.names)]
-        out = dict(results[0][1])
-        if len(results) > 1:
-            out["replicas"] = {name: result for name, result in results}
-        return out
-
-    def each(self, op: str, **body: Any) -> dict[str, dict[str, Any]]:
-        """`op` on every running replica of the scope: {name: result}."""
-        return {name: r.control(op, **body) for name, r in self._running(self.names)}
-
-    def _running(self, names: list[str]) -> list[tuple[str, ProxyTarget]]:
+    def _running(self, reach: Reach) -> list[tuple[str, ProxyTarget]]:
+        """The running replicas `reach` names, in the deployment's order."""
+        names = self.names if reach is Reach.EACH else self.fleet.deployment.names
         running = [(n, self.fleet.replicas[n]) for n in names if _alive(self.fleet.replicas[n])]
         if not running:
             raise HarnessError(f"no running replica among {', '.join(names)} (stopped by a fault step?)")
-        return running
+        return running[:1] if reach is Reach.ANY else running
 
-    def _clock(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
-        running = [r for _n, r in self._running(self.fleet.deployment.names)]
-        results = [running[0].control(op, **body)]
-        # `freeze: now` is read once, on the first replica; the others freeze at that instant
-        again = {"at": results[0]["now"]} if op == "freeze" else body
-        results += [r.control(op, **again) for r in running[1:]]
-        self.fleet.clock_at = results[0]["now"]
-        if op == "advance" and self.fleet.redis is not None:
+    def _send(self, op: str, body: dict[str, Any], reach: Reach) -> Answers:
+        answers: Answers = {}
+        for name, replica in self._running(reach):
+            (answers[name],) = replica.control.send(op, body, reach).values()
+        return answers
+
+
+class _ScopeControl(ProxyControl):
+    """A scope's operations: each goes to the replicas of its reach; the clock is the deployment's."""
+
+    def __init__(self, scope: Scope):
+        super().__init__(scope._send)
+        self.scope = scope
+
+    def freeze(self, at: datetime | None = None) -> datetime:
+        # `now` is read once, on the first replica; the others freeze at that instant
+        (_name, lead), *others = self.scope._running(Reach.ALL)
+        now = lead.control.freeze(at)
+        for _name, replica in others:
+            replica.control.freeze(now)
+        self.scope.fleet.clock_at = now
+        return now
+
+    def advance(self, seconds: float) -> datetime:
+        now = super().advance(seconds)
+        fleet = self.scope.fleet
+        fleet.clock_at = now
+        if fleet.redis is not None:
             from ..redis.clock import advance_ttls
 
-            out = dict(results[0])
-            out["redis"] = advance_ttls(self.fleet.redis, float(body["seconds"]))
-            return out
-        return results[0]
+            advance_ttls(fleet.redis, float(seconds))
+        return now

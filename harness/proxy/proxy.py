@@ -1,10 +1,10 @@
 """The real LiteLLM proxy of one release, as a child process the harness owns.
 
-The proxy runs `agent.py` with the release environment's python, forked from the release's
-zygote (zygote.py): LiteLLM's own app under uvicorn on 127.0.0.1 and a free port, a fresh
-master key, its own database clone. The harness
-talks to it with `requests`: the proxy's public API for everything a user would do, and the
-agent's /__harness/ routes for the clock, the scheduled jobs and resets between scenarios.
+The proxy runs `harness/standalone/agent.py` with the release environment's python, forked
+from the release's zygote (zygote.py): LiteLLM's own app under uvicorn on 127.0.0.1 and a free
+port, a fresh master key, its own database clone. The harness talks to it with `requests`: the
+proxy's public API for everything a user would do, and the agent's operations (control.py) for
+the clock, the scheduled jobs and resets between scenarios.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import signal
 import socket
 import time
 from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ import requests
 import yaml
 
 from ..errors import HarnessError
-from ..scenario.model import ProxySettings
+from .control import ProxyControl, post
+from .settings import ProxySettings
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Far beyond any scenario: the scheduler is paused after start-up anyway, this closes the
@@ -149,6 +151,8 @@ class ProxyTarget:
         self.log_path = run_dir / "proxy.log"
         self.http = requests.Session()
         self.started_in_s: float | None = None
+        #: the agent's operations on this proxy
+        self.control = ProxyControl.of(name, self._call_agent)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -178,6 +182,8 @@ class ProxyTarget:
         }
         started = time.monotonic()
         self.http = requests.Session()
+        # up when its agent answers, asked with a short timeout so the deadline below holds
+        probe = ProxyControl.of(self.name, partial(post, self.http, self.base_url, self.control_token, timeout=2.0))
         self.pid = self.zygote.spawn(env, self.run_dir, self.log_path)
         deadline, last_note = started + timeout, started
         while True:
@@ -189,9 +195,9 @@ class ProxyTarget:
                     f"last log lines:\n{self.log_tail(25)}"
                 )
             try:
-                if self.http.get(f"{self.base_url}/__harness/info", headers=self._control_headers(), timeout=2).ok:
-                    break
-            except requests.RequestException:
+                probe.info()
+                break
+            except HarnessError:
                 pass
             now = time.monotonic()
             if now > deadline:
@@ -247,19 +253,8 @@ class ProxyTarget:
 
     # -- talking to it --------------------------------------------------------------------
 
-    def _control_headers(self) -> dict[str, str]:
-        return {"X-Harness-Token": self.control_token}
-
-    def control(self, op: str, **body: Any) -> dict[str, Any]:
-        """Call an agent route; a failure inside the proxy becomes a HarnessError with its text."""
-        try:
-            resp = self.http.post(f"{self.base_url}/__harness/{op}", json=body, headers=self._control_headers(), timeout=120)
-        except requests.RequestException as exc:
-            raise HarnessError(f"the proxy did not answer the harness ({op}): {exc}") from None
-        data = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
-        if not resp.ok:
-            raise HarnessError(f"harness control `{op}` failed inside the proxy: {data.get('error', resp.text[:300])}")
-        return data
+    def _call_agent(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        return post(self.http, self.base_url, self.control_token, op, body)
 
     def api(
         self, method: str, path: str, *, key: str | None = None, headers: dict[str, str] | None = None, **kwargs: Any

@@ -1,8 +1,8 @@
 """A parent process that has imported one release's LiteLLM, and forks proxies from it.
 
 Importing LiteLLM is most of a proxy's start, so every proxy of a release (each replica of a
-deployment, each distinct proxy setting) is a fork of one zygote: `agent.py` with
-HARNESS_ZYGOTE=1. The harness writes `spawn` requests on the zygote's stdin and reads the
+deployment, each distinct proxy setting) is a fork of one zygote: harness/standalone/agent.py
+with HARNESS_ZYGOTE=1. The harness writes `spawn` requests on the zygote's stdin and reads the
 replica's pid back; the zygote exits, killing its replicas, when that pipe closes, so a
 harness that dies (even by SIGKILL) leaves nothing running.
 """
@@ -21,7 +21,8 @@ from typing import Any
 
 from ..errors import HarnessError
 
-AGENT = Path(__file__).with_name("agent.py")
+#: run by the release's python, as a script (it imports nothing of the harness)
+AGENT = Path(__file__).parent.parent / "standalone" / "agent.py"
 
 
 class Zygote:

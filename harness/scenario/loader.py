@@ -17,7 +17,9 @@ from pydantic import ValidationError
 
 from .. import steps as step_registry
 from ..errors import ScenarioError
-from .model import Deployment, Metadata, PlacedStep, ProxySettings, Scenario
+from ..faults.injectors import INJECTORS
+from ..proxy.settings import Deployment, ProxySettings
+from .model import Metadata, PlacedStep, Scenario
 
 Path_ = tuple[Any, ...]
 TOP_LEVEL = {"name", "title", "description", "issue", "affects", "tags", "proxy", "deployment", "steps"}
@@ -305,8 +307,9 @@ def _check_references(file: str, steps: list[PlacedStep], lines: _Lines) -> None
             known[name] = kind
 
 
-def _check_replicas(file: str, steps: list[PlacedStep], lines: _Lines, deployment: Deployment) -> None:
-    """`on:` names a replica of the deployment (or `all`); steps that need Redis have one."""
+def _check_deployment(file: str, steps: list[PlacedStep], lines: _Lines, deployment: Deployment) -> None:
+    """`on:` and `replica:` name replicas of the deployment; the injectors a step requires exist
+    and can be built on it (those that need Redis on a deployment with one)."""
     for placed in steps:
         step = placed.step
         line = lines.line(("steps", placed.index, step.action, "on"))
@@ -320,9 +323,14 @@ def _check_replicas(file: str, steps: list[PlacedStep], lines: _Lines, deploymen
         if isinstance(replica, str) and replica not in deployment.replicas:
             raise ScenarioError(f"{file}:{lines.line(('steps', placed.index, step.action, 'replica'))}: `replica: {replica}` "
                                 f"names no replica; the deployment has {', '.join(deployment.names)}")
-        if getattr(type(step), "needs_redis", False) and deployment.redis == "none":
-            raise ScenarioError(f"{file}:{placed.line}: `{step.action}` needs a Redis: set `deployment: {{redis: cache}}` "
-                                "(or coordination, env)")
+        for name in sorted(type(step).requires):
+            injector = INJECTORS.get(name)
+            if injector is None:
+                raise ScenarioError(f"{file}:{placed.line}: `{step.action}` requires `{name}`, which no fault injector "
+                                    f"provides; injectors: {', '.join(INJECTORS)}")
+            if injector.needs_redis and deployment.redis == "none":
+                raise ScenarioError(f"{file}:{placed.line}: `{step.action}` needs a Redis: set `deployment: {{redis: cache}}` "
+                                    "(or coordination, env)")
 
 
 def _a(kind: str) -> str:
@@ -357,7 +365,7 @@ def load(path: str | Path) -> Scenario:
         raise ScenarioError(f"{file}:{lines.line(('steps',))}: `steps` must be a non-empty list of actions")
     steps = [_parse_step(file, raw, i, lines, source) for i, raw in enumerate(raw_steps)]
     _check_references(file, steps, lines)
-    _check_replicas(file, steps, lines, deployment)
+    _check_deployment(file, steps, lines, deployment)
     return Scenario(path=file, meta=meta, proxy=proxy, deployment=deployment, steps=tuple(steps))
 
 

@@ -1,26 +1,95 @@
 """What every step type is: a pydantic model (its fields and validation) with a `run` method.
 
 A step type is declared once, in one module of `harness/steps/` (or a plugin's module): the
-class holds its fields, checks, the entity kinds its fields name, the entity it creates, its
-one-line doc (`doc`, else the docstring's first line) and how it runs (`run(ctx)`, where `ctx`
-is the runner's `ScenarioRun`). The loader, the JSON Schema and the README's step table are
-generated from these classes (`harness.steps.registry()`).
+class holds its fields, checks, the entity kinds its fields name, the entity it creates, the
+fault injectors it drives, its one-line doc (`doc`, else the docstring's first line) and how
+it runs (`run(ctx)`, where `ctx` is a `StepContext`: the runner's, which steps never import).
+The loader, the JSON Schema and the README's step table are generated from these classes
+(`harness.steps.registry()`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
 
+import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..scenario.durations import check_budget_duration
+from ..durations import check_budget_duration
+from ..names import EntityKind
+from ..proxy.control import Route
+from ..proxy.entities import Database, Entity, EntityState
+from ..proxy.fleet import Scope
+from ..proxy.settings import ProxySettings
 
-if TYPE_CHECKING:  # the runner imports the steps, not the other way round
-    from ..execution.scenario_run import ScenarioRun
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="a name the scenario chooses")]
-EntityKind = Literal["organization", "team", "user", "key", "end_user", "budget", "team_member", "tag"]
-ANY_ENTITY: tuple[EntityKind, ...] = ("organization", "team", "user", "key", "end_user", "budget", "team_member", "tag")
+class RunSettings(Protocol):
+    """What a step reads of the whole run's settings (harness.execution.results.RunConfig)."""
+
+    @property
+    def at(self) -> datetime | None:
+        """The instant `freeze_clock: now` means (`--at`); None: the real time."""
+
+
+class ScenarioSettings(Protocol):
+    """What a step reads of its scenario (harness.scenario.model.Scenario)."""
+
+    @property
+    def proxy(self) -> ProxySettings:
+        """The scenario's `proxy:` settings (`litellm_settings.timezone` for calendar checks)."""
+
+
+class StepContext(Protocol):
+    """Everything a step's `run(ctx)` may use: the scenario's entities, the deployment it runs on
+    (`target`: the replicas its `on:` names), the database view, the fault injectors it declared.
+
+    The runner's ScenarioRun is one (tests/test_step_context.py checks every member)."""
+
+    #: the entities created so far, by the scenario's names (create steps add theirs)
+    entities: dict[str, Entity]
+    #: each entity's database budget_reset_at before the last run_reset_job
+    before_reset: dict[str, datetime | None]
+    reset_job_ran: bool
+    config: RunSettings
+    scenario: ScenarioSettings
+    db: Database
+    target: Scope
+
+    def entity(self, name: str | None) -> Entity | None:
+        """The entity of that name (None for None); Skipped if its create step failed."""
+
+    def id_of(self, name: str | None) -> str | None:
+        """The entity's id (None for None)."""
+
+    def create(self, step: Budget, kind: EntityKind, body: dict[str, Any]) -> Entity:
+        """Create through the kind's endpoint with `body`, the step's budget fields and `extra`,
+        and keep it under the step's `name`."""
+
+    def adopt(self, kind: EntityKind, name: str, entity_id: str) -> Entity:
+        """An entity the proxy creates by itself (an end user met first in a request)."""
+
+    def require_route(self, method: str, path: str, fields: list[str] | None = None) -> Route:
+        """Unsupported unless the release's app has the route (and its request model takes `fields`)."""
+
+    def answer(self, method: str, path: str, resp: requests.Response) -> str:
+        """A management call's answer: licence-gated -> Unsupported; another refusal -> Expectation."""
+
+    def api_state(self, entity: Entity) -> EntityState:
+        """The entity's spend and budget_reset_at as the proxy's info endpoint reports them."""
+
+    def error_text(self, resp: requests.Response) -> str:
+        """A refusal's message, short."""
+
+    def remember_secret(self, secret: str) -> None:
+        """A virtual key the scenario saw, redacted from every report."""
+
+    def injector(self, name: str) -> Any:
+        """The deployment's `name` fault injector (harness.faults.injectors), which the running
+        step declares in `requires`."""
+
+    def network_faults(self) -> list[str]:
+        """The modes of the network faults in force (relays not passing traffic untouched)."""
 
 
 class Strict(BaseModel):
@@ -58,8 +127,9 @@ class Step(Strict):
     #: whether `on:` may pick the replicas it runs on (not the clock: one for the whole deployment)
     replica_scoped: ClassVar[bool] = True
     not_scoped_because: ClassVar[str] = ""
-    #: the step needs `deployment.redis` (the loader says so at the step's line)
-    needs_redis: ClassVar[bool] = False
+    #: the fault injectors it drives (harness.faults.injectors: `pg_relay`, `redis_relay`, `redis`,
+    #: `redis_process`, `replicas`); the deployment builds them, the loader checks it can
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     on: str | None = Field(
         None, description="the replica this step runs on (a name from `deployment.replicas`, or `all`); "
@@ -70,7 +140,7 @@ class Step(Strict):
         name = getattr(self, "name", None)
         return [(name, self.creates)] if self.creates is not None and name is not None else []
 
-    def run(self, ctx: "ScenarioRun") -> str | None:
+    def run(self, ctx: StepContext) -> str | None:
         """Do the step against the target; return a one-line note, raise Expectation/Unsupported/HarnessError."""
         raise NotImplementedError(f"step `{self.action}` has no run()")
 

@@ -7,10 +7,10 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
+from ..durations import parse_instant, parse_span
 from ..errors import HarnessError
-from ..proxy.entities import parse_time
-from ..scenario.durations import parse_instant, parse_span
-from .base import ANY_ENTITY, EntityKind, Name, Step
+from ..names import ANY_ENTITY, EntityKind, Name
+from .base import Step, StepContext
 
 
 class FreezeClock(Step):
@@ -29,15 +29,14 @@ class FreezeClock(Step):
             parse_instant(value)
         return value
 
-    def run(self, ctx) -> str:
-        config_at = getattr(getattr(ctx, "config", None), "at", None)
+    def run(self, ctx: StepContext) -> str:
         if self.at != "now":
-            at, note = self.at, ""
-        elif config_at is not None:
-            at, note = config_at.isoformat(), " (now = --at)"
+            at, note = parse_instant(self.at), ""
+        elif ctx.config.at is not None:
+            at, note = ctx.config.at, " (now = --at)"
         else:
             at, note = None, " (now)"
-        return "clock frozen at " + ctx.target.control("freeze", at=at)["now"] + note
+        return "clock frozen at " + ctx.target.control.freeze(at).isoformat() + note
 
 
 class AdvanceClock(Step):
@@ -69,16 +68,16 @@ class AdvanceClock(Step):
     def delta(self) -> timedelta:
         return parse_span(self.by) if self.by is not None else timedelta(0)
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         if self.past is None:
-            return "clock now " + ctx.target.control("advance", seconds=self.delta.total_seconds())["now"]
+            return "clock now " + ctx.target.control.advance(self.delta.total_seconds()).isoformat()
         entity = ctx.entity(self.past)
         state = ctx.db.state(entity)
         if state is None or state.budget_reset_at is None:
             raise HarnessError(f"`past: {self.past}`: its budget_reset_at is not set (nothing to move past)")
-        now = parse_time(ctx.target.control("clock")["now"])
+        now = ctx.target.control.clock()
         target = state.budget_reset_at + parse_span(self.margin)
         if target <= now:
             return f"clock already past {self.past}'s budget_reset_at {state.budget_reset_at.isoformat()} (now {now.isoformat()})"
-        moved = ctx.target.control("advance", seconds=(target - now).total_seconds())["now"]
+        moved = ctx.target.control.advance((target - now).total_seconds()).isoformat()
         return f"clock now {moved}, {self.margin} past {self.past}'s budget_reset_at {state.budget_reset_at.isoformat()}"

@@ -7,8 +7,9 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from ..errors import HarnessError
+from ..names import EntityKind, Name
 from ..proxy.entities import Entity
-from .base import Budget, EntityKind, Name, Step, Unsupported
+from .base import Budget, Step, StepContext, Unsupported
 
 
 class CreateOrganization(Step, Budget):
@@ -24,7 +25,7 @@ class CreateOrganization(Step, Budget):
         "auto: the API, or the database where the release answers 403 (enterprise licence)",
     )
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         if self.via != "db":
             try:
                 ctx.create(self, "organization", {"organization_alias": self.name, "models": self.models})
@@ -50,7 +51,7 @@ class CreateTeam(Step, Budget):
     organization: Name | None = None
     models: list[str] = []
 
-    def run(self, ctx) -> None:
+    def run(self, ctx: StepContext) -> None:
         ctx.create(self, "team", {"team_alias": self.name, "organization_id": ctx.id_of(self.organization), "models": self.models})
 
 
@@ -65,7 +66,7 @@ class CreateUser(Step, Budget):
     organization: Name | None = None
     user_role: str | None = None
 
-    def run(self, ctx) -> None:
+    def run(self, ctx: StepContext) -> None:
         body = {
             "user_id": self.name,
             "user_alias": self.name,
@@ -94,7 +95,7 @@ class CreateKey(Step, Budget):
     budget: Name | None = Field(None, description="a budget tier from create_budget (the key's budget_id)")
     models: list[str] = []
 
-    def run(self, ctx) -> None:
+    def run(self, ctx: StepContext) -> None:
         body = {
             "key_alias": self.name,
             "team_id": ctx.id_of(self.team),
@@ -115,7 +116,7 @@ class CreateEndUser(Step, Budget):
     name: Name
     budget: Name | None = Field(None, description="a budget tier from create_budget (instead of max_budget)")
 
-    def run(self, ctx) -> None:
+    def run(self, ctx: StepContext) -> None:
         ctx.create(self, "end_user", {"user_id": self.name, "budget_id": ctx.id_of(self.budget)})
 
 
@@ -126,7 +127,7 @@ class CreateBudget(Step, Budget):
     creates: ClassVar[EntityKind | None] = "budget"
     name: Name
 
-    def run(self, ctx) -> None:
+    def run(self, ctx: StepContext) -> None:
         ctx.create(self, "budget", {"budget_id": self.name})
 
 
@@ -139,7 +140,7 @@ class CreateTag(Step, Budget):
     name: Name
     budget: Name | None = Field(None, description="a budget tier from create_budget (the tag's budget_id)")
 
-    def run(self, ctx) -> None:
+    def run(self, ctx: StepContext) -> None:
         ctx.require_route("POST", "/tag/new")
         ctx.create(self, "tag", {"name": self.name, "budget_id": ctx.id_of(self.budget)})
 
@@ -156,7 +157,7 @@ class AddTeamMember(Step):
     role: Literal["user", "admin"] = "user"
     max_budget_in_team: float | None = Field(None, ge=0)
 
-    def run(self, ctx) -> None:
+    def run(self, ctx: StepContext) -> None:
         user_id, team_id = ctx.id_of(self.user), ctx.id_of(self.team)
         body = {"team_id": team_id, "member": {"user_id": user_id, "role": self.role}}
         if self.max_budget_in_team is not None:

@@ -8,10 +8,11 @@ from pydantic import Field, field_validator, model_validator
 
 from .. import assertions
 from ..calendar import next_boundary
+from ..durations import parse_span
 from ..errors import HarnessError
-from ..proxy.entities import KINDS, EntityState, parse_time
-from ..scenario.durations import parse_span
-from .base import ANY_ENTITY, EntityKind, Expectation, Name, Step, Strict, Unsupported
+from ..names import ANY_ENTITY, EntityKind, Name
+from ..proxy.entities import KINDS, Entity, EntityState
+from .base import Expectation, Step, StepContext, Strict, Unsupported
 
 
 class ExpectedError(Strict):
@@ -37,10 +38,10 @@ class ExpectRequest(Step):
             raise ValueError("`error` only goes with `outcome: rejected`")
         return self
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         key = ctx.entity(self.key)
         resp = ctx.target.chat(key.secret, ctx.id_of(self.end_user), tags=[ctx.id_of(t) for t in self.tags] or None)
-        ctx.target.control("settle")
+        ctx.target.control.settle()
         outcome = assertions.classify(resp)
         try:
             assertions.check_request(outcome, self, entity=key, fail=Expectation)
@@ -52,7 +53,7 @@ class ExpectRequest(Step):
             raise Expectation(f"{exc} | readings: {self._readings(ctx)}", exc.expected, exc.actual, exc.entity) from None
         return outcome.summary()
 
-    def _readings(self, ctx) -> str:
+    def _readings(self, ctx: StepContext) -> str:
         parts = []
         for name in [self.key, self.end_user, *self.tags]:
             if name is None:
@@ -125,7 +126,7 @@ class ExpectState(Step):
                              "`budget_reset_is`, `counter`, `cached_spend`, `window_spend` or `redis_counter`")
         return self
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         entity = ctx.entity(self.entity)
         readings: dict[str, EntityState] = {}
         if self.source in ("db", "both"):
@@ -150,7 +151,7 @@ class ExpectState(Step):
             raise Unsupported("this release keeps no in-memory spend counters (no spend_counter_cache)")
         if self.redis_counter is not None and auth.redis is None:
             raise HarnessError("`redis_counter` needs a deployment with Redis")
-        now = parse_time(ctx.target.control("clock")["now"])
+        now = ctx.target.control.clock()
         notes = []
         try:
             for source, state in readings.items():
@@ -182,7 +183,7 @@ class ExpectState(Step):
             notes.append(api_note)
         return "; ".join(notes)
 
-    def _check_calendar(self, ctx, entity, source: str, state: EntityState, now) -> None:
+    def _check_calendar(self, ctx: StepContext, entity: Entity, source: str, state: EntityState, now) -> None:
         tz = (ctx.scenario.proxy.litellm_settings or {}).get("timezone")
         expected = next_boundary(self.budget_reset_is, now, tz)
         got = state.budget_reset_at
@@ -267,16 +268,13 @@ class AuthView:
         self.has_counters = all(v.has_counters for v in replicas.values())
 
     @classmethod
-    def read(cls, ctx, entity) -> "AuthView":
+    def read(cls, ctx: StepContext, entity: Entity) -> "AuthView":
         ids = [i for i in (entity.id, *entity.keys) if i]
-        replicas = {}
-        for name, data in ctx.target.each("auth-view", ids=ids).items():
-            entries = dict(data.get("entries", {}))
-            replicas[name] = ReplicaView(entries, entity, bool(data.get("has_spend_counter_cache", "spend_counter_cache" in entries)))
-        fleet = getattr(ctx, "fleet", None)
+        replicas = {name: ReplicaView(view.entries, entity, view.has_spend_counter_cache)
+                    for name, view in ctx.target.control.auth_view(ids).items()}
         redis, down = None, False
-        if fleet is not None and fleet.redis is not None and fleet.deployment.redis != "none":
-            redis = redis_counters(fleet.redis)
+        if ctx.target.redis is not None:
+            redis = redis_counters(ctx.target.redis)
             down = redis is None
             redis = redis or {}
         return cls(replicas, entity, redis, down)
@@ -326,7 +324,7 @@ def redis_counters(server) -> dict[str, float] | None:
     return out
 
 
-def side_by_side(ctx, entity, readings: dict, auth: AuthView) -> str:
+def side_by_side(ctx: StepContext, entity: Entity, readings: dict, auth: AuthView) -> str:
     parts = [f"{source} spend={state.spend}" for source, state in readings.items()]
     if "db" not in readings and (state := ctx.db.state(entity)) is not None:
         parts.append(f"db spend={state.spend}")

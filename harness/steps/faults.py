@@ -4,8 +4,8 @@ timing out or failing commands; a replica killed and restarted; PostgreSQL unrea
 Every fault is bounded (it ends by itself after `max_seconds`, 120 s unless less is asked, 600 s
 at most), acts on loopback only (the relays listen on 127.0.0.1 and forward to loopback), and
 is logged with its real start and end time; the report lists them. The mechanics live in
-`harness.faults`; these steps only name them. A deployment a fault touched is not reused by
-the next scenario.
+`harness.faults`; these steps only name the injectors they drive (`requires`) and reach them
+through their context. A deployment a fault touched is not reused by the next scenario.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from pydantic import Field, model_validator
 
 from ..errors import HarnessError
 from ..faults.events import MAX_FAULT_CEILING
-from ..scenario.model import ReplicaName
-from .base import Step, Unsupported
+from ..faults.processes import RedisControl
+from ..faults.relay import Relay
+from ..names import ReplicaName
+from .base import Step, StepContext, Unsupported
 
 SNAPSHOT = r"^[A-Za-z0-9_.-]{1,64}$"
 
@@ -27,22 +29,19 @@ class _Fault(Step):
     not_scoped_because: ClassVar[str] = "a fault acts on the whole deployment (name a replica with `replica:`)"
 
 
-class _RedisFault(_Fault):
-    needs_redis: ClassVar[bool] = True
+class _RedisProcess(_Fault):
+    requires: ClassVar[frozenset[str]] = frozenset({"redis_process"})
 
     @staticmethod
-    def control(ctx):
+    def redis_process(ctx: StepContext) -> RedisControl:
         """The Redis process's controller (only a server the harness runs can be stopped)."""
-        fleet = ctx.fleet
-        if fleet.redis_control is None:
-            try:
-                fleet.redis_control = fleet.redis.process_control()
-            except HarnessError as exc:
-                raise Unsupported(str(exc)) from None
-        return fleet.redis_control
+        try:
+            return ctx.injector("redis_process")
+        except HarnessError as exc:
+            raise Unsupported(str(exc)) from None
 
 
-class StopRedis(_RedisFault):
+class StopRedis(_RedisProcess):
     """Take the deployment's Redis down: `how: save` (SHUTDOWN SAVE), `term` or `kill` (nothing saved since the last snapshot)."""
 
     action: ClassVar[str] = "stop_redis"
@@ -50,37 +49,36 @@ class StopRedis(_RedisFault):
     how: Literal["save", "term", "kill"] = "save"
     max_seconds: float = Field(120, gt=0, le=MAX_FAULT_CEILING, description="it comes back by itself after this")
 
-    def run(self, ctx) -> str:
-        event = self.control(ctx).stop(self.how, max_seconds=self.max_seconds)
+    def run(self, ctx: StepContext) -> str:
+        event = self.redis_process(ctx).stop(self.how, max_seconds=self.max_seconds)
         return f"Redis stopped ({self.how}) at {event.started_at.isoformat()}"
 
 
-class StartRedis(_RedisFault):
+class StartRedis(_RedisProcess):
     """Start the stopped Redis again on its port, with `data: keep` (its dump), `empty`, or a snapshot's name."""
 
     action: ClassVar[str] = "start_redis"
     shorthand: ClassVar[str | None] = "data"
     data: str = Field("keep", pattern=SNAPSHOT)
 
-    def run(self, ctx) -> str:
-        control = self.control(ctx)
-        control.start(self.data)
+    def run(self, ctx: StepContext) -> str:
+        self.redis_process(ctx).start(self.data)
         return f"Redis started with data {self.data}"
 
 
-class RestartRedis(_RedisFault):
+class RestartRedis(_RedisProcess):
     """Stop Redis (`how`) and start it again with `data` (keep, empty, or a snapshot's name)."""
 
     action: ClassVar[str] = "restart_redis"
     how: Literal["save", "term", "kill"] = "save"
     data: str = Field("keep", pattern=SNAPSHOT)
 
-    def run(self, ctx) -> str:
-        event = self.control(ctx).restart(self.how, self.data)
+    def run(self, ctx: StepContext) -> str:
+        event = self.redis_process(ctx).restart(self.how, self.data)
         return f"Redis restarted ({self.how}, data {self.data}) at {event.started_at.isoformat()}"
 
 
-class SnapshotRedis(_RedisFault):
+class SnapshotRedis(_RedisProcess):
     """SAVE Redis now and keep the dump under a name, for `start_redis`/`restart_redis` `data:` (an older state)."""
 
     action: ClassVar[str] = "snapshot_redis"
@@ -90,19 +88,19 @@ class SnapshotRedis(_RedisFault):
     def created(self):  # a snapshot's name is not an entity
         return []
 
-    def run(self, ctx) -> str:
-        self.control(ctx).snapshot(self.name_)
+    def run(self, ctx: StepContext) -> str:
+        self.redis_process(ctx).snapshot(self.name_)
         return f"Redis snapshot {self.name_} saved"
 
 
-class FlushRedis(_RedisFault):
+class FlushRedis(_Fault):
     """Empty the deployment's Redis database (FLUSHDB of the harness's index)."""
 
     action: ClassVar[str] = "flush_redis"
+    requires: ClassVar[frozenset[str]] = frozenset({"redis"})
 
-    def run(self, ctx) -> str:
-        ctx.fleet.redis.flush()
-        ctx.fleet.faults.begin(f"redis db {ctx.fleet.redis.db}", "redis_flush", instant=True)
+    def run(self, ctx: StepContext) -> str:
+        ctx.injector("redis").flush()
         return "Redis database flushed"
 
 
@@ -112,7 +110,7 @@ class _Network(_Fault):
     jitter_ms: float = Field(0, ge=0, le=60_000)
     max_seconds: float = Field(120, gt=0, le=MAX_FAULT_CEILING, description="the fault ends by itself after this")
 
-    def switch(self, relay) -> str:
+    def switch(self, relay: Relay) -> str:
         event = relay.set_mode(self.mode, latency_ms=self.latency_ms, jitter_ms=self.jitter_ms,
                                commands=getattr(self, "commands", ()), max_seconds=self.max_seconds)
         if event is None:
@@ -125,7 +123,7 @@ class RedisNetwork(_Network):
 
     action: ClassVar[str] = "redis_network"
     shorthand: ClassVar[str | None] = "mode"
-    needs_redis: ClassVar[bool] = True
+    requires: ClassVar[frozenset[str]] = frozenset({"redis_relay"})
     mode: Literal["pass", "latency", "blackhole", "refuse", "reset", "fail_commands"]
     commands: list[str] = Field([], description="fail_commands: fnmatch patterns of the Redis commands that fail")
 
@@ -137,8 +135,8 @@ class RedisNetwork(_Network):
             raise ValueError("`latency` needs `latency_ms` (and/or `jitter_ms`) above 0")
         return self
 
-    def run(self, ctx) -> str:
-        return self.switch(ctx.fleet.redis_relay)
+    def run(self, ctx: StepContext) -> str:
+        return self.switch(ctx.injector("redis_relay"))
 
 
 class PostgresNetwork(_Network):
@@ -146,25 +144,23 @@ class PostgresNetwork(_Network):
 
     action: ClassVar[str] = "postgres_network"
     shorthand: ClassVar[str | None] = "mode"
-    needs_pg_relay: ClassVar[bool] = True
+    requires: ClassVar[frozenset[str]] = frozenset({"pg_relay"})
     mode: Literal["pass", "latency", "blackhole", "refuse", "reset"]
 
-    def run(self, ctx) -> str:
-        return self.switch(ctx.fleet.pg_relay)
+    def run(self, ctx: StepContext) -> str:
+        return self.switch(ctx.injector("pg_relay"))
 
 
 class StopReplica(_Fault):
     """Stop a replica: `how: term` (SIGTERM, as a rolling deploy does; SIGKILL after 10 s) or `kill` (SIGKILL)."""
 
     action: ClassVar[str] = "stop_replica"
+    requires: ClassVar[frozenset[str]] = frozenset({"replicas"})
     replica: ReplicaName
     how: Literal["term", "kill"] = "term"
 
-    def run(self, ctx) -> str:
-        target = _replica(ctx, self.replica)
-        event = ctx.fleet.faults.begin(f"replica {self.replica} pid {target.pid}", f"stop_{self.how}")
-        ctx.fleet.down[self.replica] = event
-        outcome = target.stop(how=self.how)
+    def run(self, ctx: StepContext) -> str:
+        outcome, event = ctx.injector("replicas").stop(self.replica, self.how)
         return f"replica {self.replica} {outcome} at {event.started_at.isoformat()}"
 
 
@@ -173,16 +169,9 @@ class StartReplica(_Fault):
 
     action: ClassVar[str] = "start_replica"
     shorthand: ClassVar[str | None] = "replica"
+    requires: ClassVar[frozenset[str]] = frozenset({"replicas"})
     replica: ReplicaName
 
-    def run(self, ctx) -> str:
-        _replica(ctx, self.replica)
-        target = ctx.fleet.restart(self.replica)
-        ctx.fleet.faults.finish(ctx.fleet.down.pop(self.replica, None), "restarted")
+    def run(self, ctx: StepContext) -> str:
+        target = ctx.injector("replicas").start(self.replica)
         return f"replica {self.replica} started again in {target.started_in_s:.1f}s (port {target.port})"
-
-
-def _replica(ctx, name: str):
-    if name not in ctx.fleet.replicas:
-        raise HarnessError(f"the deployment has no replica {name!r}")
-    return ctx.fleet.replicas[name]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..errors import HarnessError
-from .base import Step, Unsupported
+from ..proxy.control import AgentError
+from .base import Step, StepContext, Unsupported
 
 
 class FlushSpend(Step):
@@ -13,18 +13,18 @@ class FlushSpend(Step):
 
     action: ClassVar[str] = "flush_spend"
 
-    def run(self, ctx) -> str:
-        still = ctx.target.control("settle")["still_running"]
+    def run(self, ctx: StepContext) -> str:
+        still = ctx.target.control.settle()
         try:
-            ran = ctx.target.control("run-job", job="update_spend_job")
-        except HarnessError as exc:
+            seconds = ctx.target.control.run_job("update_spend_job")
+        except AgentError as exc:
             # under an injected network fault the job failing is the proxy's behaviour, not the harness's
-            faulted = [r for r in (ctx.fleet.pg_relay, ctx.fleet.redis_relay) if r is not None and r.mode != "pass"]
-            if not faulted or "failed inside the proxy" not in str(exc):
+            faults = ctx.network_faults()
+            if not faults:
                 raise
-            return f"update_spend_job failed under the fault ({', '.join(r.mode for r in faulted)}): {exc}"
+            return f"update_spend_job failed under the fault ({', '.join(faults)}): {exc}"
         note = f" (tasks still running: {', '.join(still)})" if still else ""
-        return f"update_spend_job ran in {ran['seconds']:.2f}s{note}"
+        return f"update_spend_job ran in {seconds:.2f}s{note}"
 
 
 class RunResetJob(Step):
@@ -32,15 +32,15 @@ class RunResetJob(Step):
 
     action: ClassVar[str] = "run_reset_job"
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         ctx.before_reset = {
             name: (state.budget_reset_at if (state := ctx.db.state(e)) else None) for name, e in ctx.entities.items()
         }
         ctx.reset_job_ran = True
         try:
-            ran = ctx.target.control("run-job", job="reset_budget_job")
-        except HarnessError as exc:
-            if "scheduled no job" in str(exc):
+            seconds = ctx.target.control.run_job("reset_budget_job")
+        except AgentError as exc:
+            if "scheduled no job" in str(exc):  # disable_reset_budget: the release runs no reset job
                 raise Unsupported(str(exc)) from None
             raise
-        return f"reset_budget_job ran in {ran['seconds']:.2f}s"
+        return f"reset_budget_job ran in {seconds:.2f}s"

@@ -12,10 +12,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from ..durations import check_budget_duration, parse_instant, parse_span
 from ..errors import HarnessError
-from ..proxy.entities import Entity, parse_time, token_hash
-from ..scenario.durations import check_budget_duration, parse_instant, parse_span
-from .base import ANY_ENTITY, EntityKind, Expectation, Name, Step, Unsupported
+from ..names import ANY_ENTITY, EntityKind, Name
+from ..proxy.entities import Entity, token_hash
+from .base import Expectation, Step, StepContext, Unsupported
 
 #: update endpoint per kind: method, path, the body fields that name the entity
 UPDATE: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -71,7 +72,7 @@ class Update(Step):
                              "temp_budget_increase, team_member_budget_duration or extra")
         return self
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         entity = ctx.entity(self.entity)
         method, path, id_fields = UPDATE[entity.kind]
         body: dict[str, Any] = dict(zip(id_fields, _ids(entity)))
@@ -79,7 +80,7 @@ class Update(Step):
         if entity.kind == "team_member" and "max_budget" in values:
             values["max_budget_in_team"] = values.pop("max_budget")
         if self.temp_budget_expiry is not None and self.temp_budget_expiry[:1] == "+":
-            now = parse_time(ctx.target.control("clock")["now"])
+            now = ctx.target.control.clock()
             # naive UTC, as clients send it: an offset makes some releases compare naive with aware
             values["temp_budget_expiry"] = (now + parse_span(self.temp_budget_expiry[1:])).replace(tzinfo=None).isoformat()
         body.update(values)
@@ -107,7 +108,7 @@ class RegenerateKey(Step):
     def created(self):
         return [(self.old_key, "key")] if self.old_key is not None else []
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         entity = ctx.entity(self.key)
         ctx.require_route("POST", "/key/{key}/regenerate")
         path = f"/key/{entity.secret}/regenerate"
@@ -134,7 +135,7 @@ class DeleteKey(Step):
     references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"key": ("key",)}
     key: Name
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         entity = ctx.entity(self.key)
         resp = ctx.target.api("POST", "/key/delete", json={"keys": [entity.secret]})
         return ctx.answer("POST", "/key/delete", resp)
@@ -148,7 +149,7 @@ class ResetSpend(Step):
     entity: Name
     reset_to: float = Field(0.0, ge=0, description="the spend to set (both endpoints' `reset_to`)")
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         entity = ctx.entity(self.entity)
         method, template = RESET_SPEND[entity.kind]
         ctx.require_route(method, template)
@@ -188,12 +189,12 @@ class SetState(Step):
             raise ValueError("say what to set: `spend` and/or `budget_reset_at`")
         return self
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         entity = ctx.entity(self.entity)
         reset_at = None
         if self.budget_reset_at not in (None, "null"):
             if self.budget_reset_at == "now" or self.budget_reset_at[:1] in "+-":
-                now = parse_time(ctx.target.control("clock")["now"])
+                now = ctx.target.control.clock()
                 offset = parse_span(self.budget_reset_at[1:]) if self.budget_reset_at != "now" else None
                 reset_at = now if offset is None else (now + offset if self.budget_reset_at[0] == "+" else now - offset)
             else:
@@ -220,7 +221,7 @@ class ApiCall(Step):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         key = ctx.entity(self.as_key)
         resp = ctx.target.api(
             self.method, self.path, key=key.secret if key else None, json=self.json_body, params=self.params or None,

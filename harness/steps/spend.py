@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 from .. import assertions
 from ..errors import HarnessError
-from .base import EntityKind, Expectation, Name, Step, Unsupported
+from ..names import EntityKind, Name
+from .base import Expectation, Step, StepContext, Unsupported
 
 #: bounds of `concurrency`: simultaneous requests and the wall time they may take together
 MAX_CONCURRENCY = 64
@@ -66,7 +67,7 @@ class Spend(Step):
     def created(self):
         return [(self.new_end_user, "end_user")] if self.new_end_user is not None else []
 
-    def run(self, ctx) -> str:
+    def run(self, ctx: StepContext) -> str:
         key = ctx.entity(self.key)
         if self.new_end_user is not None:
             ctx.adopt("end_user", self.new_end_user, self.new_end_user)
@@ -86,7 +87,7 @@ class Spend(Step):
             spent += cost
         return f"{calls} calls, {spent:.4f} spent"
 
-    def _call(self, ctx, key, end_user, tags, number: int, model: str | None = None) -> tuple[bool, float, str]:
+    def _call(self, ctx: StepContext, key, end_user, tags, number: int, model: str | None = None) -> tuple[bool, float, str]:
         resp = ctx.target.chat(key.secret, end_user, tags=tags or None, model=model)
         if not resp.ok:
             outcome = assertions.classify(resp)
@@ -101,10 +102,10 @@ class Spend(Step):
         # Each call's follow-up (cost tracking, budget-reservation reconciliation) finishes
         # before the next call, as for a client pacing its calls; without this, releases
         # with budget reservations (1.84+) reject back-to-back calls at random.
-        ctx.target.control("settle")
+        ctx.target.control.settle()
         return True, assertions.response_cost(resp), ""
 
-    def _exact(self, ctx, key, end_user, tags) -> str:
+    def _exact(self, ctx: StepContext, key, end_user, tags) -> str:
         model = ctx.target.unit_model
         ok, per_call, note = self._call(ctx, key, end_user, tags, 1, model=model)
         if not ok:
@@ -124,7 +125,7 @@ class Spend(Step):
             spent += cost
         return f"{calls} calls of {model}, {spent:.6f} spent (calibrated on this release: {per_call!r} per call)"
 
-    def _concurrent(self, ctx, key, end_user, tags) -> str:
+    def _concurrent(self, ctx: StepContext, key, end_user, tags) -> str:
         host = urlsplit(ctx.target.base_url).hostname
         if host not in LOOPBACK:  # a burst is for the proxy the harness started, never a remote one
             raise HarnessError(f"`concurrency` sends bursts only to a proxy on loopback, not {host}")
@@ -137,7 +138,7 @@ class Spend(Step):
             done, pending = wait(futures, timeout=CONCURRENCY_TIMEOUT_S)
             for future in pending:
                 future.cancel()
-        ctx.target.control("settle")
+        ctx.target.control.settle()
         if pending:
             raise Expectation(
                 f"{len(pending)} of {self.requests} concurrent calls got no answer within {CONCURRENCY_TIMEOUT_S:.0f}s",

@@ -1,4 +1,5 @@
-"""Read-only views of the running proxy, for the agent (runs INSIDE the proxy, like agent.py).
+"""Read-only views of the running proxy: control operations of the agent (runs INSIDE the
+proxy, like agent.py, which serves `OPERATIONS` with its own).
 
 * `route`: whether the release's app has a route (method + path template), and the fields of
   its request body model, so a step can say `unsupported` with the release's own reason
@@ -11,8 +12,6 @@ Only the standard library and LiteLLM's own dependencies may be imported here.
 """
 
 import re
-
-OPS = ("route", "auth-view")
 
 _CONVERTER = re.compile(r"\{([^}:]+):[^}]+\}")
 
@@ -100,9 +99,16 @@ def auth_view(ids: list, caches) -> dict:
     return {"entries": found, "has_spend_counter_cache": "spend_counter_cache" in named.values()}
 
 
-async def handle(op: str, body: dict, app, state: dict) -> dict:
-    if op == "route":
-        return route(app, body["method"], body["path"])
-    if op == "auth-view":
-        return auth_view([str(i) for i in body.get("ids", [])], state["caches"] or [])
-    raise LookupError(f"unknown view {op!r}")
+def _op_route(body: dict, app, state: dict) -> dict:
+    return route(app, body["method"], body["path"])
+
+
+def _op_auth_view(body: dict, app, state: dict) -> dict:
+    return auth_view([str(i) for i in body.get("ids", [])], state["caches"] or [])
+
+
+#: the views, by operation name (agent.py's OPERATIONS includes them)
+OPERATIONS = {
+    "route": _op_route,
+    "auth-view": _op_auth_view,
+}

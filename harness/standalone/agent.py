@@ -2,7 +2,8 @@
 
 It starts LiteLLM's real FastAPI app with uvicorn, exactly as `litellm --config` does after
 its schema management (which the harness replaces by applying the release's own migrations),
-and adds a few control routes under /__harness/ so the harness can act where production acts:
+and serves a few control operations under /__harness/<operation> (`OPERATIONS`; the harness's
+typed client is harness/proxy/control.py) so the harness can act where production acts:
 
 * the clock: freezegun, started in this process, so the auth path, caches, the reset job and
   the spend writer all see the scenario's time;
@@ -29,8 +30,8 @@ from pathlib import Path
 
 try:
     import agent_views  # a sibling module: this file runs as a script from its folder
-except ImportError:  # imported as harness.proxy.agent (the unit tests of the job lookup)
-    from harness.proxy import agent_views
+except ImportError:  # imported as harness.standalone.agent (the unit tests)
+    from harness.standalone import agent_views
 
 # The event loop keeps real monotonic time (freezegun's real_asyncio), or every timer would
 # fire at once when the clock jumps a day, and `asyncio.sleep` would never end while frozen.
@@ -250,6 +251,65 @@ async def _run_job(job_id: str) -> dict:
     return {"job": job_id, "seconds": round(time.perf_counter() - started, 4)}
 
 
+def _op_info(body: dict, app, state: dict) -> dict:
+    from apscheduler.schedulers.base import STATE_PAUSED
+
+    schedulers = state["schedulers"]
+    return {
+        "litellm_version": _litellm_version(),
+        "pid": os.getpid(),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "children_peak_rss_mb": _children_peak_rss_mb(),
+        "uptime_s": round(time.time() - state["started_at"], 3),
+        "jobs": [_job_label(j) for j in _scheduled_jobs()],
+        "scheduler_paused": bool(schedulers) and all(s.state == STATE_PAUSED for s in schedulers),
+    }
+
+
+def _op_clock(body: dict, app, state: dict) -> dict:
+    return {"now": _clock_now().isoformat(), "frozen": state["freezer"] is not None}
+
+
+def _op_freeze(body: dict, app, state: dict) -> dict:
+    return {"now": _freeze(body.get("at"))}
+
+
+def _op_advance(body: dict, app, state: dict) -> dict:
+    return {"now": _advance(float(body["seconds"]))}
+
+
+async def _op_run_job(body: dict, app, state: dict) -> dict:
+    return await _run_job(body["job"])
+
+
+async def _op_settle(body: dict, app, state: dict) -> dict:
+    return {"still_running": await _settle(float(body.get("timeout", 10)))}
+
+
+def _op_reset(body: dict, app, state: dict) -> dict:
+    _unfreeze()
+    caches = list(state["caches"])
+    for cache in caches:
+        cache.flush_cache()
+    return {"caches_flushed": len(caches)}
+
+
+#: The control operations by the name the harness calls them (harness/proxy/control.py): each
+#: takes the request's JSON body, LiteLLM's app and the agent's state, and returns the JSON
+#: answer (or an awaitable of it); an exception is answered as a 500 with its text, which the
+#: harness fails the step with. The read-only views are agent_views'.
+OPERATIONS = {
+    "info": _op_info,
+    "clock": _op_clock,
+    "freeze": _op_freeze,
+    "advance": _op_advance,
+    "run-job": _op_run_job,
+    "settle": _op_settle,
+    "reset": _op_reset,
+    **agent_views.OPERATIONS,
+}
+
+
 def _with_control_routes(app):
     """LiteLLM's app, with /__harness/ served in front of its middleware stack.
 
@@ -269,40 +329,13 @@ def _with_control_routes(app):
         raw = await request.body()
         body = json.loads(raw) if raw else {}
         op = request.path_params["op"]
+        operation = OPERATIONS.get(op)
+        if operation is None:
+            return JSONResponse({"error": f"unknown control operation {op!r}"}, status_code=404)
         try:
-            if op == "info":
-                from apscheduler.schedulers.base import STATE_PAUSED
-
-                schedulers = _state["schedulers"]
-                out = {
-                    "litellm_version": _litellm_version(),
-                    "pid": os.getpid(),
-                    "peak_rss_mb": round(_peak_rss_mb(), 1),
-                    "children_peak_rss_mb": _children_peak_rss_mb(),
-                    "uptime_s": round(time.time() - _state["started_at"], 3),
-                    "jobs": [_job_label(j) for j in _scheduled_jobs()],
-                    "scheduler_paused": bool(schedulers) and all(s.state == STATE_PAUSED for s in schedulers),
-                }
-            elif op == "clock":
-                out = {"now": _clock_now().isoformat(), "frozen": _state["freezer"] is not None}
-            elif op == "freeze":
-                out = {"now": _freeze(body.get("at"))}
-            elif op == "advance":
-                out = {"now": _advance(float(body["seconds"]))}
-            elif op == "run-job":
-                out = await _run_job(body["job"])
-            elif op == "settle":
-                out = {"still_running": await _settle(float(body.get("timeout", 10)))}
-            elif op in agent_views.OPS:  # read-only views (agent_views.py)
-                out = await agent_views.handle(op, body, app, _state)
-            elif op == "reset":
-                _unfreeze()
-                caches = list(_state["caches"])
-                for cache in caches:
-                    cache.flush_cache()
-                out = {"caches_flushed": len(caches)}
-            else:
-                return JSONResponse({"error": f"unknown control operation {op!r}"}, status_code=404)
+            out = operation(body, app, _state)
+            if inspect.isawaitable(out):
+                out = await out
         except Exception as exc:  # reported to the harness, which fails the step with it
             return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=500)
         return JSONResponse(out)

@@ -1,0 +1,88 @@
+"""What a proxy is started with: the mock model, the settings merged into its config, and how
+its replicas are deployed. The scenario file's `proxy:` and `deployment:` are these models, so
+the proxy layer reads them without knowing about scenario files."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..calendar import zone
+from ..names import ReplicaName
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MockModel(_Strict):
+    """The model `spend` calls: a mock response with a fixed per-token cost (no provider)."""
+
+    name: str = "harness-mock"
+    input_cost_per_token: float = Field(0.001, gt=0)
+    output_cost_per_token: float = Field(0.002, gt=0)
+    mock_response: str = "ok"
+
+
+class ProxySettings(_Strict):
+    """Merged into the proxy config the harness generates. Scenarios with equal settings share a proxy."""
+
+    model: MockModel = MockModel()
+    general_settings: dict[str, Any] = {}
+    litellm_settings: dict[str, Any] = {}
+    environment: dict[str, str] = Field({}, description="environment variables for the proxy process")
+
+    @field_validator("litellm_settings")
+    @classmethod
+    def _timezone(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("timezone") is not None:
+            zone(str(value["timezone"]))
+        return value
+
+
+class ReplicaSettings(_Strict):
+    """One replica's own settings, on top of the scenario's `proxy:` ones (read at start-up)."""
+
+    general_settings: dict[str, Any] = {}
+    litellm_settings: dict[str, Any] = {}
+    environment: dict[str, str] = Field({}, description="environment variables of this replica only")
+
+
+class Deployment(_Strict):
+    """How the proxy is deployed: named replicas on one database, and whether they share a Redis.
+
+    `redis` says how the proxy finds it, because bugs depend on it: `cache` (litellm_settings.cache
+    + cache_params), `coordination` (general_settings.coordination_redis), `env` (bare REDIS_*
+    variables), or `none`. Requests of a step without `on:` are spread over the replicas by
+    `routing`."""
+
+    replicas: dict[ReplicaName, ReplicaSettings] = Field(
+        default_factory=lambda: {"a": ReplicaSettings()},
+        description="replica names (a list) or names -> their own settings; the first is the default",
+    )
+    redis: Literal["none", "cache", "coordination", "env"] = "none"
+    routing: Literal["round_robin", "first"] = Field(
+        "round_robin", description="who serves a request of a step without `on:`: each replica in turn, or the first")
+
+    @field_validator("replicas", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if len(set(map(str, value))) != len(value):
+                raise ValueError("replica names must be unique")
+            return {name: {} for name in value}
+        return value
+
+    @field_validator("replicas")
+    @classmethod
+    def _count(cls, value: dict) -> dict:
+        if not 1 <= len(value) <= 4:
+            raise ValueError(f"a deployment has 1 to 4 replicas, not {len(value)}")
+        if "all" in value:
+            raise ValueError("`all` is not a replica name (it means every replica in `on: all`)")
+        return value
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.replicas)
