@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import requests
 
@@ -23,14 +23,15 @@ from ..proxy.fleet import Fleet
 from ..scenario.model import PlacedStep, Scenario
 from ..steps import references
 from ..steps.base import Budget, Expectation, Skipped, Step, StepContext, Unsupported
-from .results import Progress, RunConfig, StepResult
+from ..verdicts import StepStatus
+from .results import RunConfig, StepResult
 
 
 class ScenarioRun(StepContext):
     """One scenario's steps on one live proxy; the context every step's `run(ctx)` receives."""
 
-    def __init__(self, scenario: Scenario, fleet: Fleet, db: Database, progress: Progress | None = None,
-                 config: RunConfig = RunConfig()):
+    def __init__(self, scenario: Scenario, fleet: Fleet, db: Database, config: RunConfig = RunConfig(),
+                 on_step: Callable[[StepResult], None] | None = None):
         self.scenario = scenario
         self.config = config
         # a bare target (one proxy started elsewhere) is a fleet of one
@@ -38,7 +39,8 @@ class ScenarioRun(StepContext):
         #: what the current step talks to: the replicas its `on:` names (all by default)
         self.target = self.fleet.scope(None)
         self.db = db
-        self.progress = progress or (lambda _msg: None)
+        #: told each step's result as it ends (the engine's after_step hook)
+        self.on_step = on_step or (lambda _result: None)
         self.entities: dict[str, Entity] = {}
         self.before_reset: dict[str, datetime | None] = {}
         self.reset_job_ran = False
@@ -58,30 +60,25 @@ class ScenarioRun(StepContext):
             mark = len(self.fleet.served)
             try:
                 detail = self.execute(placed)
-                result.status, result.message = "passed", detail or ""
+                result.status, result.message = StepStatus.PASSED, detail or ""
             except Expectation as exc:
-                result.status, result.message = "failed", str(exc)
+                result.status, result.message = StepStatus.FAILED, str(exc)
                 result.expected, result.actual = exc.expected, exc.actual
                 if exc.entity is not None:
                     result.rows = {exc.entity.name: self.db.row(exc.entity)}
             except Skipped as exc:
-                result.status, result.message = "skipped", str(exc)
+                result.status, result.message = StepStatus.SKIPPED, str(exc)
             except Unsupported as exc:
-                result.status, result.message = "unsupported", str(exc)
+                result.status, result.message = StepStatus.UNSUPPORTED, str(exc)
             except HarnessError as exc:
-                result.status, result.message = "error", str(exc)
+                result.status, result.message = StepStatus.ERROR, str(exc)
                 error = f"line {placed.line}: {exc}"
             result.seconds = time.perf_counter() - started
             result.served = self.fleet.served_since(mark)
-            served = f" [{_served(result.served)}]" if len(self.fleet.replicas) > 1 and result.served else ""
-            self.progress(f"  {self._mark(result.status)} {placed.line:>3}: {placed.source}  ({result.seconds:.2f}s){served}")
-            if result.status in ("error", "unsupported"):
+            self.on_step(result)
+            if result.status.stops_scenario:
                 break
         return results, error
-
-    @staticmethod
-    def _mark(status: str) -> str:
-        return {"passed": "ok  ", "failed": "FAIL", "error": "ERR ", "unsupported": "N/A ", "skipped": "skip"}.get(status, status)
 
     def execute(self, placed: PlacedStep | Step) -> str | None:
         step = placed.step if isinstance(placed, PlacedStep) else placed
@@ -200,12 +197,6 @@ class ScenarioRun(StepContext):
             # some releases leave budget_reset_at out of the info response (1.82.3's org info)
             reset_at = db_state.budget_reset_at
         return EntityState(None if spend is None else float(spend), parse_time(reset_at))
-
-
-def _served(names: list[str]) -> str:
-    """`a x2, b x3`: who served a step's requests."""
-    counts = {n: names.count(n) for n in dict.fromkeys(names)}
-    return "served by " + ", ".join(f"{n} x{c}" for n, c in counts.items())
 
 
 def _error_text(resp) -> str:

@@ -236,7 +236,7 @@ class ReleaseSession:
         try:
             fleet, view = self._fleet(scenario)
             self.dirty.add(self.deployment_key(scenario))
-            scenario_run = ScenarioRun(scenario, fleet, view, self.progress, self.config)
+            scenario_run = ScenarioRun(scenario, fleet, view, self.config, on_step)
             steps, error = scenario_run.run()
         except HarnessError as exc:
             error = str(exc)
