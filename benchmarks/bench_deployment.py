@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.proxy.fleet import Fleet  # noqa: E402
-from harness.proxy.proxy import base_env, free_port, proxy_config  # noqa: E402
+from harness.proxy.proxy import base_env, proxy_config  # noqa: E402
+from harness.services.processes import free_port  # noqa: E402
 from harness.proxy.zygote import AGENT, Zygote  # noqa: E402
 from harness.proxy.settings import Deployment, ProxySettings  # noqa: E402
 

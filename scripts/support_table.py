@@ -53,7 +53,7 @@ FINDINGS = """What the non-passing cells are (checked in the releases' code and 
   of its release day: 1.68.2 (`No module named 'enterprise'`, upstream #10349/#10373).
 - 1.95.0-1.99.x import `fastapi.dependencies.utils.get_flat_dependant`, which fastapi 0.140.7
   removed (the newest fastapi on their release days already lacks it): they are installed with
-  the measured cap `fastapi<0.140.7` (`DEPENDENCY_CAPS` in harness/releases/envs.py).
+  the measured cap `fastapi<0.140.7` (`DEPENDENCY_CAPS` in harness/releases/policy.py).
 - Releases before 1.65.1 ship no migrations: their database comes from the oldest
   `litellm-proxy-extras` (0.1.0) that builds their `schema.prisma` (column "migrations")."""
 

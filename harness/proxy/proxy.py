@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import time
 from collections import deque
 from functools import partial
@@ -26,6 +25,7 @@ import requests
 import yaml
 
 from ..errors import HarnessError
+from ..services.processes import free_port
 from .control import ProxyControl, post
 from .settings import ProxySettings
 
@@ -64,12 +64,6 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def proxy_config(settings: ProxySettings) -> dict[str, Any]:

@@ -144,7 +144,7 @@ class Spend(Step):
                 f"{len(pending)} of {self.requests} concurrent calls got no answer within {CONCURRENCY_TIMEOUT_S:.0f}s",
                 expected="answers", actual=f"{len(pending)} unanswered", entity=key,
             )
-        responses = [f.result() for f in done]
+        responses = [f.result() for f in futures]  # submission order: the same "first" rejection every run
         accepted = [r for r in responses if r.ok]
         rejected = [assertions.classify(r) for r in responses if not r.ok]
         other = [o for o in rejected if not o.is_budget_error]

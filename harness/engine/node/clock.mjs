@@ -1,7 +1,7 @@
 // The scenario's clock in the Prisma engine: values the engine makes itself (`@default(now())`,
 // `@updatedAt`) follow the proxy's frozen clock instead of the real one.
 //
-// The proxy's agent (harness/proxy/agent.py) writes the frozen instant to HARNESS_CLOCK_FILE
+// The proxy's agent (harness/standalone/agent.py) writes the frozen instant to HARNESS_CLOCK_FILE
 // on every freeze and advance, and removes it when the clock runs again. The wasm engine's
 // glue calls the global `Date` at call time (`new Date()`, `Date.now()`), so replacing it here,
 // before the engine loads, is enough. The file is re-read whenever it changes (one stat per call).
