@@ -437,10 +437,3 @@ def test_container_leftover_of_a_killed_run_is_removed():
             client.containers.get(cid)
     finally:
         client.close()
-
-
-def test_the_cli_offers_every_registered_provider():
-    """options.DB_KINDS is a copy (so `--help` need not import harness.db): it must match the registry."""
-    from harness import db, options
-
-    assert options.DB_KINDS == db.KINDS

@@ -451,10 +451,8 @@ def test_no_server_of_this_module_outlives_it():
     assert not [p for p in redis_root().iterdir() if p.is_dir() and p.name.split("-")[0] == str(os.getpid())]
 
 
-def test_the_option_table_offers_exactly_the_provider_kinds():
+def test_the_option_table_offers_redis_options():
     from harness import options
-    from harness.redis import KINDS
 
-    assert options.REDIS_KINDS == KINDS
     flags = {flag for option in options.OPTIONS for flag in option.flags}
     assert {"--redis", "--redis-url"} <= flags
