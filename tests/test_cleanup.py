@@ -98,6 +98,19 @@ def test_ctrl_c_during_proxy_start_stops_everything(runtime: Path) -> None:
     assert wait_gone(marker, 10) == []
 
 
+def test_ctrl_c_while_litellm_imports_is_true_when_it_is_printed(runtime: Path) -> None:
+    """"every proxy and server this run started has been stopped" holds when the line is printed:
+    the zygote, still importing LiteLLM (it reads no stdin yet), is killed, not left to notice."""
+    marker = f"lh-cleanup-{uuid.uuid4().hex}"
+    proc = start_run(runtime, marker)
+    wait_for_line(proc, "importing litellm")
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "has been stopped" in out, out
+    assert wait_gone(marker, 1) == []  # the 1 s is for the kernel to reap, not for a process to notice
+
+
 def test_killed_harness_leaves_no_proxy_or_engine(runtime: Path) -> None:
     marker = f"lh-cleanup-{uuid.uuid4().hex}"
     proc = start_run(runtime, marker)

@@ -158,7 +158,11 @@ class ReleaseSession:
         if self.zygote is None:
             self.progress(f"importing litellm {self.version} once (every proxy of this release is a fork of it)")
             zygote = Zygote(self.release, base_env(self.release), self.run_dir / "zygote")
-            zygote.start(timeout=self.start_timeout, progress=self.progress)
+            try:
+                zygote.start(timeout=self.start_timeout, progress=self.progress)
+            except BaseException:  # Ctrl-C or a failure mid-import: it reads no stdin yet, so kill it now
+                zygote.stop(grace=0)
+                raise
             self.zygote = zygote
             self.progress(f"litellm {self.version} imported in {zygote.import_s:.1f}s")
 

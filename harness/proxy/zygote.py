@@ -68,13 +68,14 @@ class Zygote:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
+        """Close its stdin (it kills its replicas' groups and exits), SIGKILL its group after `grace` s."""
         proc, self.process = self.process, None
         if proc is None:
             return
         try:
-            proc.stdin.close()  # the zygote kills its replicas' groups and exits
-            proc.wait(timeout=10)
+            proc.stdin.close()
+            proc.wait(timeout=grace)
         except (OSError, subprocess.TimeoutExpired):
             pass
         try:
