@@ -22,7 +22,7 @@ from ..proxy.entities import KINDS, Database, Entity, EntityState, parse_time, t
 from ..proxy.fleet import Fleet
 from ..scenario.model import PlacedStep, Scenario
 from ..steps import references
-from ..steps.base import Budget, Expectation, Skipped, Step, StepContext, Unsupported, licence_gate
+from ..steps.base import Budget, Expectation, Skipped, Step, StepContext, Unsupported, licence_gate, no_row
 from ..verdicts import StepStatus
 from .results import RunConfig, StepResult
 
@@ -117,7 +117,13 @@ class ScenarioRun(StepContext):
     def field_value(self, name: str, field: str) -> Any:
         """`${name.field}`: a field of an entity created earlier (the loader checked the name and field)."""
         entity = self.entity(name)
-        return references.value_of(entity, field, self.db.row)
+        return references.value_of(entity, field, self._row)
+
+    def _row(self, entity: Entity) -> dict[str, Any]:
+        row = self.db.row(entity)
+        if row is None:  # `${m1.budget_id}` of a membership the release never wrote: not None in a request
+            raise no_row(entity)
+        return row
 
     def error_text(self, resp: requests.Response) -> str:
         return _error_text(resp)

@@ -20,7 +20,7 @@ from .. import assertions
 from ..durations import check_budget_duration
 from ..names import EntityKind
 from ..proxy.control import Route
-from ..proxy.entities import Database, Entity, EntityState
+from ..proxy.entities import Database, Entity, EntityState, missing_row
 from ..proxy.fleet import Scope
 from ..proxy.settings import ProxySettings
 
@@ -119,6 +119,21 @@ def licence_gate(what: str, resp: requests.Response) -> None:
     outcome = assertions.classify(resp)
     if outcome.is_licence_refusal:
         raise Unsupported(f"{what} answered {outcome.status}: {outcome.message[:300]}")
+
+
+def no_row(entity: Entity) -> Expectation:
+    """A row the release never wrote (a team membership /team/member_add did not create, say)
+    is the release's doing, not the harness's: a failed expectation naming what is missing."""
+    return Expectation(f"{missing_row(entity)}: the release did not create it (or has deleted it)",
+                       expected="a database row", actual=None)
+
+
+def db_state(ctx: StepContext, entity: Entity) -> EntityState:
+    """The entity's database state; `no_row` when it has none."""
+    state = ctx.db.state(entity)
+    if state is None:
+        raise no_row(entity)
+    return state
 
 
 class Step(Strict):

@@ -12,7 +12,7 @@ from ..durations import parse_span
 from ..errors import HarnessError
 from ..names import ANY_ENTITY, EntityKind, Name
 from ..proxy.entities import KINDS, Entity, EntityState
-from .base import Expectation, Step, StepContext, Strict, Unsupported, licence_gate
+from .base import Expectation, Step, StepContext, Strict, Unsupported, db_state, licence_gate
 
 
 class ExpectedError(Strict):
@@ -131,10 +131,7 @@ class ExpectState(Step):
         entity = ctx.entity(self.entity)
         readings: dict[str, EntityState] = {}
         if self.source in ("db", "both"):
-            state = ctx.db.state(entity)
-            if state is None:
-                raise HarnessError(f"no database row for {entity.kind} {entity.name}")
-            readings["db"] = state
+            readings["db"] = db_state(ctx, entity)
         api_note = None
         if self.source == "api" or (self.source == "both" and KINDS[entity.kind].info_path is not None):
             try:
