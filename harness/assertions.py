@@ -10,6 +10,13 @@ from typing import Any
 from .durations import parse_span
 
 BUDGET_ERROR_TYPE = "budget_exceeded"
+#: what LiteLLM's licence refusals say: its `CommonProxyErrors.not_premium_user` text ("You must be
+#: a LiteLLM Enterprise user ... set `LITELLM_LICENSE`"), and the prefixes some endpoints put
+#: before it ("... is an Enterprise feature", "only available for premium users"). The status is
+#: no guide: 1.108.7 refuses with 403 (/organization/*, key tags), 400 (team admins) and 500
+#: (/key/{key}/regenerate, model_max_budget), and a 401/403 without this text is a real refusal.
+LICENCE_MARKS = ("litellm_license", "litellm enterprise", "enterprise feature", "enterprise license",
+                 "premium user", "premium feature")
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,12 @@ class Outcome:
     @property
     def is_budget_error(self) -> bool:
         return self.type == BUDGET_ERROR_TYPE or "budget has been exceeded" in self.message.lower()
+
+    @property
+    def is_licence_refusal(self) -> bool:
+        """The release refused for want of an enterprise licence (never a budget rejection)."""
+        text = self.message.lower()
+        return not self.accepted and not self.is_budget_error and any(m in text for m in LICENCE_MARKS)
 
     def summary(self) -> str:
         if self.accepted:

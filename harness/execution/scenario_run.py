@@ -22,7 +22,7 @@ from ..proxy.entities import KINDS, Database, Entity, EntityState, parse_time, t
 from ..proxy.fleet import Fleet
 from ..scenario.model import PlacedStep, Scenario
 from ..steps import references
-from ..steps.base import Budget, Expectation, Skipped, Step, StepContext, Unsupported
+from ..steps.base import Budget, Expectation, Skipped, Step, StepContext, Unsupported, licence_gate, no_row
 from ..verdicts import StepStatus
 from .results import RunConfig, StepResult
 
@@ -117,7 +117,13 @@ class ScenarioRun(StepContext):
     def field_value(self, name: str, field: str) -> Any:
         """`${name.field}`: a field of an entity created earlier (the loader checked the name and field)."""
         entity = self.entity(name)
-        return references.value_of(entity, field, self.db.row)
+        return references.value_of(entity, field, self._row)
+
+    def _row(self, entity: Entity) -> dict[str, Any]:
+        row = self.db.row(entity)
+        if row is None:  # `${m1.budget_id}` of a membership the release never wrote: not None in a request
+            raise no_row(entity)
+        return row
 
     def error_text(self, resp: requests.Response) -> str:
         return _error_text(resp)
@@ -147,9 +153,9 @@ class ScenarioRun(StepContext):
         return self.fleet.faults.network_modes()
 
     def answer(self, method: str, path: str, resp: requests.Response) -> str:
-        """A management call's answer: licence-gated -> unsupported; 5xx or another refusal -> failed step."""
-        if resp.status_code in (401, 403):
-            raise Unsupported(f"{method} {path} answered {resp.status_code}: {_error_text(resp)}")
+        """A management call's answer: a licence refusal -> unsupported; 5xx or another refusal
+        (a 401/403 without the licence text included) -> failed step."""
+        licence_gate(f"{method} {path}", resp)
         if not resp.ok:
             raise Expectation(f"{method} {path} answered {resp.status_code}: {_error_text(resp)}",
                               expected="2xx", actual=resp.status_code)
@@ -161,16 +167,16 @@ class ScenarioRun(StepContext):
             self.require_route("POST", spec.create_path, fields=["budget_limits"])
         payload = {k: v for k, v in {**body, **step.budget_body(), **step.extra}.items() if v not in (None, [])}
         resp = self.target.api("POST", spec.create_path, json=payload)
-        if resp.status_code in (403, 404, 405):
+        licence_gate(spec.create_path, resp)
+        if resp.status_code in (404, 405):  # the release has no such endpoint
             raise Unsupported(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
-        if resp.status_code >= 500:  # the proxy itself broke on a valid request: a finding, not a harness fault
+        if resp.status_code >= 500 or resp.status_code in (401, 403):
+            # the proxy broke on, or refused, a valid request from the master key: a finding, not a harness fault
             raise Expectation(
                 f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}",
                 expected="2xx", actual=resp.status_code,
             )
         if not resp.ok:
-            if "nterprise" in _error_text(resp) or "premium" in _error_text(resp).lower():
-                raise Unsupported(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
             raise HarnessError(f"{spec.create_path} answered {resp.status_code}: {_error_text(resp)}")
         data = resp.json()
         if kind == "key":
@@ -187,8 +193,12 @@ class ScenarioRun(StepContext):
             raise HarnessError(f"the proxy has no info endpoint for a {entity.kind}: read it with `source: db`")
         value = entity.secret if entity.kind == "key" else entity.id
         resp = self.target.api("GET", spec.info_path, params={spec.info_param: value})
-        if resp.status_code in (403, 404, 405):  # 405: before 1.6x some info endpoints were POST-only
+        licence_gate(spec.info_path, resp)
+        if resp.status_code in (404, 405):  # 405: before 1.6x some info endpoints were POST-only
             raise Unsupported(f"{spec.info_path} answered {resp.status_code}: {_error_text(resp)}")
+        if resp.status_code in (401, 403):  # the master key refused a reading: a finding
+            raise Expectation(f"{spec.info_path} answered {resp.status_code}: {_error_text(resp)}",
+                              expected="2xx", actual=resp.status_code, entity=entity)
         if not resp.ok:
             raise HarnessError(f"{spec.info_path} answered {resp.status_code}: {_error_text(resp)}")
         spend, reset_at = spec.from_info(resp.json())

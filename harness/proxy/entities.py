@@ -7,6 +7,7 @@ One table per kind keeps the proxy's endpoint names, id fields and database tabl
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -140,6 +141,14 @@ KINDS: dict[str, Kind] = {
         "WHERE m.user_id = %s AND m.team_id = %s",
     ),
 }
+
+
+def missing_row(entity: Entity) -> str:
+    """What a reading found missing: the kind's table and the key values it looked for."""
+    kind = KINDS[entity.kind]
+    columns = re.findall(r"(\w+) = %s", kind.where)
+    keys = ", ".join(f"{c}={v}" for c, v in zip(columns, entity.row_keys))
+    return f"no {kind.table.strip(chr(34))} row for {entity.kind} {entity.name} ({keys})"
 
 
 def token_hash(secret: str) -> str:

@@ -16,10 +16,11 @@ from typing import Any, ClassVar, Protocol
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .. import assertions
 from ..durations import check_budget_duration
 from ..names import EntityKind
 from ..proxy.control import Route
-from ..proxy.entities import Database, Entity, EntityState
+from ..proxy.entities import Database, Entity, EntityState, missing_row
 from ..proxy.fleet import Scope
 from ..proxy.settings import ProxySettings
 
@@ -73,7 +74,7 @@ class StepContext(Protocol):
         """Unsupported unless the release's app has the route (and its request model takes `fields`)."""
 
     def answer(self, method: str, path: str, resp: requests.Response) -> str:
-        """A management call's answer: licence-gated -> Unsupported; another refusal -> Expectation."""
+        """A management call's answer: a licence refusal -> Unsupported; another refusal -> Expectation."""
 
     def api_state(self, entity: Entity) -> EntityState:
         """The entity's spend and budget_reset_at as the proxy's info endpoint reports them."""
@@ -110,6 +111,29 @@ class Skipped(Exception):
 
 class Unsupported(Exception):
     """The release cannot run this step for a reason outside the scenario (endpoint missing, licence)."""
+
+
+def licence_gate(what: str, resp: requests.Response) -> None:
+    """Unsupported, with the refusal as the reason, when the release refused `what` for want of an
+    enterprise licence: the one rule for every request a step sends (assertions.LICENCE_MARKS)."""
+    outcome = assertions.classify(resp)
+    if outcome.is_licence_refusal:
+        raise Unsupported(f"{what} answered {outcome.status}: {outcome.message[:300]}")
+
+
+def no_row(entity: Entity) -> Expectation:
+    """A row the release never wrote (a team membership /team/member_add did not create, say)
+    is the release's doing, not the harness's: a failed expectation naming what is missing."""
+    return Expectation(f"{missing_row(entity)}: the release did not create it (or has deleted it)",
+                       expected="a database row", actual=None)
+
+
+def db_state(ctx: StepContext, entity: Entity) -> EntityState:
+    """The entity's database state; `no_row` when it has none."""
+    state = ctx.db.state(entity)
+    if state is None:
+        raise no_row(entity)
+    return state
 
 
 class Step(Strict):

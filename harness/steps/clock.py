@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from ..durations import parse_instant, parse_span
 from ..errors import HarnessError
 from ..names import ANY_ENTITY, EntityKind, Name
-from .base import Step, StepContext
+from .base import Step, StepContext, db_state
 
 
 class FreezeClock(Step):
@@ -72,8 +72,8 @@ class AdvanceClock(Step):
         if self.past is None:
             return "clock now " + ctx.target.control.advance(self.delta.total_seconds()).isoformat()
         entity = ctx.entity(self.past)
-        state = ctx.db.state(entity)
-        if state is None or state.budget_reset_at is None:
+        state = db_state(ctx, entity)
+        if state.budget_reset_at is None:
             raise HarnessError(f"`past: {self.past}`: its budget_reset_at is not set (nothing to move past)")
         now = ctx.target.control.clock()
         target = state.budget_reset_at + parse_span(self.margin)

@@ -9,7 +9,7 @@ from pydantic import Field
 from ..errors import HarnessError
 from ..names import EntityKind, Name
 from ..proxy.entities import Entity
-from .base import Budget, Step, StepContext, Unsupported
+from .base import Budget, Step, StepContext, Unsupported, licence_gate
 
 
 class CreateOrganization(Step, Budget):
@@ -163,6 +163,7 @@ class AddTeamMember(Step):
         if self.max_budget_in_team is not None:
             body["max_budget_in_team"] = self.max_budget_in_team
         resp = ctx.target.api("POST", "/team/member_add", json=body)
+        licence_gate("POST /team/member_add", resp)  # role admin is an enterprise feature (400 on 1.108.7)
         if not resp.ok:
             raise HarnessError(f"/team/member_add answered {resp.status_code}: {ctx.error_text(resp)}")
         if self.name is not None:

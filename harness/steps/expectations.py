@@ -12,7 +12,7 @@ from ..durations import parse_span
 from ..errors import HarnessError
 from ..names import ANY_ENTITY, EntityKind, Name
 from ..proxy.entities import KINDS, Entity, EntityState
-from .base import Expectation, Step, StepContext, Strict, Unsupported
+from .base import Expectation, Step, StepContext, Strict, Unsupported, db_state, licence_gate
 
 
 class ExpectedError(Strict):
@@ -42,6 +42,7 @@ class ExpectRequest(Step):
         key = ctx.entity(self.key)
         resp = ctx.target.chat(key.secret, ctx.id_of(self.end_user), tags=[ctx.id_of(t) for t in self.tags] or None)
         ctx.target.control.settle()
+        licence_gate("/chat/completions", resp)  # neither the acceptance nor the rejection the step is about
         outcome = assertions.classify(resp)
         try:
             assertions.check_request(outcome, self, entity=key, fail=Expectation)
@@ -65,8 +66,8 @@ class ExpectRequest(Step):
             if KINDS[entity.kind].info_path is not None:
                 try:
                     readings["api"] = ctx.api_state(entity)
-                except (Unsupported, HarnessError):
-                    pass
+                except (Expectation, Unsupported, HarnessError):
+                    pass  # a reading the release does not give (or refuses): the others still show
             parts.append(f"{entity.kind} {name}: {side_by_side(ctx, entity, readings, AuthView.read(ctx, entity))}")
         return " / ".join(parts)
 
@@ -130,10 +131,7 @@ class ExpectState(Step):
         entity = ctx.entity(self.entity)
         readings: dict[str, EntityState] = {}
         if self.source in ("db", "both"):
-            state = ctx.db.state(entity)
-            if state is None:
-                raise HarnessError(f"no database row for {entity.kind} {entity.name}")
-            readings["db"] = state
+            readings["db"] = db_state(ctx, entity)
         api_note = None
         if self.source == "api" or (self.source == "both" and KINDS[entity.kind].info_path is not None):
             try:

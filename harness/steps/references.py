@@ -77,10 +77,9 @@ def check(kind: str, name: str, field: str) -> str | None:
 def value_of(entity: Any, field: str, row_of: Callable[[Any], dict | None]) -> Any:
     if field in _FROM_ENTITY:
         return _FROM_ENTITY[field](entity)
-    row = row_of(entity) or {}
     if field == "tag_name":
         return entity.id
-    return row.get(field)
+    return (row_of(entity) or {}).get(field)
 
 
 def fill(value: Any, lookup: Callable[[str, str], Any]) -> Any:

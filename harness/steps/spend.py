@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from .. import assertions
 from ..errors import HarnessError
 from ..names import EntityKind, Name
-from .base import Expectation, Step, StepContext, Unsupported
+from .base import Expectation, Step, StepContext, Unsupported, licence_gate
 
 #: bounds of `concurrency`: simultaneous requests and the wall time they may take together
 MAX_CONCURRENCY = 64
@@ -93,6 +93,7 @@ class Spend(Step):
             outcome = assertions.classify(resp)
             if outcome.is_budget_error and self.allow_rejections:
                 return False, 0.0, outcome.message[:120]
+            licence_gate(f"call {number} of `spend`", resp)
             raise Expectation(
                 f"call {number} of `spend` was rejected ({resp.status_code}): {outcome.message[:300]}",
                 expected="accepted",
@@ -145,6 +146,9 @@ class Spend(Step):
                 expected="answers", actual=f"{len(pending)} unanswered", entity=key,
             )
         responses = [f.result() for f in futures]  # submission order: the same "first" rejection every run
+        for number, resp in enumerate(responses, 1):
+            if not resp.ok:
+                licence_gate(f"concurrent call {number} of `spend`", resp)
         accepted = [r for r in responses if r.ok]
         rejected = [assertions.classify(r) for r in responses if not r.ok]
         other = [o for o in rejected if not o.is_budget_error]
