@@ -22,7 +22,7 @@ class CreateOrganization(Step, Budget):
     via: Literal["auto", "api", "db"] = Field(
         "auto",
         description="api: /organization/new; db: rows written straight into the database; "
-        "auto: the API, or the database where the release answers 403 (enterprise licence)",
+        "auto: the API, or the database where the release refuses for want of an enterprise licence",
     )
 
     def run(self, ctx: StepContext) -> str:
