@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from .. import steps as step_registry
-from ..errors import ScenarioError
+from ..errors import ScenarioError, shorten
 from ..faults.injectors import INJECTORS
 from ..proxy.settings import Deployment, ProxySettings
 from .model import Metadata, PlacedStep, Scenario
@@ -191,7 +191,7 @@ def _describe_error(err: dict[str, Any]) -> str:
     kind, loc, msg = err["type"], err["loc"], err["msg"]
     if len(loc) > 1 and loc[-1] == "[key]":  # a mapping's key was refused (a replica name): name it
         loc = loc[:-1]
-    field = str(loc[-1]) if loc else ""
+    field = shorten(str(loc[-1])) if loc else ""  # may be the file's own key (a replica name)
     if kind == "extra_forbidden":
         return f"unknown key `{field}`"
     if kind == "missing":
@@ -247,7 +247,7 @@ def _parse_step(file: str, raw: Any, index: int, lines: _Lines, source: list[str
     (action, params), = raw.items()
     cls = step_types.get(action)
     if cls is None:
-        raise ScenarioError(f"{file}:{line}: unknown action `{action}`; actions: {actions}")
+        raise ScenarioError(f"{file}:{line}: unknown action `{shorten(str(action))}`; actions: {actions}")
     if params is None:
         params = {}
     if not isinstance(params, dict):
@@ -317,12 +317,13 @@ def _check_deployment(file: str, steps: list[PlacedStep], lines: _Lines, deploym
             if not type(step).replica_scoped:
                 raise ScenarioError(f"{file}:{line}: `{step.action}` takes no `on`: {type(step).not_scoped_because}")
             if step.on != "all" and step.on not in deployment.replicas:
-                raise ScenarioError(f"{file}:{line}: `on: {step.on}` names no replica; the deployment has "
+                raise ScenarioError(f"{file}:{line}: `on: {shorten(step.on)}` names no replica; the deployment has "
                                     f"{', '.join(deployment.names)} (or `on: all`)")
         replica = getattr(step, "replica", None)
         if isinstance(replica, str) and replica not in deployment.replicas:
-            raise ScenarioError(f"{file}:{lines.line(('steps', placed.index, step.action, 'replica'))}: `replica: {replica}` "
-                                f"names no replica; the deployment has {', '.join(deployment.names)}")
+            raise ScenarioError(f"{file}:{lines.line(('steps', placed.index, step.action, 'replica'))}: "
+                                f"`replica: {shorten(replica)}` names no replica; the deployment has "
+                                f"{', '.join(deployment.names)}")
         for name in sorted(type(step).requires):
             injector = INJECTORS.get(name)
             if injector is None:
@@ -346,7 +347,8 @@ def load(path: str | Path) -> Scenario:
         raise ScenarioError(f"{file}:1: a scenario is a mapping with `name` and `steps`")
     for key in data:
         if key not in TOP_LEVEL:
-            raise ScenarioError(f"{file}:{lines.line((key,))}: unknown key `{key}`; allowed: {', '.join(sorted(TOP_LEVEL))}")
+            raise ScenarioError(f"{file}:{lines.line((key,))}: unknown key `{shorten(str(key))}`; "
+                                f"allowed: {', '.join(sorted(TOP_LEVEL))}")
     meta_raw = {k: data[k] for k in ("name", "title", "description", "issue", "affects", "tags") if k in data}
     try:
         meta = Metadata.model_validate(meta_raw)
