@@ -49,6 +49,11 @@ class ReplicaSettings(_Strict):
     environment: dict[str, str] = Field({}, description="environment variables of this replica only")
 
 
+def _kind(value: Any) -> str:
+    kinds = ((type(None), "null"), (bool, "a boolean"), ((int, float), "a number"), (dict, "a mapping"), (list, "a list"))
+    return next((name for types, name in kinds if isinstance(value, types)), type(value).__name__)
+
+
 class Deployment(_Strict):
     """How the proxy is deployed: named replicas on one database, and whether they share a Redis.
 
@@ -69,7 +74,12 @@ class Deployment(_Strict):
     @classmethod
     def _names(cls, value: Any) -> Any:
         if isinstance(value, list):
-            if len(set(map(str, value))) != len(value):
+            # the names become mapping keys: an unhashable item would be a TypeError, which pydantic
+            # does not turn into a validation error
+            for item in value:
+                if not isinstance(item, str):
+                    raise ValueError(f"replica names are strings, not {_kind(item)}; write e.g. `replicas: [a, b]`")
+            if len(set(value)) != len(value):
                 raise ValueError("replica names must be unique")
             return {name: {} for name in value}
         return value
