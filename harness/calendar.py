@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .errors import shorten
+
 RULES = ("local_midnight", "next_monday", "first_of_next_month")
 
 
@@ -18,7 +20,7 @@ def zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not a time zone name (IANA, e.g. Asia/Tokyo)") from None
+        raise ValueError(f"{shorten(repr(name))} is not a time zone name (IANA, e.g. Asia/Tokyo)") from None
 
 
 def next_boundary(rule: str, now: datetime, tz_name: str | None = None) -> datetime:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+from .errors import shorten
+
 BUDGET_DURATION = re.compile(r"^[1-9][0-9]*(s|m|h|d|w|mo)$")
 BUDGET_DURATION_HELP = "a number and one unit of s, m, h, d, w, mo (e.g. 30s, 1d, 7d, 1mo)"
 
@@ -30,7 +32,7 @@ def parse_span(value: str | int | float) -> timedelta:
     text = str(value).strip()
     match = _SPAN.match(text)
     if not text or not match or not any(match.groups()):
-        raise ValueError(f"{value!r} is not a duration: expected {SPAN_HELP}")
+        raise ValueError(f"{shorten(repr(value))} is not a duration: expected {SPAN_HELP}")
     weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return _bounded(value, lambda: timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds))
 
@@ -41,13 +43,13 @@ def _bounded(value: object, make) -> timedelta:
     except (OverflowError, ValueError):  # ValueError: a NaN
         span = None
     if span is None or span > MAX_SPAN:
-        raise ValueError(f"{value!r} is too long a span: at most {MAX_SPAN.days} days")
+        raise ValueError(f"{shorten(repr(value))} is too long a span: at most {MAX_SPAN.days} days")
     return span
 
 
 def check_budget_duration(value: str) -> str:
     if not BUDGET_DURATION.match(value):
-        raise ValueError(f"{value!r} is not a budget_duration: expected {BUDGET_DURATION_HELP}")
+        raise ValueError(f"{shorten(repr(value))} is not a budget_duration: expected {BUDGET_DURATION_HELP}")
     return value
 
 
@@ -56,5 +58,5 @@ def parse_instant(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{value!r} is not a time: write `now` or ISO 8601 like 2026-03-02T10:00:00Z") from None
+        raise ValueError(f"{shorten(repr(value))} is not a time: write `now` or ISO 8601 like 2026-03-02T10:00:00Z") from None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)

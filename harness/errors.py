@@ -28,6 +28,12 @@ def one_line(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters: a message quoting a bad value names it, it need not repeat
+    all 5,000 characters of it."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 class ReleaseUnavailable(HarnessError):
     """This release cannot be installed here (deny-listed, not published, unresolvable pins):
     a fact about the release, not a fault of the harness or the machine."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import steps
-from harness.errors import HarnessError
+from harness.errors import HarnessError, ScenarioError
 from harness.execution.scenario_run import ScenarioRun
 from harness.proxy.control import ProxyControl
 from harness.scenario import json_schema, load
@@ -105,3 +105,22 @@ def test_a_plugin_redefining_an_action_is_a_one_line_error(plugin: Path) -> None
     (plugin / "harness_ping_plugin.py").write_text(PLUGIN.replace('"ping_clock"', '"spend"'))
     with pytest.raises(HarnessError, match="action `spend` is already defined by harness.steps.spend"):
         steps.registry()
+
+
+def test_a_plugin_validator_raising_typeerror_is_a_located_error(plugin: Path) -> None:
+    # pydantic only turns a validator's ValueError into a ValidationError: the loader still gives
+    # a validator's TypeError (here an unhashable item) its file and line, not a traceback
+    (plugin / "harness_ping_plugin.py").write_text(PLUGIN.replace('    note: str = "pong"\n', '''    note: str = "pong"
+    tags: list = []
+
+    from pydantic import field_validator
+
+    @field_validator("tags")
+    @classmethod
+    def _unique(cls, value):
+        return sorted(set(value))
+'''))
+    path = plugin / "s.yaml"
+    path.write_text("name: s\nsteps:\n  - run_reset_job\n  - ping_clock:\n      tags: [[1]]\n")
+    with pytest.raises(ScenarioError, match=r"^\S+/s.yaml:4: unhashable type: 'list'$"):
+        load(path)

@@ -4,9 +4,10 @@ the proxy layer reads them without knowing about scenario files."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import TypedDict  # pydantic needs typing_extensions' TypedDict before Python 3.12
 
 from ..calendar import zone
 from ..names import ReplicaName
@@ -25,20 +26,27 @@ class MockModel(_Strict):
     mock_response: str = "ok"
 
 
+def _zone_name(name: str) -> str:
+    zone(name)  # ValueError when it names no time zone
+    return name
+
+
+# `timezone` is a typed key rather than a check by a validator of the whole mapping, so that a bad
+# one is a pydantic error located at the key (the loader turns that into its line)
+class LitellmSettings(TypedDict, total=False):
+    """Passed to the proxy as they are; `timezone` is also the zone calendar resets are computed in."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    timezone: Annotated[str, AfterValidator(_zone_name), Field(description="IANA time zone name, e.g. Asia/Tokyo")] | None
+
+
 class ProxySettings(_Strict):
     """Merged into the proxy config the harness generates. Scenarios with equal settings share a proxy."""
 
     model: MockModel = MockModel()
     general_settings: dict[str, Any] = {}
-    litellm_settings: dict[str, Any] = {}
+    litellm_settings: LitellmSettings = {}
     environment: dict[str, str] = Field({}, description="environment variables for the proxy process")
-
-    @field_validator("litellm_settings")
-    @classmethod
-    def _timezone(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if value.get("timezone") is not None:
-            zone(str(value["timezone"]))
-        return value
 
 
 class ReplicaSettings(_Strict):
@@ -47,6 +55,11 @@ class ReplicaSettings(_Strict):
     general_settings: dict[str, Any] = {}
     litellm_settings: dict[str, Any] = {}
     environment: dict[str, str] = Field({}, description="environment variables of this replica only")
+
+
+def _kind(value: Any) -> str:
+    kinds = ((type(None), "null"), (bool, "a boolean"), ((int, float), "a number"), (dict, "a mapping"), (list, "a list"))
+    return next((name for types, name in kinds if isinstance(value, types)), type(value).__name__)
 
 
 class Deployment(_Strict):
@@ -69,7 +82,12 @@ class Deployment(_Strict):
     @classmethod
     def _names(cls, value: Any) -> Any:
         if isinstance(value, list):
-            if len(set(map(str, value))) != len(value):
+            # the names become mapping keys: an unhashable item would be a TypeError, which pydantic
+            # does not turn into a validation error
+            for item in value:
+                if not isinstance(item, str):
+                    raise ValueError(f"replica names are strings, not {_kind(item)}; write e.g. `replicas: [a, b]`")
+            if len(set(value)) != len(value):
                 raise ValueError("replica names must be unique")
             return {name: {} for name in value}
         return value

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from .. import steps as step_registry
-from ..errors import ScenarioError
+from ..errors import ScenarioError, shorten
 from ..faults.injectors import INJECTORS
 from ..proxy.settings import Deployment, ProxySettings
 from .model import Metadata, PlacedStep, Scenario
@@ -191,7 +191,7 @@ def _describe_error(err: dict[str, Any]) -> str:
     kind, loc, msg = err["type"], err["loc"], err["msg"]
     if len(loc) > 1 and loc[-1] == "[key]":  # a mapping's key was refused (a replica name): name it
         loc = loc[:-1]
-    field = str(loc[-1]) if loc else ""
+    field = shorten(str(loc[-1])) if loc else ""  # may be the file's own key (a replica name)
     if kind == "extra_forbidden":
         return f"unknown key `{field}`"
     if kind == "missing":
@@ -222,7 +222,10 @@ def _validation_error(file: str, lines: _Lines, base: Path_, exc: ValidationErro
     # model-level checks carry no field; point at the mapping itself
     line = lines.line(base + loc)
     text = _describe_error(err)
-    if err["type"] == "extra_forbidden":
+    if err["type"] == "model_type":  # pydantic's text names our class; say which key wants a mapping
+        key = shorten(next((part for part in reversed(base + loc) if isinstance(part, str)), "the value"))
+        text = f"`{key}` must be a mapping, e.g. `{key}: {{...}}`"
+    elif err["type"] == "extra_forbidden":
         owner: type | None = model
         for part in loc[:-1]:  # walk down to the model that refused the key; list indexes stay put
             if owner is not None and isinstance(part, str):
@@ -231,6 +234,18 @@ def _validation_error(file: str, lines: _Lines, base: Path_, exc: ValidationErro
         if owner is not None:
             text += f"; allowed: {_allowed_keys(owner)}"
     return ScenarioError(f"{file}:{line}: {text}")
+
+
+def _validate(model: type, raw: Any, file: str, lines: _Lines, base: Path_) -> Any:
+    """`model.model_validate(raw)`, every validation failure a `ScenarioError` at its line."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _validation_error(file, lines, base, exc, model) from None
+    except TypeError as exc:
+        # pydantic turns a validator's ValueError into a ValidationError but lets a TypeError through;
+        # it is still about this input (validators should raise ValueError: the fuzz test checks)
+        raise ScenarioError(f"{file}:{lines.line(base)}: {shorten(str(exc), 200)}") from exc
 
 
 def _parse_step(file: str, raw: Any, index: int, lines: _Lines, source: list[str]) -> PlacedStep:
@@ -247,7 +262,7 @@ def _parse_step(file: str, raw: Any, index: int, lines: _Lines, source: list[str
     (action, params), = raw.items()
     cls = step_types.get(action)
     if cls is None:
-        raise ScenarioError(f"{file}:{line}: unknown action `{action}`; actions: {actions}")
+        raise ScenarioError(f"{file}:{line}: unknown action `{shorten(str(action))}`; actions: {actions}")
     if params is None:
         params = {}
     if not isinstance(params, dict):
@@ -260,10 +275,7 @@ def _parse_step(file: str, raw: Any, index: int, lines: _Lines, source: list[str
     except references.BadReference as exc:
         raise ScenarioError(f"{file}:{lines.line(path + (action, *exc.path))}: {exc}") from None
     refs = tuple((name, field, lines.line(path + (action, *where))) for where, name, field in found)
-    try:
-        step = cls.model_validate(params)
-    except ValidationError as exc:
-        raise _validation_error(file, lines, path + (action,), exc, cls) from None
+    step = _validate(cls, params, file, lines, path + (action,))
     return PlacedStep(
         index=index, line=line, source=source[line - 1].strip() if line <= len(source) else "", step=step, refs=refs
     )
@@ -317,12 +329,13 @@ def _check_deployment(file: str, steps: list[PlacedStep], lines: _Lines, deploym
             if not type(step).replica_scoped:
                 raise ScenarioError(f"{file}:{line}: `{step.action}` takes no `on`: {type(step).not_scoped_because}")
             if step.on != "all" and step.on not in deployment.replicas:
-                raise ScenarioError(f"{file}:{line}: `on: {step.on}` names no replica; the deployment has "
+                raise ScenarioError(f"{file}:{line}: `on: {shorten(step.on)}` names no replica; the deployment has "
                                     f"{', '.join(deployment.names)} (or `on: all`)")
         replica = getattr(step, "replica", None)
         if isinstance(replica, str) and replica not in deployment.replicas:
-            raise ScenarioError(f"{file}:{lines.line(('steps', placed.index, step.action, 'replica'))}: `replica: {replica}` "
-                                f"names no replica; the deployment has {', '.join(deployment.names)}")
+            raise ScenarioError(f"{file}:{lines.line(('steps', placed.index, step.action, 'replica'))}: "
+                                f"`replica: {shorten(replica)}` names no replica; the deployment has "
+                                f"{', '.join(deployment.names)}")
         for name in sorted(type(step).requires):
             injector = INJECTORS.get(name)
             if injector is None:
@@ -346,20 +359,14 @@ def load(path: str | Path) -> Scenario:
         raise ScenarioError(f"{file}:1: a scenario is a mapping with `name` and `steps`")
     for key in data:
         if key not in TOP_LEVEL:
-            raise ScenarioError(f"{file}:{lines.line((key,))}: unknown key `{key}`; allowed: {', '.join(sorted(TOP_LEVEL))}")
+            raise ScenarioError(f"{file}:{lines.line((key,))}: unknown key `{shorten(str(key))}`; "
+                                f"allowed: {', '.join(sorted(TOP_LEVEL))}")
     meta_raw = {k: data[k] for k in ("name", "title", "description", "issue", "affects", "tags") if k in data}
-    try:
-        meta = Metadata.model_validate(meta_raw)
-    except ValidationError as exc:
-        raise _validation_error(file, lines, (), exc, Metadata) from None
-    try:
-        proxy = ProxySettings.model_validate(data.get("proxy") or {})
-    except ValidationError as exc:
-        raise _validation_error(file, lines, ("proxy",), exc, ProxySettings) from None
-    try:
-        deployment = Deployment.model_validate(data.get("deployment") or {})
-    except ValidationError as exc:
-        raise _validation_error(file, lines, ("deployment",), exc, Deployment) from None
+    meta = _validate(Metadata, meta_raw, file, lines, ())
+    # an empty section (`proxy:` alone, null) means the defaults; `[]`, `false` or `0` are refused
+    proxy = _validate(ProxySettings, {} if data.get("proxy") is None else data["proxy"], file, lines, ("proxy",))
+    deployment = _validate(Deployment, {} if data.get("deployment") is None else data["deployment"], file, lines,
+                           ("deployment",))
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise ScenarioError(f"{file}:{lines.line(('steps',))}: `steps` must be a non-empty list of actions")

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..errors import shorten
 from ..proxy.settings import Deployment, ProxySettings
 
 
@@ -72,7 +73,7 @@ def affects_ranges(text: str) -> list[SpecifierSet]:
                 raise InvalidSpecifier(part)
             ranges.append(SpecifierSet(part))
         except InvalidSpecifier:
-            raise ValueError(f"{text!r} is not a version range: write e.g. '<1.85.0', '>=1.80,<1.85.0' "
+            raise ValueError(f"{shorten(repr(text))} is not a version range: write e.g. '<1.85.0', '>=1.80,<1.85.0' "
                              "or, on several release lines, '<1.83.3 || >=1.84.0,<1.84.2'") from None
     return ranges
 

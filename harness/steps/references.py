@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from ..errors import shorten
+
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _INSIDE = re.compile(r"^([A-Za-z0-9_.-]{1,64})\.([a-z_]+)$")
 SYNTAX_HELP = "write `${name.field}`, e.g. `${k1.token}` or `${acme.id}`"
@@ -53,7 +55,7 @@ def scan(value: Any, path: tuple = ()) -> list[tuple[tuple, str, str]]:
                 raise _BadReference(path, f"`{match.group(0)}` is not a reference: {SYNTAX_HELP}")
             found.append((path, inside.group(1), inside.group(2)))
         if "${" in REFERENCE.sub("", value):
-            raise _BadReference(path, f"an unclosed `${{` in {value!r}: {SYNTAX_HELP}")
+            raise _BadReference(path, f"an unclosed `${{` in {shorten(repr(value))}: {SYNTAX_HELP}")
     return found
 
 
