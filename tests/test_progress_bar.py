@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.progress import Task, TaskID
 
 from harness.execution import engine as eng
 from harness.execution.engine import Engine
 from harness.execution.hooks import Hooks
 from harness.execution.plan import Plan, Selection
 from harness.execution.results import ScenarioResult
-from harness.reports.terminal import ProgressBar, ProgressPrinter, VerdictPrinter
+from harness.reports.terminal import ProgressBar, ProgressPrinter, VerdictPrinter, _Eta
 from harness.scenario import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +121,21 @@ def test_on_a_terminal_the_bar_shows_cells_done_elapsed_eta_and_the_running_cell
         bar.after_run(None)
     assert not live.is_started and bar.bar is None
     assert "2/2 cells" in shown(out)
+
+
+def test_eta_counts_down_to_the_finish_at_the_average_pace():
+    now = [10.0]
+    task = Task(TaskID(0), "", total=4, completed=0, _get_time=lambda: now[0])
+    task.start_time = 0.0
+    assert _Eta().render(task).plain == "ETA -:--:--"
+    task.completed, task.fields["done_at"] = 1, 10.0  # one cell of four in 10 s: 40 s in all
+    assert _Eta().render(task).plain == "ETA 0:00:30"
+    now[0] = 25.0  # no cell ended since: it counts down, not holds still
+    assert _Eta().render(task).plain == "ETA 0:00:15"
+    now[0] = 3700.0  # slower than the pace: 0, never negative
+    assert _Eta().render(task).plain == "ETA 0:00:00"
+    task.completed, task.fields["done_at"] = 2, 3700.0
+    assert _Eta().render(task).plain == "ETA 1:01:40"
 
 
 def test_printed_lines_go_above_the_bar_through_the_one_console(fake_releases):

@@ -13,7 +13,8 @@ import time
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from ..execution.hooks import Hooks
 from ..verdicts import StepStatus, Verdict
@@ -76,6 +77,22 @@ class VerdictPrinter(Hooks):
         sys.stdout.flush()
 
 
+class _Eta(ProgressColumn):
+    """`ETA 0:01:10`: the time left if the run keeps its average pace so far (builds and start-ups
+    included), counting down between cells; rich's own column holds still until the next cell
+    ends, and a cell can take minutes."""
+
+    max_refresh = 0.5
+
+    def render(self, task) -> Text:
+        done_at = task.fields.get("done_at")  # elapsed seconds when the last cell ended
+        if not task.completed or done_at is None or task.total is None:
+            return Text("ETA -:--:--", style="progress.remaining")
+        left = max(0, int(done_at * task.total / task.completed - (task.elapsed or 0)))
+        minutes, seconds = divmod(left, 60)
+        return Text(f"ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}", style="progress.remaining")
+
+
 class ProgressBar(Hooks):
     """`1.85.0 key_budget_reset  ━━━━━━━━━━╺━━━━━━━━━  2/4 cells  0:00:41  ETA 0:00:38`, live at the
     bottom of a terminal; nothing at all when the console is not one (pipes and CI logs keep the
@@ -106,13 +123,9 @@ class ProgressBar(Hooks):
         if not self.console.is_terminal:
             return
         self.stop()
-        # ETA from the average pace since the run began (builds and start-ups included), not
-        # rich's last 30 s: a cell takes seconds to minutes, so 30 s often holds no sample.
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("cells"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                            console=self.console, speed_estimate_period=7 * 24 * 3600)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
+                            TimeElapsedColumn(), _Eta(), console=self.console)
         self.task = self.bar.add_task("", total=plan.cell_count)
-        self.bar.advance(self.task, 0)  # the first sample: the pace counts from here
         self.bar.start()
 
     def _show(self) -> None:
@@ -127,7 +140,7 @@ class ProgressBar(Hooks):
     def after_scenario(self, result):
         if self.bar is not None:
             self.running.pop(result.version, None)
-            self.bar.advance(self.task)
+            self.bar.update(self.task, advance=1, done_at=self.bar.tasks[0].elapsed)
             self._show()
 
     def after_run(self, run):
