@@ -15,7 +15,7 @@ from ..execution.hooks import Hooks
 from ..execution.plan import Plan
 from ..reports import check as ck
 from ..reports.matrix import print_wide
-from ..reports.terminal import ProgressPrinter
+from ..reports.terminal import ProgressBar, ProgressPrinter
 from ..reports.text import redact
 from ..verdicts import Verdict
 from .common import EXIT_BAD_INPUT, add_shared, check_versions, command_line, load_all, run_config
@@ -76,8 +76,9 @@ def run(args, console) -> int:
     progress.say(f"checking {bugs} known bugs ({len(scenarios)} scenarios, {len(loaded) - len(scenarios)} controls "
                  f"left out) on litellm {' then '.join(releases)}; {config.describe_clock()}")
     note = f"--litellm {target}" + (f" --from {before}" if before else "")
-    with Engine([progress, StatusPrinter(console)], config, db_kind=options.db_choice(args.db),
-                db_url=args.db_url) as engine:
+    bar = ProgressBar(console)
+    with bar, Engine([progress, StatusPrinter(console), bar], config, db_kind=options.db_choice(args.db),
+                     db_url=args.db_url) as engine:
         run_ = engine.run(Plan.of(scenarios, releases, note=note))
     for version in releases:
         cells = [r for r in run_.results if r.version == version]

@@ -12,7 +12,7 @@ from ..execution.plan import DEFAULT_CAP, Plan, select_releases, version_key
 from ..releases.index import SAMPLES
 from ..reports.bundle import BundleWriter
 from ..reports.matrix import print_matrix, write_matrix_reports
-from ..reports.terminal import ProgressPrinter, VerdictPrinter
+from ..reports.terminal import ProgressBar, ProgressPrinter, VerdictPrinter
 from .common import EXIT_BAD_INPUT, add_shared, check_versions, command_line, load_all, run_config
 
 HELP = "run scenarios x releases (a list or a range), optionally in parallel; terminal table, JSON, Markdown, JUnit"
@@ -78,7 +78,8 @@ def run(args, console) -> int:
     if only is not None:
         progress.say(f"shard {shard}: {len(only)} of the matrix's {identity['cells']} cells "
                      f"(releases {', '.join(sorted({v for _, v in only}, key=version_key)) or 'none'})")
-    hooks = [progress, VerdictPrinter(console, details="failing")]
+    bar = ProgressBar(console)
+    hooks = [progress, VerdictPrinter(console, details="failing"), bar]
     if args.out:
         note = selection.note if config.at is None else f"{selection.note}; {config.describe_clock()}"
         meta = {"command": command_line(), "selection": selection.note, "clock": config.describe_clock(), "note": note,
@@ -86,7 +87,7 @@ def run(args, console) -> int:
         hooks.append(MatrixReports(args.out, meta, whole=only is None, say=progress.say))
     if args.bundle:
         hooks.append(BundleWriter(args.bundle, command_line(), progress.say, title="LiteLLM budget matrix report"))
-    with Engine(hooks, config, db_kind=options.db_choice(args.db), db_url=args.db_url, jobs=args.jobs) as engine:
+    with bar, Engine(hooks, config, db_kind=options.db_choice(args.db), db_url=args.db_url, jobs=args.jobs) as engine:
         outcome = engine.run(Plan(scenarios, selection, only))
     code = outcome.exit_code(whole=only is None)
     print_matrix(console, outcome.results)

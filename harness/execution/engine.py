@@ -159,6 +159,7 @@ class Engine:
         started = time.perf_counter()
         results: list[ScenarioResult] = []
         release_seconds: dict[str, float] = {}
+        self.hooks.before_run(plan)
 
         def collect(result: ScenarioResult) -> None:
             results.append(result)

@@ -4,6 +4,7 @@ A hook is any object with some of these methods (subclass `Hooks` and override w
 as pytest-bdd's and Tavern's hook specs are. The engine calls them in the process that runs the
 command, in this order, also for cells that ran in worker processes:
 
+    before_run(plan)                           `Engine.run` starts a Plan (`plan.cell_count` cells)
     progress(message, version)                 a line worth showing while it runs
     detail(message, version)                   a line for a verbose log (a reset between scenarios)
     before_scenario(scenario, version)         a cell starts
@@ -11,6 +12,9 @@ command, in this order, also for cells that ran in worker processes:
     after_scenario(result)                     one cell's ScenarioResult (its verdict decided)
     after_release(version, results, seconds)   every cell of one release
     after_run(run)                             the whole RunOutcome
+
+`before_run` and `after_run` frame `Engine.run` only (run, matrix, check); `bisect` and the
+pytest plugin ask for releases and cells one at a time, so their hooks see neither.
 
 `wants_rows`: the engine reads each scenario's budget-related database rows before the next
 scenario empties the tables, into `ScenarioResult.database_rows` (bug-report bundles).
@@ -22,11 +26,15 @@ from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
     from ..scenario.model import Scenario
+    from .plan import Plan
     from .results import RunOutcome, ScenarioResult, StepResult
 
 
 class Hooks:
     wants_rows: bool = False
+
+    def before_run(self, plan: "Plan") -> None:
+        pass
 
     def progress(self, message: str, version: str | None = None) -> None:
         pass
@@ -56,6 +64,10 @@ class HookList(Hooks):
     def __init__(self, hooks: Iterable[Hooks] = ()):
         self.hooks = [h for h in hooks if h is not None]
         self.wants_rows = any(h.wants_rows for h in self.hooks)
+
+    def before_run(self, plan):
+        for h in self.hooks:
+            h.before_run(plan)
 
     def progress(self, message, version=None):
         for h in self.hooks:

@@ -118,3 +118,8 @@ class Plan:
     @property
     def versions(self) -> list[str]:
         return self.selection.versions
+
+    @property
+    def cell_count(self) -> int:
+        """How many cells `Engine.run` gives a verdict (deny-listed releases' cells included)."""
+        return sum(len(self.scenarios_of(v)) for v in self.versions)
