@@ -9,7 +9,7 @@ sampled release>" when a range is open-ended) and the bug's status on each sampl
 Statuses come from JSON reports given on the command line, so the doc never needs a proxy:
 `matrix --out` (matrix.json), `check --out` (check.json), or an earlier
 benchmarks/results/catalogue.json (it keeps every cell it was made from). A later report wins
-for the same (scenario, release). Statuses combine as in `check` (harness/check.py).
+for the same (scenario, release). Statuses combine as in `check` (harness/reports/check.py).
 
     python scripts/catalogue.py --report reports/matrix.json [--report more.json ...]
     python scripts/catalogue.py --report benchmarks/results/catalogue.json --report new/check.json

@@ -4,7 +4,7 @@ The shards must be of one matrix (the same fingerprint: scenarios and their cont
 releases, clock, proxy config), of one shard count, each present once, and their cells must be
 the matrix's cells, each exactly once. Any other case is a one-line HarnessError naming it. The
 merged cells are runner results again (rebuilt from the report JSON, already redacted), so the
-writers of `harness.report` produce the same outputs a single run would.
+writers of `harness.reports.matrix` produce the same outputs a single run would.
 """
 
 from __future__ import annotations
