@@ -121,13 +121,13 @@ class Engine:
         say = self._say(version)
         started = time.perf_counter()
         try:
-            ensure_release(version, progress=say)  # first: a release that cannot be installed needs no server
+            release = ensure_release(version, progress=say)  # first: a release that cannot be installed needs no server
         except HarnessError as exc:
             self._unavailable[version] = (exc, time.perf_counter() - started)
             say(f"litellm {version}: {install_failure_verdict(exc)}: {exc}")
             return None
         self._session = ReleaseSession(version, self.server, say, start_timeout=self.start_timeout,
-                                       config=self.config, detail=lambda m: self.hooks.detail(m, version))
+                                       config=self.config, detail=lambda m: self.hooks.detail(m, version), release=release)
         return self._session
 
     def _say(self, version: str):

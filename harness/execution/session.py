@@ -98,7 +98,7 @@ class ReleaseSession:
     """
 
     def __init__(self, version: str, server: Server, progress: Progress | None = None, start_timeout: float = 180.0,
-                 config: RunConfig = RunConfig(), detail: Progress | None = None):
+                 config: RunConfig = RunConfig(), detail: Progress | None = None, release: ReleaseEnv | None = None):
         self.config = config
         self.version = version
         self.server = server
@@ -106,7 +106,8 @@ class ReleaseSession:
         #: lines for a verbose log only (the reset between scenarios)
         self.detail = detail or self.progress
         self.start_timeout = start_timeout
-        self.release: ReleaseEnv | None = None
+        #: the release's environment: given by the engine (which built it first), else built on first use
+        self.release: ReleaseEnv | None = release
         self.template: str | None = None
         self.zygote: Zygote | None = None
         self.redis = None
