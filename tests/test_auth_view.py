@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fakes
+
 from harness.execution.scenario_run import ScenarioRun
 from harness.proxy.control import ProxyControl
 from harness.proxy.entities import EntityState, token_hash
@@ -13,12 +15,7 @@ SECRET = "sk-key-under-test-000000001"
 HASH = token_hash(SECRET)
 
 
-class Resp:
-    def __init__(self, status, body):
-        self.status_code, self._body, self.ok, self.text, self.headers = status, body, 200 <= status < 300, str(body), {}
-
-    def json(self):
-        return self._body
+Resp = fakes.Resp
 
 
 class Target:

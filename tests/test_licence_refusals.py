@@ -5,8 +5,10 @@ The refusal texts are the ones 1.108.7 answers (status 403, 400 and 500 all occu
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
+import fakes
 import pytest
 
 from harness import assertions
@@ -39,13 +41,7 @@ BUDGET_429 = (429, {"error": {"message": "ExceededBudget: Key over 1d budget. Sp
 OK = (200, {})
 
 
-class Resp:
-    def __init__(self, status: int, body: dict):
-        self.status_code, self._body, self.ok = status, body, 200 <= status < 300
-        self.text, self.headers = str(body), {"x-litellm-response-cost": "0.05"}
-
-    def json(self):
-        return self._body
+Resp = partial(fakes.Resp, cost=0.05)  # every fake answer carries the mock's cost
 
 
 class Target:

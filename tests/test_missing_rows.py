@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fakes
+
 from harness.execution.results import verdict_for
 from harness.execution.scenario_run import ScenarioRun
 from harness.proxy.control import ProxyControl
@@ -45,12 +47,7 @@ def fake_db() -> Database:
     return db
 
 
-class Resp:
-    def __init__(self, status, body):
-        self.status_code, self._body, self.ok, self.text, self.headers = status, body, 200 <= status < 300, str(body), {}
-
-    def json(self):
-        return self._body
+Resp = fakes.Resp
 
 
 class Target:

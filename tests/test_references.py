@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fakes
 import pytest
 
 from harness.errors import ScenarioError
-from harness.reports.text import redact
 from harness.execution.scenario_run import ScenarioRun
 from harness.proxy.control import ProxyControl
+from harness.reports.text import redact
 from harness.scenario import load
 from harness.steps import references
 
@@ -50,13 +51,7 @@ def test_fill_keeps_whole_values_typed_and_writes_into_text() -> None:
     assert references.fill(raw, lookup) == {"path": "/team/team-1/x", "json": {"limit": 2.5, "keys": ["sk-abc"]}}
 
 
-class Resp:
-    def __init__(self, status: int, body: dict):
-        self.status_code, self._body, self.ok = status, body, 200 <= status < 300
-        self.text, self.headers = str(body), {}
-
-    def json(self):
-        return self._body
+Resp = fakes.Resp
 
 
 class Target:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+
+import fakes
 
 from harness.execution.results import verdict_for
 from harness.execution.scenario_run import ScenarioRun
 from harness.proxy.control import ProxyControl
 from harness.scenario import load
 
-
-class Resp:
-    def __init__(self, status: int, body: dict):
-        self.status_code, self._body, self.ok = status, body, 200 <= status < 300
-        self.text, self.headers = str(body), {"x-litellm-response-cost": "0.05"}
-
-    def json(self):
-        return self._body
+Resp = partial(fakes.Resp, cost=0.05)  # every fake answer carries the mock's cost
 
 
 class FakeTarget:
