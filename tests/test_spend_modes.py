@@ -63,6 +63,12 @@ def test_amount_is_a_whole_number_of_calibrated_calls_on_the_unit_model(tmp_path
     result = _run(tmp_path, "amount: 0.1", target)
     assert result.status == "passed" and target.calls == 10 and set(target.models) == {"harness-unit"}
     assert "calibrated on this release: 0.01 per call" in result.message
+    assert f"{sum([0.01] * 10)!r} spent" in result.message  # the float sum (0.09999999999999999), unrounded
+
+
+def test_amount_shows_the_sum_a_proxy_would_store_not_a_rounded_one(tmp_path: Path) -> None:
+    result = _run(tmp_path, "amount: 0.1", Target(cost=0.010000000000010001))  # 1.85.0's measured cost
+    assert "0.10000000000010001 spent" in result.message
 
 
 def test_an_amount_the_measured_cost_cannot_reach_is_unsupported_with_the_figure(tmp_path: Path) -> None:

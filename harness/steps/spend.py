@@ -124,7 +124,10 @@ class Spend(Step):
             if not ok:
                 return f"{number - 1} calls spent {spent:.6f}; call {number} was rejected: {note}"
             spent += cost
-        return f"{calls} calls of {model}, {spent:.6f} spent (calibrated on this release: {per_call!r} per call)"
+        # The full float, not a rounded one: the proxy adds the same per-call costs, so an
+        # at-the-limit scenario compares max_budget with this sum (0.1000000000001, not 0.1).
+        return (f"{calls} calls of {model}, {spent!r} spent (the per-call costs added as floats; "
+                f"calibrated on this release: {per_call!r} per call)")
 
     def _concurrent(self, ctx: StepContext, key, end_user, tags) -> str:
         host = urlsplit(ctx.target.base_url).hostname
