@@ -66,8 +66,25 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return True
 
 
-def proxy_config(settings: ProxySettings) -> dict[str, Any]:
-    """The config file the proxy loads: the mock model, then the scenario's settings on top."""
+#: with `provider: fake`: the spend model and a second provider shape, both real provider models
+#: at the fake provider, so LiteLLM's cost map prices them
+FAKE_MODELS = {"openai": "openai/gpt-4o", "anthropic": "anthropic/claude-3-5-sonnet-20240620"}
+FAKE_ANTHROPIC_MODEL = "harness-claude"
+
+
+def _fake_models(name: str, upstream) -> list[dict[str, Any]]:
+    return [
+        {"model_name": name, "litellm_params": {"model": FAKE_MODELS["openai"], "api_key": "sk-fake-provider",
+                                               "api_base": upstream.openai_base}},
+        {"model_name": FAKE_ANTHROPIC_MODEL, "litellm_params": {"model": FAKE_MODELS["anthropic"],
+                                                              "api_key": "sk-fake-provider",
+                                                              "api_base": upstream.anthropic_base}},
+    ]
+
+
+def proxy_config(settings: ProxySettings, upstream=None) -> dict[str, Any]:
+    """The config file the proxy loads: the mock model (or, with `provider: fake`, real provider
+    models at `upstream`, a harness.upstream.FakeProvider), then the scenario's settings on top."""
     model = settings.model
     general = {
         "proxy_batch_write_at": NEVER_S,
@@ -75,8 +92,7 @@ def proxy_config(settings: ProxySettings) -> dict[str, Any]:
         "proxy_budget_rescheduler_max_time": NEVER_S,
         **settings.general_settings,
     }
-    return {
-        "model_list": [
+    models = [
             {
                 "model_name": model.name,
                 "litellm_params": {
@@ -96,7 +112,13 @@ def proxy_config(settings: ProxySettings) -> dict[str, Any]:
                     **UNIT_MODEL_COSTS,
                 },
             },
-        ],
+        ]
+    if settings.provider == "fake":
+        if upstream is None:
+            raise HarnessError("provider: fake needs the fake provider started (harness.upstream)")
+        models = _fake_models(model.name, upstream) + models[1:]
+    return {
+        "model_list": models,
         "general_settings": general,
         "litellm_settings": dict(settings.litellm_settings),
     }
@@ -147,6 +169,8 @@ class ProxyTarget:
         self.started_in_s: float | None = None
         #: the agent's operations on this proxy
         self.control = ProxyControl.of(name, self._call_agent)
+        #: with `provider: fake`: the provider this replica's models call (harness.upstream)
+        self.upstream = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -158,7 +182,11 @@ class ProxyTarget:
         """Fork the proxy (a new port on a restart) and wait until its agent answers."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.run_dir / "proxy_config.yaml"
-        config = proxy_config(self.settings)
+        if self.settings.provider == "fake" and self.upstream is None:
+            from ..upstream import FakeProvider
+
+            self.upstream = FakeProvider().start()
+        config = proxy_config(self.settings, self.upstream)
         if self.operator is not None:
             from .operator_config import merge
 
@@ -213,6 +241,7 @@ class ProxyTarget:
         pid, self.pid = self.pid, None
         self.http.close()
         if pid is None:
+            self._stop_upstream()
             return "gone"
         outcome = "gone"
         try:
@@ -233,7 +262,13 @@ class ProxyTarget:
         except (ProcessLookupError, PermissionError):
             pass
         _wait_gone(pid, 5)
+        self._stop_upstream()
         return outcome
+
+    def _stop_upstream(self) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.stop()  # ends every held request too
 
     def __enter__(self) -> "ProxyTarget":
         return self
@@ -263,8 +298,11 @@ class ProxyTarget:
 
     def chat(
         self, key: str, end_user: str | None = None, *, tags: list[str] | None = None, model: str | None = None,
-        fresh_connection: bool = False,
+        fresh_connection: bool = False, stream: bool = False, cancel_after_chunks: int | None = None,
     ) -> requests.Response:
+        """One chat completion. With `stream`, the events are read (the response's `chunks` says
+        how many); with `cancel_after_chunks`, the connection closes after that many (the client
+        goes away mid-stream)."""
         body: dict[str, Any] = {
             "model": model or self.settings.model.name,
             "messages": [{"role": "user", "content": "harness"}],
@@ -273,6 +311,10 @@ class ProxyTarget:
             body["user"] = end_user
         if tags:
             body["metadata"] = {"tags": tags}
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+            return self._stream(key, body, cancel_after_chunks)
         if fresh_connection:  # concurrent callers: a Session is not shared between threads
             try:
                 return requests.post(f"{self.base_url}/chat/completions", json=body, timeout=60,
@@ -280,6 +322,25 @@ class ProxyTarget:
             except requests.RequestException as exc:
                 raise HarnessError(f"POST /chat/completions got no answer from the proxy: {exc}") from None
         return self.api("POST", "/chat/completions", key=key, json=body)
+
+    def _stream(self, key: str, body: dict[str, Any], cancel_after: int | None) -> requests.Response:
+        try:  # its own connection: a cancelled stream leaves it unusable
+            resp = requests.post(f"{self.base_url}/chat/completions", json=body, timeout=60, stream=True,
+                                 headers={"Authorization": f"Bearer {key}"})
+            resp.chunks = 0  # type: ignore[attr-defined]
+            if not resp.ok:
+                resp.content  # read the error body, then the connection is closed
+                return resp
+            with resp:
+                for line in resp.iter_lines():
+                    if line.startswith(b"data:") and line.strip() != b"data: [DONE]":
+                        resp.chunks += 1  # type: ignore[attr-defined]
+                        if cancel_after is not None and resp.chunks >= cancel_after:
+                            break  # leaving `with` closes the socket: the client disconnects
+            resp._content = b""  # consumed; .text of a stream is not its events
+            return resp
+        except requests.RequestException as exc:
+            raise HarnessError(f"POST /chat/completions (stream) got no answer from the proxy: {exc}") from None
 
     def log_tail(self, lines: int = 40) -> str:
         return read_tail(self.log_path, lines)

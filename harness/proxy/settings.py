@@ -44,6 +44,10 @@ class ProxySettings(_Strict):
     """Merged into the proxy config the harness generates. Scenarios with equal settings share a proxy."""
 
     model: MockModel = MockModel()
+    provider: Literal["mock", "fake"] = Field(
+        "mock", description="who answers `spend`'s calls: `mock` (mock_response, priced by `model`) or `fake` "
+        "(a loopback provider the harness starts; models openai/gpt-4o and anthropic/claude-3-5-sonnet-20240620 "
+        "priced by LiteLLM's own cost map; see README 'Fake provider')")
     general_settings: dict[str, Any] = {}
     litellm_settings: LitellmSettings = {}
     environment: dict[str, str] = Field({}, description="environment variables for the proxy process")

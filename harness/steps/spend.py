@@ -51,6 +51,11 @@ class Spend(Step):
     )
     max_accepted: int | None = Field(None, ge=0, description="with `concurrency`: more accepted calls than this fail the step")
     allow_rejections: bool = Field(False, description="a budget rejection ends the step instead of failing it")
+    model: str | None = Field(None, description="a `model_name` of the proxy config to call instead of the spend "
+                              "model (e.g. a free model with a paid fallback from `proxy: {model_list...}`)")
+    stream: bool = Field(False, description="streamed calls (server-sent events, `stream_options.include_usage`)")
+    cancel_after_chunks: int | None = Field(
+        None, ge=1, le=1000, description="with `stream`: the client disconnects after this many chunks")
 
     @model_validator(mode="after")
     def _one_amount(self) -> "Spend":
@@ -60,6 +65,10 @@ class Spend(Step):
             raise ValueError("give `end_user` or `new_end_user`, not both")
         if self.concurrency is not None and self.requests is None:
             raise ValueError("`concurrency` goes with `requests: N`")
+        if self.cancel_after_chunks is not None and not self.stream:
+            raise ValueError("`cancel_after_chunks` goes with `stream: true`")
+        if (self.stream or self.model is not None) and (self.concurrency is not None or self.amount is not None):
+            raise ValueError("`stream` and `model` go with `requests` or `until`, not `concurrency` or `amount`")
         if self.max_accepted is not None and self.concurrency is None:
             raise ValueError("`max_accepted` goes with `concurrency`")
         return self
@@ -85,10 +94,14 @@ class Spend(Step):
             if not ok:
                 return f"{calls - 1} calls spent {spent:.4f}; call {calls} was rejected: {note}"
             spent += cost
-        return f"{calls} calls, {spent:.4f} spent"
+        shape = ""
+        if self.stream:
+            shape = " streamed" + (f", each cancelled after {self.cancel_after_chunks} chunks" if self.cancel_after_chunks else "")
+        return f"{calls}{shape} calls{f' of {self.model}' if self.model else ''}, {spent:.4f} spent"
 
     def _call(self, ctx: StepContext, key, end_user, tags, number: int, model: str | None = None) -> tuple[bool, float, str]:
-        resp = ctx.target.chat(key.secret, end_user, tags=tags or None, model=model)
+        shape = {"stream": True, "cancel_after_chunks": self.cancel_after_chunks} if self.stream else {}
+        resp = ctx.target.chat(key.secret, end_user, tags=tags or None, model=model or self.model, **shape)
         if not resp.ok:
             outcome = assertions.classify(resp)
             if outcome.is_budget_error and self.allow_rejections:

@@ -1,0 +1,93 @@
+"""The fake provider speaks OpenAI and Anthropic shapes, follows its script, and never holds past stop()."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import requests
+
+from harness.upstream import Behaviour, FakeProvider
+
+
+@pytest.fixture
+def provider():
+    p = FakeProvider().start()
+    yield p
+    p.stop()
+
+
+def _events(resp: requests.Response) -> list[dict]:
+    return [json.loads(line[5:]) for line in resp.iter_lines() if line.startswith(b"data:") and line != b"data: [DONE]"]
+
+
+def test_openai_plain_reports_the_scripted_usage(provider: FakeProvider) -> None:
+    provider.script(Behaviour(prompt_tokens=7, completion_tokens=3))
+    body = requests.post(f"{provider.openai_base}/chat/completions", json={"model": "gpt-4o"}, timeout=5).json()
+    assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert body["choices"][0]["message"]["content"] == "ok"
+
+
+def test_openai_stream_ends_with_a_usage_chunk_only_when_asked(provider: FakeProvider) -> None:
+    url = f"{provider.openai_base}/chat/completions"
+    with_usage = _events(requests.post(url, json={"stream": True, "stream_options": {"include_usage": True}},
+                                       stream=True, timeout=5))
+    without = _events(requests.post(url, json={"stream": True}, stream=True, timeout=5))
+    assert with_usage[-1]["usage"]["completion_tokens"] == 20 and with_usage[-1]["choices"] == []
+    assert all("usage" not in e for e in without) and without[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_cut_stream_stops_after_n_chunks_without_usage(provider: FakeProvider) -> None:
+    provider.script(Behaviour(cut_after_chunks=2))
+    events = _events(requests.post(f"{provider.openai_base}/chat/completions",
+                                   json={"stream": True, "stream_options": {"include_usage": True}}, stream=True, timeout=5))
+    assert len(events) == 2 and all("usage" not in e for e in events)
+
+
+def test_anthropic_messages_plain_and_streamed(provider: FakeProvider) -> None:
+    url = f"{provider.anthropic_base}/v1/messages"
+    plain = requests.post(url, json={"model": "claude"}, timeout=5).json()
+    assert plain["usage"] == {"input_tokens": 10, "output_tokens": 20} and plain["type"] == "message"
+    events = _events(requests.post(url, json={"stream": True}, stream=True, timeout=5))
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert next(e for e in events if e["type"] == "message_delta")["usage"]["output_tokens"] == 20
+
+
+def test_a_scripted_status_is_answered_then_the_default_again(provider: FakeProvider) -> None:
+    provider.script(Behaviour(status=503), times=2)
+    url = f"{provider.openai_base}/chat/completions"
+    assert [requests.post(url, json={}, timeout=5).status_code for _ in range(3)] == [503, 503, 200]
+
+
+def test_a_held_request_answers_only_after_release(provider: FakeProvider) -> None:
+    provider.script(Behaviour(hold="h"))
+    answers: list[int] = []
+    thread = threading.Thread(target=lambda: answers.append(
+        requests.post(f"{provider.openai_base}/chat/completions", json={}, timeout=10).status_code))
+    thread.start()
+    assert provider.wait_held("h", 1, timeout=5)
+    time.sleep(0.1)
+    assert answers == []
+    provider.release("h")
+    thread.join(5)
+    assert answers == [200] and provider.held("h") == 0
+
+
+def test_stop_ends_a_hold_that_was_never_released() -> None:
+    provider = FakeProvider(Behaviour(hold="never")).start()
+    url = f"{provider.openai_base}/chat/completions"
+    thread = threading.Thread(target=lambda: requests.post(url, json={}, timeout=10), daemon=True)
+    thread.start()
+    assert provider.wait_held("never", 1, timeout=5)
+    started = time.monotonic()
+    provider.stop()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 5
+
+
+def test_behaviour_bounds_are_checked() -> None:
+    with pytest.raises(ValueError):
+        Behaviour(latency_ms=10**6)
