@@ -67,8 +67,9 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 
 #: with `provider: fake`: the spend model and a second provider shape, both real provider models
-#: at the fake provider, so LiteLLM's cost map prices them
-FAKE_MODELS = {"openai": "openai/gpt-4o", "anthropic": "anthropic/claude-3-5-sonnet-20240620"}
+#: at the fake provider, so LiteLLM's cost map prices them (claude-sonnet-4-5 is in the maps of
+#: 1.82.3..1.108.7 at least, not of 1.72.0, where its calls cost 0)
+FAKE_MODELS = {"openai": "openai/gpt-4o", "anthropic": "anthropic/claude-sonnet-4-5"}
 FAKE_ANTHROPIC_MODEL = "harness-claude"
 
 

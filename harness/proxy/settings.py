@@ -46,7 +46,7 @@ class ProxySettings(_Strict):
     model: MockModel = MockModel()
     provider: Literal["mock", "fake"] = Field(
         "mock", description="who answers `spend`'s calls: `mock` (mock_response, priced by `model`) or `fake` "
-        "(a loopback provider the harness starts; models openai/gpt-4o and anthropic/claude-3-5-sonnet-20240620 "
+        "(a loopback provider the harness starts; models openai/gpt-4o and anthropic/claude-sonnet-4-5 "
         "priced by LiteLLM's own cost map; see README 'Fake provider')")
     general_settings: dict[str, Any] = {}
     litellm_settings: LitellmSettings = {}

@@ -152,6 +152,9 @@ class FakeProvider:
 class _Handler(BaseHTTPRequestHandler):
     owner: FakeProvider
     protocol_version = "HTTP/1.1"
+    # headers and body are two writes: with Nagle on, the body waits for the client's delayed
+    # ACK (~40 ms per call on Linux)
+    disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:  # quiet: the proxy's log says what it sent
         pass
