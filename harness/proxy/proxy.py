@@ -184,9 +184,9 @@ class ProxyTarget:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.run_dir / "proxy_config.yaml"
         if self.settings.provider == "fake" and self.upstream is None:
-            from ..upstream import FakeProvider
+            from ..upstream import Behaviour, FakeProvider
 
-            self.upstream = FakeProvider().start()
+            self.upstream = FakeProvider(Behaviour(**self.settings.fake_provider.model_dump())).start()
         config = proxy_config(self.settings, self.upstream)
         if self.operator is not None:
             from .operator_config import merge

@@ -40,6 +40,17 @@ class LitellmSettings(TypedDict, total=False):
     timezone: Annotated[str, AfterValidator(_zone_name), Field(description="IANA time zone name, e.g. Asia/Tokyo")] | None
 
 
+class FakeProviderSettings(_Strict):
+    """With `provider: fake`: how the fake provider answers every call (harness.upstream.Behaviour)."""
+
+    prompt_tokens: int = Field(10, ge=0, le=1_000_000)
+    completion_tokens: int = Field(20, ge=0, le=1_000_000)
+    latency_ms: int = Field(0, ge=0, le=60_000, description="before the answer (or the first chunk)")
+    chunks: int = Field(4, ge=1, le=1000, description="content chunks of a stream")
+    chunk_delay_ms: int = Field(0, ge=0, le=60_000, description="between a stream's chunks")
+    status: int = Field(200, ge=200, le=599, description="an error status for every call (fallbacks, retries)")
+
+
 class ProxySettings(_Strict):
     """Merged into the proxy config the harness generates. Scenarios with equal settings share a proxy."""
 
@@ -48,6 +59,7 @@ class ProxySettings(_Strict):
         "mock", description="who answers `spend`'s calls: `mock` (mock_response, priced by `model`) or `fake` "
         "(a loopback provider the harness starts; models openai/gpt-4o and anthropic/claude-sonnet-4-5 "
         "priced by LiteLLM's own cost map; see README 'Fake provider')")
+    fake_provider: FakeProviderSettings = FakeProviderSettings()
     general_settings: dict[str, Any] = {}
     litellm_settings: LitellmSettings = {}
     environment: dict[str, str] = Field({}, description="environment variables for the proxy process")

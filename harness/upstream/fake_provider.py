@@ -44,11 +44,12 @@ class Behaviour:
     status: int = 200             # != 200: an error body of the provider's shape, with this status
     cut_after_chunks: int | None = None  # streaming: close the connection after this many chunks
     chunks: int = 4               # streaming: content chunks before the finish (and usage) chunks
+    chunk_delay_ms: int = 0       # streaming: pause before each chunk after the first
     hold: str | None = None       # wait until release(hold) (or stop, or MAX_HOLD_S) before answering
 
     def __post_init__(self) -> None:
-        if not 0 <= self.latency_ms <= MAX_LATENCY_MS:
-            raise ValueError(f"latency_ms is 0..{MAX_LATENCY_MS}")
+        if not (0 <= self.latency_ms <= MAX_LATENCY_MS and 0 <= self.chunk_delay_ms <= MAX_LATENCY_MS):
+            raise ValueError(f"latency_ms and chunk_delay_ms are 0..{MAX_LATENCY_MS}")
         if not 100 <= self.status <= 599:
             raise ValueError("status is an HTTP status code")
 
@@ -197,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _events(self, events: list[bytes], cut_after: int | None) -> None:
+    def _events(self, events: list[bytes], cut_after: int | None, delay_ms: int = 0) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
@@ -207,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
         for number, event in enumerate(events):
             if cut_after is not None and number >= cut_after:
                 return  # the connection closes mid-stream, no finish, no usage
+            if number and delay_ms and self.owner._stopped.wait(delay_ms / 1000):
+                return
             try:
                 self.wfile.write(event)
                 self.wfile.flush()
@@ -228,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
         if usage:
             events.append(chunk({}, usage=_openai_usage(b)))
         events.append(b"data: [DONE]\n\n")
-        self._events(events, b.cut_after_chunks)
+        self._events(events, b.cut_after_chunks, b.chunk_delay_ms)
 
     def _anthropic_stream(self, model: str, b: Behaviour) -> None:
         def event(kind: str, data: dict) -> bytes:
@@ -244,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
                    event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
                                            "usage": {"output_tokens": b.completion_tokens}}),
                    event("message_stop", {})]
-        self._events(events, b.cut_after_chunks)
+        self._events(events, b.cut_after_chunks, b.chunk_delay_ms)
 
 
 def _openai_usage(b: Behaviour) -> dict:
