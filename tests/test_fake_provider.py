@@ -91,3 +91,30 @@ def test_stop_ends_a_hold_that_was_never_released() -> None:
 def test_behaviour_bounds_are_checked() -> None:
     with pytest.raises(ValueError):
         Behaviour(latency_ms=10**6)
+
+
+def test_provider_fake_points_the_spend_model_at_the_provider_and_keeps_the_unit_mock(provider: FakeProvider) -> None:
+    from harness.proxy.proxy import UNIT_MODEL, proxy_config
+    from harness.proxy.settings import ProxySettings
+
+    models = {m["model_name"]: m["litellm_params"] for m in proxy_config(ProxySettings(provider="fake"), provider)["model_list"]}
+    assert models["harness-mock"] == {"model": "openai/gpt-4o", "api_key": "sk-fake-provider", "api_base": provider.openai_base}
+    assert models["harness-claude"]["api_base"] == provider.anthropic_base
+    assert "mock_response" in models[UNIT_MODEL] and "mock_response" not in models["harness-mock"]
+    assert "api_base" not in proxy_config(ProxySettings(), None)["model_list"][0]["litellm_params"]
+
+
+@pytest.mark.parametrize("spend, message", [
+    ("requests: 1, cancel_after_chunks: 2", "`cancel_after_chunks` goes with `stream: true`"),
+    ("requests: 2, concurrency: 2, stream: true", "`stream` and `model` go with `requests` or `until`"),
+    ("amount: 0.1, model: harness-claude", "`stream` and `model` go with `requests` or `until`"),
+])
+def test_spend_shapes_that_do_not_combine_are_refused_with_a_line(tmp_path, spend: str, message: str) -> None:
+    from harness.errors import ScenarioError
+    from harness.scenario import load
+
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: s\nsteps:\n  - create_key: {{name: k1}}\n  - spend: {{key: k1, {spend}}}\n")
+    with pytest.raises(ScenarioError, match="s.yaml:4") as err:
+        load(path)
+    assert message in str(err.value)
