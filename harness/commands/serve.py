@@ -245,7 +245,7 @@ def run(args, console) -> int:
         served = Served(live, raw, session.run_dir)
         token = secrets.token_urlsafe(24)
         control = HTTPServer(("127.0.0.1", 0), _handler(served, token))
-        threading.Thread(target=control.serve_forever, name="serve-control", daemon=True).start()
+        threading.Thread(target=control.serve_forever, args=(0.05,), name="serve-control", daemon=True).start()
         info = {"pid": os.getpid(), "control": f"http://127.0.0.1:{control.server_port}", "token": token,
                 **served.info()}
         path.touch(mode=0o600)
@@ -266,5 +266,9 @@ def run(args, console) -> int:
             control.shutdown()
             control.server_close()
             path.unlink(missing_ok=True)
+            # a served deployment keeps nothing: SIGKILL, not the proxies' 0.5-0.9 s graceful
+            # shutdown, so that everything is gone within a second of Ctrl-C
+            for target in live.fleet.replicas.values():
+                target.stop("kill")
     console.print("stopped: every proxy and server serve started has been stopped")
     return 0
