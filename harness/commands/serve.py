@@ -174,6 +174,16 @@ class StepOutcome(Exception):
     """A step that ran but failed, was skipped or unsupported (exit 1 at `ctl`)."""
 
 
+def _running_serve(path: Path) -> int | None:
+    """The pid of the live serve whose connection file `path` is (None: none, or it is gone)."""
+    try:
+        pid = int(json.loads(path.read_text())["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid
+
+
 def _handler(served: Served, token: str):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_args) -> None:  # quiet: the terminal shows serve's own lines
@@ -229,9 +239,13 @@ def run(args, console) -> int:
     kind, url = _redis_choice(args.redis)
     config = options.run_config(args.at, args.proxy_config, kind, url)
     check_versions([args.litellm])
+    path = info_path()
+    other = _running_serve(path)
+    if other is not None:
+        raise HarnessError(f"a serve is already running here (pid {other}): `ctl stop` it, or give this one "
+                           "its own HARNESS_RUNTIME_DIR")
     progress = ProgressPrinter(console)
     control = None
-    path = info_path()
     with Engine([progress], config, db_kind=options.db_choice(args.db), db_url=args.db_url) as engine:
         session = engine.session(args.litellm)
         live = session.open(scenario, extra_requires=frozenset(INJECTORS))
@@ -240,8 +254,8 @@ def run(args, console) -> int:
             for r in results:
                 if r.status is not None:
                     progress.say(f"line {r.line}: {r.status}: {r.source} {r.message}".rstrip())
-            if error:
-                raise HarnessError(f"--scenario {args.scenario}: {error}")
+            if error:  # the state it got to is still worth a look
+                progress.say(f"--scenario stopped at {error}; serving the state it reached")
         served = Served(live, raw, session.run_dir)
         token = secrets.token_urlsafe(24)
         control = HTTPServer(("127.0.0.1", 0), _handler(served, token))
@@ -265,7 +279,8 @@ def run(args, console) -> int:
         finally:
             control.shutdown()
             control.server_close()
-            path.unlink(missing_ok=True)
+            if _running_serve(path) == os.getpid():
+                path.unlink()
             # a served deployment keeps nothing: SIGKILL, not the proxies' 0.5-0.9 s graceful
             # shutdown, so that everything is gone within a second of Ctrl-C
             for target in live.fleet.replicas.values():
