@@ -44,7 +44,7 @@ def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     step = sub.add_parser("step", help="run any scenario step, e.g. '{create_key: {name: k1, max_budget: 1}}'")
     step.add_argument("mapping", metavar="YAML")
-    fault = sub.add_parser("fault", help="inject a fault: a fault step, e.g. '{postgres_network: {mode: down}}'")
+    fault = sub.add_parser("fault", help="inject a fault: a fault step, e.g. '{postgres_network: {mode: refuse}}'")
     fault.add_argument("mapping", metavar="YAML")
     for name, (arg, _build) in SHORT_FORMS.items():
         p = sub.add_parser(name, help=HELPS[name])
