@@ -10,7 +10,10 @@ Exit codes:
      bisect: no boundary (an endpoint gave no outcome, or both endpoints behave the same)
   0/1 check: 1 when a known bug is present on the release (or an entry is `error`, on either
      release with --from); 0 when none is (or with --no-fail)
-  2  bad input: an invalid scenario file, an unknown release, a bad option or range;
+  0/1 serve: 0 when stopped by `ctl stop` (Ctrl-C: 130); ctl: 0 done, 1 when the step failed (an
+     expectation not met, skipped, unsupported, or a harness error inside it)
+  2  bad input: an invalid scenario file, an unknown release, a bad option or range; ctl: an
+     invalid step, no serve running;
      merge: reports that are not every shard of one matrix exactly once
   130 interrupted (Ctrl-C / SIGTERM); everything the run started has been stopped
 """

@@ -21,6 +21,8 @@ COMMANDS = {
     "cache": "cache",
     "validate": "validate",
     "schema": "schema",
+    "serve": "serve",
+    "ctl": "ctl",
 }
 
 

@@ -130,6 +130,14 @@ class Engine:
                                        config=self.config, detail=lambda m: self.hooks.detail(m, version), release=release)
         return self._session
 
+    def session(self, version: str) -> ReleaseSession:
+        """The live session of `version` for a caller that drives it itself (`serve`); a release
+        whose environment cannot be built is a HarnessError."""
+        session = self._session_for(version)
+        if session is None:
+            raise self._unavailable[version][0]
+        return session
+
     def _say(self, version: str):
         return lambda message: self.hooks.progress(message, version)
 

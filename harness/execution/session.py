@@ -174,7 +174,7 @@ class ReleaseSession:
             self.redis = start_redis(self.config.redis, self.config.redis_url)
             self.progress(f"Redis: {self.redis.kind} {self.redis.version} ({self.redis.reason})")
 
-    def _fleet(self, scenario: Scenario) -> tuple[Fleet, Database]:
+    def _fleet(self, scenario: Scenario, extra_requires: frozenset[str] = frozenset()) -> tuple[Fleet, Database]:
         for spoiled in list(self.spoiled):
             self._discard(spoiled)
         key = self.deployment_key(scenario)
@@ -207,7 +207,8 @@ class ReleaseSession:
         try:
             # the injectors the steps require in front of a server (a PostgreSQL relay) come with it
             fleet = Fleet.build(self.zygote, database.url, scenario.deployment, scenario.proxy, self.run_dir / key,
-                                operator=self.config.proxy_config, redis=self.redis, requires=scenario.requires)
+                                operator=self.config.proxy_config, redis=self.redis,
+                                requires=scenario.requires | extra_requires)
             self.progress(f"starting the litellm {self.version} proxy" + (
                 f" ({len(names)} replicas: {', '.join(names)})" if len(names) > 1 else ""))
             times = fleet.start(timeout=self.start_timeout, progress=self.progress)
@@ -265,6 +266,17 @@ class ReleaseSession:
             # `on_result` can still read this one's database rows)
             self.spoiled.add(self.deployment_key(scenario))
         return result
+
+    def open(self, scenario: Scenario, extra_requires: frozenset[str] = frozenset()) -> ScenarioRun:
+        """A live run that outlasts its scenario (`serve`): the caller executes steps on it one
+        at a time (`ScenarioRun.run` for the scenario's own, `execute` for more), through the
+        same context a scenario gets. Its deployment is built with the injectors `extra_requires`
+        names as well, and is never reused: `close()` ends it with everything else."""
+        fleet, view = self._fleet(scenario, extra_requires)
+        key = self.deployment_key(scenario)
+        self.dirty.add(key)
+        self.spoiled.add(key)
+        return ScenarioRun(scenario, fleet, view, self.config)
 
     def _discard(self, key: str) -> None:
         fleet, database, view = self.fleets.pop(key)

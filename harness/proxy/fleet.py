@@ -126,8 +126,9 @@ class Fleet:
     def stop(self) -> None:
         # open faults end (a Redis left down comes back), then the replicas, then what they talked through
         self.faults.close(front=False)
-        for replica in self.replicas.values():
-            replica.stop()
+        # side by side: each takes 0.5-0.9 s to shut down after its SIGTERM (1.85.0)
+        with ThreadPoolExecutor(max_workers=len(self.replicas)) as pool:
+            list(pool.map(lambda replica: replica.stop(), self.replicas.values()))
         self.faults.close(front=True)
 
     @property
