@@ -192,7 +192,7 @@ class Lines(Hooks):
         self.lines.append(f"[{version}] {message}" if version else message)
 
 
-def dying_worker(version, scenarios, db_kind, db_url, wants_rows, out, config=None):  # runs in a spawned process
+def dying_worker(version, scenarios, db_kind, db_url, wants_rows, wants_readings, out, config=None):  # runs in a spawned process
     import os
 
     if version == "1.0.0":
