@@ -143,7 +143,7 @@ class FakeSession:
         self.version = version
         FakeSession.opened.append(version)
 
-    def run(self, scenario, on_step=None):
+    def run(self, scenario, on_step=None, readings=False):
         return cell(scenario, self.version, "passed")
 
     def close(self):
@@ -192,7 +192,7 @@ class Lines(Hooks):
         self.lines.append(f"[{version}] {message}" if version else message)
 
 
-def dying_worker(version, scenarios, db_kind, db_url, wants_rows, out, config=None):  # runs in a spawned process
+def dying_worker(version, scenarios, db_kind, db_url, wants_rows, wants_readings, out, config=None):  # runs in a spawned process
     import os
 
     if version == "1.0.0":

@@ -43,7 +43,7 @@ class FakeSession:
     def __init__(self, version, server, progress=None, **_kwargs):
         self.version = version
 
-    def run(self, scenario, on_step=None):
+    def run(self, scenario, on_step=None, readings=False):
         status = StepStatus.FAILED if BEHAVIOUR[self.version] == "fails" else StepStatus.PASSED
         step = StepResult(0, 29, "- expect_request: {key: k1, outcome: accepted}", "expect_request", status, 0.1,
                           "rejected" if status == StepStatus.FAILED else "")

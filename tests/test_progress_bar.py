@@ -38,7 +38,7 @@ class FakeSession:
         self.version = version
         progress(f"proxy of {version} up")
 
-    def run(self, scenario, on_step=None):
+    def run(self, scenario, on_step=None, readings=False):
         if (scenario.name, self.version) == FakeSession.fail_on:
             raise KeyboardInterrupt
         return cell(scenario, self.version)

@@ -14,6 +14,7 @@ from ..execution.engine import Engine
 from ..execution.hooks import Hooks
 from ..execution.plan import Plan
 from ..reports import check as ck
+from ..reports.html import HtmlReport
 from ..reports.matrix import print_wide
 from ..reports.terminal import ProgressBar, ProgressPrinter
 from ..reports.text import redact
@@ -37,6 +38,8 @@ def add_arguments(parser) -> None:
                         help=f"scenario files and/or directories (searched recursively; default {ck.DEFAULT_CATALOGUE}/); "
                         "files without `issue:` are controls and are not run")
     parser.add_argument("--out", metavar="DIR", help="write check.json and check.md into DIR")
+    parser.add_argument("--html", metavar="FILE", help="write one self-contained HTML page (a grid of scenario x "
+                        "release linking to each cell's timeline on the scenario's clock) to FILE")
     parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a known bug is present")
 
 
@@ -77,7 +80,10 @@ def run(args, console) -> int:
                  f"left out) on litellm {' then '.join(releases)}; {config.describe_clock()}")
     note = f"--litellm {target}" + (f" --from {before}" if before else "")
     bar = ProgressBar(console)
-    with bar, Engine([progress, StatusPrinter(console), bar], config, db_kind=options.db_choice(args.db),
+    hooks = [progress, StatusPrinter(console), bar]
+    if args.html:
+        hooks.append(HtmlReport(args.html, progress.say, title=f"LiteLLM known-bug check: {note}", grid=True))
+    with bar, Engine(hooks, config, db_kind=options.db_choice(args.db),
                      db_url=args.db_url) as engine:
         run_ = engine.run(Plan.of(scenarios, releases, note=note))
     for version in releases:

@@ -11,6 +11,7 @@ from ..execution.hooks import Hooks
 from ..execution.plan import DEFAULT_CAP, Plan, select_releases, version_key
 from ..releases.index import SAMPLES
 from ..reports.bundle import BundleWriter
+from ..reports.html import HtmlReport
 from ..reports.matrix import print_matrix, write_matrix_reports
 from ..reports.terminal import ProgressBar, ProgressPrinter, VerdictPrinter
 from .common import EXIT_BAD_INPUT, add_shared, check_versions, command_line, load_all, run_config
@@ -37,6 +38,8 @@ def add_arguments(parser) -> None:
                         "(default 1; one proxy per release at a time)")
     parser.add_argument("--out", metavar="DIR", help="write matrix.json, matrix.md and junit.xml into DIR")
     parser.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) into DIR")
+    parser.add_argument("--html", metavar="FILE", help="write one self-contained HTML page (a grid of scenario x "
+                        "release linking to each cell's timeline on the scenario's clock) to FILE")
     parser.add_argument("--shard", metavar="I/N", help="run only shard I of N of the cells (for N machines; the same "
                         "split on each, releases kept together where possible); `merge` joins their --out reports")
 
@@ -87,6 +90,8 @@ def run(args, console) -> int:
         hooks.append(MatrixReports(args.out, meta, whole=only is None, say=progress.say))
     if args.bundle:
         hooks.append(BundleWriter(args.bundle, command_line(), progress.say, title="LiteLLM budget matrix report"))
+    if args.html:
+        hooks.append(HtmlReport(args.html, progress.say, title="LiteLLM budget matrix report", grid=True))
     with bar, Engine(hooks, config, db_kind=options.db_choice(args.db), db_url=args.db_url, jobs=args.jobs) as engine:
         outcome = engine.run(Plan(scenarios, selection, only))
     code = outcome.exit_code(whole=only is None)

@@ -11,6 +11,7 @@ from ..execution.engine import Engine
 from ..execution.hooks import Hooks
 from ..execution.plan import Plan
 from ..reports.bundle import BundleWriter
+from ..reports.html import HtmlReport
 from ..reports.matrix import matrix_table
 from ..reports.terminal import ProgressPrinter, VerdictPrinter
 from ..reports.text import result_dict
@@ -23,6 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("scenarios", nargs="+", metavar="SCENARIO")
     options.add_to(parser.add_argument)
     parser.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) into DIR")
+    parser.add_argument("--html", metavar="FILE", help="write one self-contained HTML page (each cell's timeline on "
+                        "the scenario's clock; a grid of cells when there are several) to FILE")
 
 
 class CellReports(Hooks):
@@ -53,6 +56,8 @@ def run(args, console) -> int:
         hooks.append(CellReports(args.report_dir))
     if args.bundle:
         hooks.append(BundleWriter(args.bundle, command_line(), progress.say))
+    if args.html:
+        hooks.append(HtmlReport(args.html, progress.say, title="LiteLLM budget run report"))
     with Engine(hooks, config, db_kind=options.db_choice(args.db), db_url=args.db_url) as engine:
         outcome = engine.run(Plan.of(scenarios, versions, note=f"--litellm {' '.join(versions)}"))
     if args.report_dir:

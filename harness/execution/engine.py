@@ -148,7 +148,8 @@ class Engine:
             result = no_run_result(scenario, version, install_failure_verdict(exc), str(exc), self._server, seconds)
         else:
             self.hooks.before_scenario(scenario, version)
-            result = session.run(scenario, on_step=lambda step: self.hooks.after_step(scenario, version, step))
+            result = session.run(scenario, on_step=lambda step: self.hooks.after_step(scenario, version, step),
+                                 readings=self.hooks.wants_readings)
             result.secrets = [*result.secrets, *server_secrets(self._server)]
             if self.hooks.wants_rows:
                 result.database_rows = session.rows_after(scenario)
@@ -205,8 +206,8 @@ class Engine:
 class _ToParent(Hooks):
     """A worker's hooks: every call goes to the parent's queue (the parent's hooks do the rest)."""
 
-    def __init__(self, out, version: str, wants_rows: bool):
-        self.out, self.version, self.wants_rows = out, version, wants_rows
+    def __init__(self, out, version: str, wants_rows: bool, wants_readings: bool = False):
+        self.out, self.version, self.wants_rows, self.wants_readings = out, version, wants_rows, wants_readings
 
     def progress(self, message, version=None):
         self.out.put(("progress", self.version, message))
@@ -224,7 +225,7 @@ class _ToParent(Hooks):
         self.out.put(("result", self.version, result))
 
 
-def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str | None, wants_rows: bool, out,
+def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str | None, wants_rows: bool, wants_readings: bool, out,
             config: RunConfig = RunConfig()) -> None:
     """Entry point of a worker process: one release, its own database server."""
     # The parent decides when to stop: Ctrl-C reaches the whole process group, but only the
@@ -238,7 +239,7 @@ def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str |
     signal.signal(signal.SIGTERM, _stop)
     _stop_when_orphaned()
     try:
-        with Engine(_ToParent(out, version, wants_rows), config, db_kind=db_kind, db_url=db_url) as engine:
+        with Engine(_ToParent(out, version, wants_rows, wants_readings), config, db_kind=db_kind, db_url=db_url) as engine:
             engine.run_release(version, scenarios)
         out.put(("done", version, None))
     except KeyboardInterrupt:
@@ -308,7 +309,7 @@ def _run_in_workers(engine: Engine, plan: Plan, versions: list[str], jobs: int, 
                 version = pending.pop(0)
                 proc = ctx.Process(target=worker, name=f"harness-worker-{version}",
                                    args=(version, plan.scenarios_of(version), engine.db_kind, engine.db_url,
-                                         hooks.wants_rows, out, engine.config))
+                                         hooks.wants_rows, hooks.wants_readings, out, engine.config))
                 proc.start()
                 running[version], started_at[version] = proc, time.perf_counter()
             try:

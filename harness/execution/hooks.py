@@ -18,6 +18,8 @@ pytest plugin ask for releases and cells one at a time, so their hooks see neith
 
 `wants_rows`: the engine reads each scenario's budget-related database rows before the next
 scenario empties the tables, into `ScenarioResult.database_rows` (bug-report bundles).
+`wants_readings`: after each step the scenario's clock and each entity's spend and budget, into
+`StepResult.readings` (timelines); nothing is read when no hook wants them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 class Hooks:
     wants_rows: bool = False
+    wants_readings: bool = False
 
     def before_run(self, plan: "Plan") -> None:
         pass
@@ -64,6 +67,7 @@ class HookList(Hooks):
     def __init__(self, hooks: Iterable[Hooks] = ()):
         self.hooks = [h for h in hooks if h is not None]
         self.wants_rows = any(h.wants_rows for h in self.hooks)
+        self.wants_readings = any(h.wants_readings for h in self.hooks)
 
     def before_run(self, plan):
         for h in self.hooks:

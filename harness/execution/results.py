@@ -43,6 +43,10 @@ class StepResult:
     expected: Any = None
     actual: Any = None
     rows: dict[str, Any] | None = None
+    #: after the step, when a hook wants readings (Hooks.wants_readings): the scenario's clock
+    #: ("clock": ISO time, None when not frozen), the real time it ended ("real") and each
+    #: entity's spend and max_budget ("spend": {name: {kind, spend, max_budget}})
+    readings: dict[str, Any] | None = None
 
 
 @dataclass

@@ -9,7 +9,7 @@ expectation; an error (the harness could not do a step) stops it.
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import requests
@@ -22,6 +22,7 @@ from ..proxy.entities import KINDS, Database, Entity, EntityState, parse_time, t
 from ..proxy.fleet import Fleet
 from ..scenario.model import PlacedStep, Scenario
 from ..steps import references
+from ..steps.expectations import AuthView, own_counter
 from ..steps.base import Budget, Expectation, Skipped, Step, StepContext, Unsupported, licence_gate, no_row
 from ..verdicts import StepStatus
 from .results import RunConfig, StepResult
@@ -31,7 +32,7 @@ class ScenarioRun(StepContext):
     """One scenario's steps on one live proxy; the context every step's `run(ctx)` receives."""
 
     def __init__(self, scenario: Scenario, fleet: Fleet, db: Database, config: RunConfig = RunConfig(),
-                 on_step: Callable[[StepResult], None] | None = None):
+                 on_step: Callable[[StepResult], None] | None = None, readings: bool = False):
         self.scenario = scenario
         self.config = config
         # a bare target (one proxy started elsewhere) is a fleet of one
@@ -41,6 +42,8 @@ class ScenarioRun(StepContext):
         self.db = db
         #: told each step's result as it ends (the engine's after_step hook)
         self.on_step = on_step or (lambda _result: None)
+        #: whether each step's result gets the clock and every entity's spend (Hooks.wants_readings)
+        self.readings = readings
         self.entities: dict[str, Entity] = {}
         self.before_reset: dict[str, datetime | None] = {}
         self.reset_job_ran = False
@@ -75,10 +78,40 @@ class ScenarioRun(StepContext):
                 error = f"line {placed.line}: {exc}"
             result.seconds = time.perf_counter() - started
             result.served = self.fleet.served_since(mark)
+            if self.readings:
+                result.readings = self.take_readings()
             self.on_step(result)
             if result.status.stops_scenario:
                 break
         return results, error
+
+    def take_readings(self) -> dict[str, Any]:
+        """The deployment's clock and each entity's spend and max_budget as the database has them now."""
+        spend: dict[str, dict[str, Any]] = {}
+        for name, entity in self.entities.items():
+            try:
+                row = self.db.row(entity) or {}
+            except Exception:  # noqa: BLE001 - a reading for a picture; the steps report real failures
+                continue
+            spend[name] = {"kind": getattr(entity.kind, "value", str(entity.kind)), "spend": row.get("spend"),
+                           "max_budget": row.get("max_budget")}
+            if len(self.fleet.replicas) > 1 or self.target.redis is not None:
+                spend[name]["counters"] = self._counters(entity)
+        clock = self.fleet.clock_at
+        # "real": when the step ended, to place the fault events (logged in real time) among the steps
+        return {"clock": clock.isoformat() if clock else None, "real": datetime.now(timezone.utc).isoformat(),
+                "spend": spend}
+
+    def _counters(self, entity: Entity) -> dict[str, float | None]:
+        """The entity's spend counter on each replica ("replica a") and in Redis ("redis")."""
+        try:
+            view = AuthView.read(self, entity)
+        except Exception:  # noqa: BLE001 - a stopped replica or a Redis fault: no counters for this step
+            return {}
+        out = {f"replica {name}": replica.counter()[1] for name, replica in view.replicas.items()}
+        if view.redis is not None and not view.redis_down:
+            out["redis"] = own_counter(view.redis, entity)[1]
+        return out
 
     def execute(self, placed: PlacedStep | Step) -> str | None:
         step = placed.step if isinstance(placed, PlacedStep) else placed

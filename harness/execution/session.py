@@ -234,7 +234,8 @@ class ReleaseSession:
         except Exception as exc:  # noqa: BLE001 - a snapshot must never change a verdict
             return {"error": f"could not read the database rows: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
 
-    def run(self, scenario: Scenario, on_step: Callable[[StepResult], None] | None = None) -> ScenarioResult:
+    def run(self, scenario: Scenario, on_step: Callable[[StepResult], None] | None = None,
+            readings: bool = False) -> ScenarioResult:
         started = time.perf_counter()
         steps: list[StepResult] = []
         fleet: Fleet | None = None
@@ -242,7 +243,7 @@ class ReleaseSession:
         try:
             fleet, view = self._fleet(scenario)
             self.dirty.add(self.deployment_key(scenario))
-            scenario_run = ScenarioRun(scenario, fleet, view, self.config, on_step)
+            scenario_run = ScenarioRun(scenario, fleet, view, self.config, on_step, readings)
             steps, error = scenario_run.run()
         except HarnessError as exc:
             error = str(exc)
