@@ -75,7 +75,7 @@ def _pg_relay(site: Site) -> Relay:
     parts = urlsplit(site.database_url or "")
     if not parts.hostname or not parts.port:
         raise HarnessError(f"a PostgreSQL fault needs a server on TCP; this one is at {parts.netloc or parts.path}")
-    relay = Relay(parts.hostname, parts.port, protocol="tcp").start()
+    relay = Relay(parts.hostname, parts.port, protocol="postgres").start()
     site.database_url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit(":", 1)[0] + f":{relay.port}"))
     return relay
 

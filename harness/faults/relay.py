@@ -12,7 +12,13 @@ Modes: `pass` forward; `latency` add latency_ms (+ up to jitter_ms) per chunk in
 lost bytes are closed when it ends, their request/reply streams being out of step); `refuse`
 close every connection with a reset and reset new ones at once (the server is "down");
 `reset` reset the open connections once and go on passing; `fail_commands` (protocol="redis")
-answer the matching commands with `-ERR harness fault` without forwarding them.
+answer the matching commands with `-ERR harness fault` without forwarding them;
+`fail_statements` (protocol="postgres") makes the server reject the Query/Parse messages whose SQL
+matches `match` (a regex, searched), letting the first `after` matches through and failing the
+next `times` (all, if None); `delay_statements` holds those matches back `latency_ms` (+ jitter)
+instead. The PostgreSQL side is read with harness.faults.pgwire (SSL and GSS encryption requests
+are refused by the relay, so the stream stays readable; see that module for how a failure keeps
+the client's session usable).
 
 Why hand-written: Toxiproxy, the maintained tool, does not install here (no Debian package;
 PyPI's toxiproxy-python and npm's clients talk to a Go server that no registry ships, and the
@@ -36,17 +42,20 @@ import collections
 import fnmatch
 import ipaddress
 import random
+import re
 import socket
 import struct
 import threading
 
 from harness.errors import HarnessError
 
-from . import resp
+from . import pgwire, resp
 from .events import FaultEvent, FaultLog, check_max_seconds
 
-MODES = ("pass", "latency", "blackhole", "refuse", "reset", "fail_commands")
-PROTOCOLS = ("tcp", "redis")
+MODES = ("pass", "latency", "blackhole", "refuse", "reset", "fail_commands", "fail_statements",
+         "delay_statements")
+STATEMENT_MODES = ("fail_statements", "delay_statements")
+PROTOCOLS = ("tcp", "redis", "postgres")
 MAX_CONNECTIONS = 64
 MAX_BYTES = 256 * 1024 * 1024
 MAX_MESSAGE = 16 * 1024 * 1024
@@ -81,11 +90,27 @@ def _abort(writer: asyncio.StreamWriter) -> None:
 
 class _Mode:
     def __init__(self, name: str = "pass", latency_ms: float = 0, jitter_ms: float = 0,
-                 commands: tuple[str, ...] = ()) -> None:
+                 commands: tuple[str, ...] = (), match: re.Pattern | None = None, after: int = 0,
+                 times: int | None = None) -> None:
         self.name, self.latency_ms, self.jitter_ms, self.commands = name, latency_ms, jitter_ms, commands
+        self.match, self.after, self.times = match, after, times
+        self.matched = 0   # statements matched so far in this fault, every connection
+
+    def _latency(self) -> float:
+        return (self.latency_ms + random.uniform(0, self.jitter_ms)) / 1000
 
     def delay(self) -> float:
-        return (self.latency_ms + random.uniform(0, self.jitter_ms)) / 1000 if self.name == "latency" else 0.0
+        return self._latency() if self.name == "latency" else 0.0
+
+    def statement_action(self, sql: str | None) -> str | None:
+        """"fail", "delay" or None for a statement's SQL (counting the matches)."""
+        if self.name not in STATEMENT_MODES or sql is None or not self.match.search(sql):
+            return None
+        self.matched += 1
+        n = self.matched - self.after
+        if n <= 0 or (self.times is not None and n > self.times):
+            return None
+        return "fail" if self.name == "fail_statements" else "delay"
 
     def fails(self, words: list[bytes]) -> bool:
         if self.name != "fail_commands" or not words:
@@ -101,6 +126,8 @@ class _Conn:
         self.tracked = relay.protocol == "redis"
         self.pending: collections.deque = collections.deque()   # reply slots, in request order
         self.lost = False   # bytes were dropped (blackhole): the streams are out of step
+        # postgres: "startup" (untyped first message), "typed", or None (no longer parsed)
+        self.pg_state: str | None = "startup" if relay.protocol == "postgres" else None
 
     def abort(self) -> None:
         _abort(self.cwriter)
@@ -155,6 +182,14 @@ class _Conn:
             if delay:
                 await asyncio.sleep(delay)
             writer = self.swriter if upstream else self.cwriter
+            if upstream and self.pg_state is not None:
+                buf += chunk
+                if len(buf) > MAX_MESSAGE:
+                    relay._log.count(relay._event, "connections_closed")
+                    self.abort()
+                    return
+                await self._statements(buf, relay)
+                continue
             # requests are parsed while tracked; replies also while slots are left to answer
             if self.tracked or (not upstream and (self.pending or buf)):
                 buf += chunk
@@ -169,6 +204,48 @@ class _Conn:
             else:
                 writer.write(chunk)
             await writer.drain()
+
+    async def _statements(self, buf: bytearray, relay: "Relay") -> None:
+        """PostgreSQL: forward complete messages in order, rewriting or holding back matched statements."""
+        pos, forward = 0, bytearray()
+        try:
+            while self.pg_state is not None:
+                if self.pg_state == "startup":
+                    got = pgwire.startup_end(buf, pos)
+                    if got is None:
+                        break
+                    end, code = got
+                    if code in (pgwire.SSL_REQUEST, pgwire.GSSENC_REQUEST):
+                        self.cwriter.write(b"N")   # refused: the client goes on in plain text
+                    else:
+                        forward += buf[pos:end]
+                        self.pg_state = "typed" if code != pgwire.CANCEL_REQUEST else None
+                    pos = end
+                    continue
+                got = pgwire.message_end(buf, pos)
+                if got is None:
+                    break
+                end, _ = got
+                message = bytes(buf[pos:end])
+                action = relay._mode.statement_action(pgwire.statement(message))
+                if action == "fail":
+                    relay._log.count(relay._event, "statements_failed")
+                    message = pgwire.failing_message(message)
+                elif action == "delay":
+                    relay._log.count(relay._event, "statements_delayed")
+                    self.swriter.write(bytes(forward))
+                    forward.clear()
+                    await asyncio.sleep(relay._mode._latency())
+                forward += message
+                pos = end
+        except (pgwire.PgWireError, UnicodeDecodeError):
+            self.pg_state = None   # not the protocol we know: forward as it comes
+        if self.pg_state is None:
+            forward += buf[pos:]
+            pos = len(buf)
+        del buf[:pos]
+        self.swriter.write(bytes(forward))
+        await self.swriter.drain()
 
     def _requests(self, buf: bytearray, relay: "Relay") -> None:
         """Forward complete commands in order; answer failed ones in their reply slot."""
@@ -279,7 +356,8 @@ class Relay:
         return self
 
     def set_mode(self, mode: str, *, latency_ms: float = 0, jitter_ms: float = 0,
-                 commands: list[str] | tuple[str, ...] = (), max_seconds: float | None = None) -> FaultEvent | None:
+                 commands: list[str] | tuple[str, ...] = (), match: str | None = None, after: int = 0,
+                 times: int | None = None, max_seconds: float | None = None) -> FaultEvent | None:
         """Switch mode (ending the current fault); returns the new fault's event (None for pass)."""
         if mode not in MODES:
             raise HarnessError(f"unknown relay mode {mode!r}; use one of: {', '.join(MODES)}")
@@ -297,11 +375,27 @@ class Relay:
                 raise HarnessError("relay mode fail_commands needs protocol='redis'")
             if not patterns or not all(patterns):
                 raise HarnessError("relay mode fail_commands needs commands, e.g. ['INCRBYFLOAT', 'GET*']")
+        pattern = None
+        if mode in STATEMENT_MODES:
+            if self.protocol != "postgres":
+                raise HarnessError(f"relay mode {mode} needs protocol='postgres'")
+            if not match:
+                raise HarnessError(f"relay mode {mode} needs match, a regex of the SQL, e.g. 'UPDATE .*\"LiteLLM_VerificationToken\"'")
+            try:
+                pattern = re.compile(match)
+            except re.error as exc:
+                raise HarnessError(f"relay match {match!r} is not a valid regex: {exc}") from None
+            if not (isinstance(after, int) and after >= 0) or not (times is None or (isinstance(times, int) and times >= 1)):
+                raise HarnessError(f"relay after must be >= 0 and times >= 1 (or None: all), not {after!r}, {times!r}")
+            if mode == "delay_statements" and not latency_ms + jitter_ms:
+                raise HarnessError("relay mode delay_statements needs latency_ms or jitter_ms above 0")
         if self._loop is None:
             raise HarnessError("the relay is not running (start() it first)")
         detail = {k: v for k, v in (("latency_ms", latency_ms), ("jitter_ms", jitter_ms),
-                                    ("commands", list(patterns))) if v}
-        new = _Mode(mode, latency_ms, jitter_ms, patterns)
+                                    ("commands", list(patterns)), ("match", match)) if v}
+        if pattern is not None:
+            detail.update(after=after, times=times)
+        new = _Mode(mode, latency_ms, jitter_ms, patterns, pattern, after, times)
 
         async def apply():
             return self._switch(new, detail, seconds)

@@ -10,6 +10,7 @@ through their context. A deployment a fault touched is not reused by the next sc
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -112,7 +113,9 @@ class _Network(_Fault):
 
     def switch(self, relay: Relay) -> str:
         event = relay.set_mode(self.mode, latency_ms=self.latency_ms, jitter_ms=self.jitter_ms,
-                               commands=getattr(self, "commands", ()), max_seconds=self.max_seconds)
+                               commands=getattr(self, "commands", ()), match=getattr(self, "match", None),
+                               after=getattr(self, "after", 0), times=getattr(self, "times", None),
+                               max_seconds=self.max_seconds)
         if event is None:
             return f"{relay.name}: back to pass"
         return f"{relay.name}: {self.mode} from {event.started_at.isoformat()} (at most {self.max_seconds:g}s)"
@@ -140,12 +143,32 @@ class RedisNetwork(_Network):
 
 
 class PostgresNetwork(_Network):
-    """Between the replicas and PostgreSQL: `mode: refuse` (unreachable), `blackhole`, `latency`, `reset`, or `pass` (ends it). The harness's own reads are not affected."""
+    """Between the replicas and PostgreSQL: `mode: refuse` (unreachable), `blackhole`, `latency`, `reset`, `fail_statements` (the statements matching `match` fail: after `after` pass, `times` of them), `delay_statements` (they wait latency_ms), or `pass` (ends it). The harness's own reads are not affected."""
 
     action: ClassVar[str] = "postgres_network"
     shorthand: ClassVar[str | None] = "mode"
     requires: ClassVar[frozenset[str]] = frozenset({"pg_relay"})
-    mode: Literal["pass", "latency", "blackhole", "refuse", "reset"]
+    mode: Literal["pass", "latency", "blackhole", "refuse", "reset", "fail_statements", "delay_statements"]
+    match: str | None = Field(None, description="fail/delay_statements: a regex searched in each statement's SQL "
+                              "(Prisma writes \"public\".\"LiteLLM_VerificationToken\")")
+    after: int = Field(0, ge=0, description="fail/delay_statements: this many matching statements pass first")
+    times: int | None = Field(None, ge=1, description="fail/delay_statements: then this many are hit (all, if unset)")
+
+    @model_validator(mode="after")
+    def _statements(self) -> "PostgresNetwork":
+        statement_mode = self.mode in ("fail_statements", "delay_statements")
+        if statement_mode and not self.match:
+            raise ValueError(f"`{self.mode}` needs `match`, a regex of the SQL, e.g. 'UPDATE .*\"LiteLLM_VerificationToken\"'")
+        if not statement_mode and (self.match or self.after or self.times):
+            raise ValueError("`match`, `after` and `times` are for modes fail_statements and delay_statements")
+        if self.match:
+            try:
+                re.compile(self.match)
+            except re.error as exc:
+                raise ValueError(f"`match` is not a valid regex: {exc}") from None
+        if self.mode in ("latency", "delay_statements") and not self.latency_ms + self.jitter_ms:
+            raise ValueError(f"`{self.mode}` needs `latency_ms` (and/or `jitter_ms`) above 0")
+        return self
 
     def run(self, ctx: StepContext) -> str:
         return self.switch(ctx.injector("pg_relay"))
