@@ -14,6 +14,9 @@ for the same (scenario, release). Statuses combine as in `check` (harness/report
     python scripts/catalogue.py --report reports/matrix.json [--report more.json ...]
     python scripts/catalogue.py --report benchmarks/results/catalogue.json --report new/check.json
 
+Rows of the bug family that stay out of the catalogue are kept in docs/catalogue-left-out.yaml
+(issue, title, reason) and rendered as the doc's "Left out" section.
+
 Writes docs/catalogue.md and benchmarks/results/catalogue.json. Bad input: one line and exit 2.
 """
 
@@ -120,6 +123,28 @@ def build(scenarios, cells: dict[tuple[str, str], dict]) -> dict:
             "cells": list(used.values())}  # each with the report it came from (kept when this file is a --report)
 
 
+LEFT_OUT = ROOT / "docs" / "catalogue-left-out.yaml"
+
+
+def read_left_out(path: Path) -> list[dict]:
+    """The rows kept out of the catalogue: a YAML list of {issue, title, reason}."""
+    import yaml
+
+    try:
+        rows = yaml.safe_load(path.read_text()) or []
+    except OSError as exc:
+        raise HarnessError(f"--left-out {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise HarnessError(f"--left-out {path}: not YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(rows, list):
+        raise HarnessError(f"--left-out {path}: expected a list of {{issue, title, reason}}")
+    for i, row in enumerate(rows, 1):
+        if not (isinstance(row, dict) and all(isinstance(row.get(k), str) and row[k].strip()
+                                              for k in ("issue", "title", "reason"))):
+            raise HarnessError(f"--left-out {path}: entry {i} needs issue, title and reason strings")
+    return rows
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -162,6 +187,15 @@ def markdown(doc: dict, command: str) -> str:
         nxt = doc["bugs"].index(bug) + 1
         if nxt == len(doc["bugs"]) or doc["bugs"][nxt]["layer"] != layer:
             lines.append("")
+    left_out = doc.get("left_out") or []
+    if left_out:
+        lines += ["## Left out", "",
+                  "Rows of the bug family not in the catalogue: did not reproduce as described, need a "
+                  "capability the harness lacks, or are licence-gated (`docs/catalogue-left-out.yaml`).", "",
+                  "| report | title | reason |", "|---|---|---|"]
+        lines += [f"| [{ck.issue_label(r['issue'])}]({r['issue']}) | {_md(r['title'])} | {_md(' '.join(r['reason'].split()))} |"
+                  for r in left_out]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -171,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a matrix.json, check.json or catalogue.json (repeatable; later ones win)")
     parser.add_argument("--catalogue", nargs="+", default=[str(ROOT / ck.DEFAULT_CATALOGUE)], metavar="PATH")
     parser.add_argument("--out", default=str(ROOT / "docs" / "catalogue.md"), metavar="FILE")
+    parser.add_argument("--left-out", default=str(LEFT_OUT), metavar="YAML",
+                        help="rows kept out of the catalogue, with reasons (default: docs/catalogue-left-out.yaml)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "catalogue.json"), metavar="FILE")
     args = parser.parse_args(argv)
     from harness.scenario import load
@@ -181,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = [load(p) for p in ck.catalogue_files(args.catalogue)]
         catalogue = ck.catalogue(_relative(s) for s in scenarios)
         doc = build(catalogue, read_cells(args.report))
+        doc["left_out"] = read_left_out(Path(args.left_out))
+        listed = {b["issue"] for b in doc["bugs"]} & {r["issue"] for r in doc["left_out"]}
+        if listed:
+            raise HarnessError(f"--left-out {args.left_out}: also in the catalogue: {', '.join(sorted(listed))}")
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

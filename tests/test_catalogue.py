@@ -93,3 +93,29 @@ def test_no_report_or_a_missing_one_is_exit_2(tmp_path: Path, capsys) -> None:
     assert catalogue_script.main(["--out", str(tmp_path / "c.md")]) == 2
     assert catalogue_script.main(["--report", str(tmp_path / "none.json"), "--out", str(tmp_path / "c.md")]) == 2
     assert "--report" in capsys.readouterr().err
+
+
+def test_the_left_out_rows_are_in_the_doc_and_not_in_the_catalogue() -> None:
+    rows = catalogue_script.read_left_out(catalogue_script.LEFT_OUT)
+    assert rows, "docs/catalogue-left-out.yaml lists no row"
+    text = DOC.read_text()
+    catalogue_issues = {s.meta.issue for s in CATALOGUE}
+    for row in rows:
+        assert f"]({row['issue']})" in text.split("## Left out", 1)[-1], f"{row['issue']} is not in the Left out section; {REGENERATE}"
+        assert row["issue"] not in catalogue_issues, f"{row['issue']} is both in the catalogue and left out"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{a: 1}", "expected a list"),
+    ("- {issue: x, title: y}", "entry 1 needs issue, title and reason"),
+    ("[: bad", "not YAML"),
+])
+def test_a_bad_left_out_file_is_one_line_and_exit_2(tmp_path: Path, capsys, content: str, message: str) -> None:
+    bad = tmp_path / "left.yaml"
+    bad.write_text(content)
+    report = tmp_path / "m.json"
+    report.write_text(json.dumps({"cells": []}))
+    code = catalogue_script.main(["--report", str(report), "--left-out", str(bad),
+                                  "--out", str(tmp_path / "c.md"), "--json", str(tmp_path / "c.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
