@@ -6,17 +6,18 @@ DST changes, zones far from UTC), so nothing depends on today's date or the mach
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.model import ModelOptions, World, member_id, next_reset
 
 ZONES = ("UTC", "US/Eastern", "Europe/London", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Sydney",
          "America/Santiago", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Asia/Tokyo")
-U = timezone.utc
+U = UTC
 EDGES = tuple(datetime(*t, tzinfo=U) for t in (
     (2026, 12, 31, 23, 59, 59), (2027, 1, 1, 0, 0, 0), (2028, 2, 28, 23, 30), (2028, 2, 29, 12),
     (2027, 2, 28, 23, 59, 59), (2026, 3, 8, 7, 0), (2026, 11, 1, 6, 0), (2026, 3, 29, 1, 0),

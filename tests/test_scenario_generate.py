@@ -3,15 +3,16 @@ files whose expectations are the model's predictions."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.model import ModelOptions
 from harness.scenario import loader
 from harness.scenario.generate import Budget, Topology, build, render
 
-START = datetime(2026, 3, 2, 10, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 10, tzinfo=UTC)
 budgets = st.builds(Budget, st.one_of(st.none(), st.sampled_from((0.05, 0.1, 0.15))),
                     st.one_of(st.none(), st.sampled_from(("1d", "7d", "1mo", "30s", "2h"))))
 topologies = st.builds(Topology, st.one_of(st.none(), budgets), st.one_of(st.none(), budgets), budgets)

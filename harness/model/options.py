@@ -48,7 +48,7 @@ class ModelOptions:
     #: the kinds the reset job covers (docs: every budget with a budget_duration resets)
     reset_kinds: tuple[str, ...] = SPENDING_KINDS
 
-    def with_(self, **changes) -> "ModelOptions":
+    def with_(self, **changes) -> ModelOptions:
         return replace(self, **changes)
 
     def __post_init__(self) -> None:

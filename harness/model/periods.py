@@ -8,7 +8,7 @@ from the current time. Other day counts and `Nmo` follow model options.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 from ..calendar import next_boundary, zone
 from ..durations import BUDGET_DURATION, check_budget_duration
@@ -32,7 +32,7 @@ def next_reset(duration: str, now: datetime, options: ModelOptions) -> datetime:
     tz_name = options.timezone
     if unit == "mo":
         if options.month_alignment == "span":
-            return (now + timedelta(days=30 * count)).astimezone(timezone.utc)
+            return (now + timedelta(days=30 * count)).astimezone(UTC)
         return _first_of_month_ahead(now, count, tz_name)
     if seconds == 86400:
         return next_boundary("local_midnight", now, tz_name)
@@ -41,12 +41,12 @@ def next_reset(duration: str, now: datetime, options: ModelOptions) -> datetime:
     if seconds == 30 * 86400:
         return next_boundary("first_of_next_month", now, tz_name)
     if seconds < 86400 or options.other_days_alignment == "span":
-        return (now + timedelta(seconds=seconds)).astimezone(timezone.utc)
+        return (now + timedelta(seconds=seconds)).astimezone(UTC)
     if seconds % 86400:  # e.g. 25h: not a whole number of days, so no midnight to align to
-        return (now + timedelta(seconds=seconds)).astimezone(timezone.utc)
+        return (now + timedelta(seconds=seconds)).astimezone(UTC)
     tz = zone(tz_name)
     day = now.astimezone(tz).date() + timedelta(days=seconds // 86400)
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
 def _first_of_month_ahead(now: datetime, months: int, tz_name: str) -> datetime:
@@ -54,4 +54,4 @@ def _first_of_month_ahead(now: datetime, months: int, tz_name: str) -> datetime:
     local = now.astimezone(tz).date()
     index = local.year * 12 + (local.month - 1) + months
     day = local.replace(year=index // 12, month=index % 12 + 1, day=1)
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
