@@ -46,3 +46,13 @@ def test_the_model_predicts_the_organization_reset():
     old, _ = build(topology, [("request",), ("request",), ("advance", "1d2h"), ("reset",), ("request",)], START,
                    name="org", options=ModelOptions(reset_kinds=("key", "user", "team", "team_member", "end_user", "tag")))
     assert [s["expect_request"]["outcome"] for s in old["steps"] if isinstance(s, dict) and "expect_request" in s][-1] == "rejected"
+
+
+@given(topologies, actions)
+def test_every_expectation_step_names_the_rule_it_checks(topology, steps):
+    rules: list = []
+    scenario, _ = build(topology, steps, START, name="generated", options=ModelOptions(), rules=rules)
+    assert len(rules) == len(scenario["steps"])
+    for step, rule in zip(scenario["steps"], rules):
+        is_expectation = isinstance(step, dict) and next(iter(step)).startswith("expect_")
+        assert (rule is not None) == is_expectation
