@@ -65,6 +65,9 @@ class Explorer:
         self.examples = 0
         #: signature -> (step count, scenario text, rule, summary)
         self.findings: dict[tuple[str, str, str], tuple[int, str, str, str]] = {}
+        #: signatures already shrunk (a later round treats them as passes) and when this round's began
+        self.findings_reported: set[tuple[str, str, str]] = set()
+        self.shrinking_since: float | None = None
         self.work = out / "work"
         self.work.mkdir(parents=True, exist_ok=True)
 
@@ -116,15 +119,14 @@ def run(args, console) -> int:
     deadline = started + args.time_budget
     with Engine([progress], run_config(args), db_kind=options.db_choice(args.db), db_url=args.db_url) as engine:
         explorer = Explorer(engine, version, args.seed, out, deadline)
-        reported: set = set()
         strategy = _strategies(kinds)
         # one round per new signature: a round ends when Hypothesis has shrunk a failure whose
         # signature is not yet reported (failures already reported count as passes)
         while explorer.examples < args.examples and time.perf_counter() < deadline:
             budget = args.examples - explorer.examples
-            shrinking_since: list[float | None] = [None]
+            explorer.shrinking_since = None
 
-            @seed(args.seed + len(reported))
+            @seed(args.seed + len(explorer.findings_reported))
             @settings(max_examples=budget, deadline=None, database=None, derandomize=False, print_blob=False,
                       suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
             @given(strategy)
@@ -132,12 +134,12 @@ def run(args, console) -> int:
                 # past the time budget, or past this round's shrink allowance, an example counts
                 # as passing without running: Hypothesis then stops with what it has shrunk so far
                 now = time.perf_counter()
-                if now >= deadline or (shrinking_since[0] is not None and now - shrinking_since[0] > SHRINK_SECONDS):
+                if now >= deadline or (explorer.shrinking_since is not None and now - explorer.shrinking_since > SHRINK_SECONDS):
                     return
                 signature = explorer.example(*drawn)
-                if signature is not None and signature not in reported:
-                    if shrinking_since[0] is None:
-                        shrinking_since[0] = time.perf_counter()
+                if signature is not None and signature not in explorer.findings_reported:
+                    if explorer.shrinking_since is None:
+                        explorer.shrinking_since = time.perf_counter()
                     raise AssertionError(signature)
 
             try:
@@ -146,7 +148,7 @@ def run(args, console) -> int:
             except (AssertionError, Flaky):
                 # Flaky: a shrink attempt ran out of allowance, or the release answered differently
                 # on a rerun; either way the explorer kept the smallest failing file it saw
-                reported = set(explorer.findings)
+                explorer.findings_reported = set(explorer.findings)
     seconds = time.perf_counter() - started
     return _report(console, explorer, version, args.seed, out, seconds)
 
