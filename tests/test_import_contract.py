@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent / "harness"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.errors", "harness.settings", "harness.names", "harness.verdicts", "harness.calendar",
      "harness.durations", "harness.assertions"),
+    ("harness.model",),
     ("harness.services",),
     ("harness.db", "harness.redis", "harness.releases", "harness.engine", "harness.faults",
      "harness.upstream"),

@@ -18,6 +18,7 @@ COMMANDS = {
     "merge": "merge",
     "bisect": "bisect",
     "check": "check",
+    "explore": "explore",
     "cache": "cache",
     "validate": "validate",
     "schema": "schema",
