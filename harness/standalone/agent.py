@@ -410,7 +410,13 @@ def _zygote() -> None:
     import signal
 
     started = time.time()
+    importing = threading.Event()
+    importing.set()
+    watcher = threading.Thread(target=_exit_when_stdin_closes, args=(importing,), daemon=True)
+    watcher.start()
     app = _prepare()
+    importing.clear()
+    watcher.join()  # forks must find the main thread alone
     children: dict[int, int | None] = {}
 
     def reap(_signum, _frame) -> None:
@@ -432,8 +438,10 @@ def _zygote() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         if request["op"] == "spawn":
+            zygote_pid = os.getpid()
             pid = os.fork()
             if pid == 0:
+                _die_with(zygote_pid)
                 _replica(app, request, reply_fd)  # never returns
             children[pid] = None
             out = {"pid": pid}
@@ -449,6 +457,32 @@ def _zygote() -> None:
             except (ProcessLookupError, PermissionError):
                 pass
     os._exit(0)
+
+
+def _exit_when_stdin_closes(importing: threading.Event) -> None:
+    """While LiteLLM imports (6-13 s, stdin unread), exit as soon as the harness's end of stdin
+    closes (it died, even by SIGKILL), instead of noticing only once the import is done."""
+    import select
+
+    poller = select.poll()
+    poller.register(sys.stdin.fileno(), 0)  # POLLHUP and POLLERR are always reported
+    while importing.is_set():
+        if poller.poll(50):
+            os._exit(0)  # no replica exists yet
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL this process when `parent` (the zygote, single-threaded) ends, however it ends."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return  # not Linux: the zygote's stdin EOF path still kills replicas when it exits normally
+    if os.getppid() != parent:  # the zygote died before the request took effect
+        os._exit(1)
 
 
 def _replica(app, request: dict, reply_fd: int) -> None:
