@@ -21,25 +21,10 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 SEED = ROOT / "scenarios" / "reset_job" / "org_budget_reset.yaml"
 
-
-def processes_with(marker: str) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if marker.encode() in (proc / "environ").read_bytes():
-                stat = (proc / "stat").read_bytes().rsplit(b")", 1)[-1].split()[0]
-                if stat == b"Z":
-                    continue
-                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                found.append(f"{proc.name}: {cmd[:90]}")
-        except OSError:
-            continue
-    return found
+from test_cleanup import processes_with  # one way to find a run's processes
 
 
 def main() -> None:

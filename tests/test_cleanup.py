@@ -28,6 +28,8 @@ def processes_with(marker: str) -> list[str]:
             continue
         try:
             if marker.encode() in (proc / "environ").read_bytes():
+                if (proc / "stat").read_bytes().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                    continue  # a zombie is dead, only not reaped yet
                 cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 found.append(f"{proc.name}: {cmdline[:120]}")
         except OSError:
