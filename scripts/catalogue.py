@@ -41,6 +41,7 @@ LAYERS = {
     "concurrency": "Concurrent calls and budget reservations",
     "endpoints": "Create and update endpoints",
     "global": "Proxy-wide budgets",
+    "alerts": "Budget alerts (webhook and Slack)",
     "deployments": "Several replicas and Redis",
 }
 _MARK = {"present": "🐞 present", "absent": "✅ absent", "unsupported": "⏭️ unsupported", "error": "❌ error"}

@@ -194,6 +194,7 @@ class ReleaseSession:
                 reset(database)
                 marks.append(time.perf_counter())
                 control.reset()
+                fleet.faults.between_scenarios()
                 if fleet.redis is not None:
                     fleet.redis.flush()  # what the flush above wrote
                 marks.append(time.perf_counter())

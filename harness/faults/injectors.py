@@ -7,7 +7,9 @@ checks them against the deployment, and the deployment builds them from the decl
 * `redis_relay`: the relay between the replicas and Redis, on every deployment with Redis;
 * `redis`: the deployment's Redis database (emptied as an instant fault);
 * `redis_process`: the Redis server's process (stop, start, snapshots; embedded servers only);
-* `replicas`: stopping and restarting the deployment's replicas.
+* `replicas`: stopping and restarting the deployment's replicas;
+* `alert_sink`: a loopback webhook receiver (harness.faults.alerts) the replicas' SLACK_WEBHOOK_URL
+  and WEBHOOK_URL point at (`expect_alert` reads it).
 
 An injector that sits between the replicas and a server is built with the deployment, before
 the replicas start (they are given its address); the others on first use. A new fault target
@@ -16,12 +18,13 @@ is its step module plus one entry in `INJECTORS`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import HarnessError
 from .events import FaultEvent, FaultLog
+from .alerts import AlertSink
 from .relay import Relay
 
 
@@ -46,6 +49,8 @@ class Site:
     #: where the replicas reach Redis
     redis_address: tuple[str, int] | None = None
     fleet: Replicas | None = None
+    #: environment variables every replica gets (an injector's address, e.g. the alert sink's URLs)
+    environment: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.redis is not None and self.redis_address is None:
@@ -69,6 +74,8 @@ class Injector:
     always: bool = False
     #: ends its open faults and stops what it runs (idempotent)
     close: Callable[[Any], None] = _close
+    #: forgets what the previous scenario left (a shared deployment's next scenario starts clean)
+    between_scenarios: Callable[[Any], None] | None = None
 
 
 def _pg_relay(site: Site) -> Relay:
@@ -85,6 +92,13 @@ def _redis_relay(site: Site) -> Relay:
     relay = Relay(host, port, protocol="redis").start()
     site.redis_address = (relay.host, relay.port)
     return relay
+
+
+def _alert_sink(site: Site) -> AlertSink:
+    # both of LiteLLM's webhook settings point at it; the scenario's `alerting:` picks which is used
+    sink = AlertSink().start()
+    site.environment.update(SLACK_WEBHOOK_URL=sink.url("slack"), WEBHOOK_URL=sink.url("webhook"))
+    return sink
 
 
 class RedisData:
@@ -150,6 +164,7 @@ INJECTORS: dict[str, Injector] = {
     "redis": Injector(lambda site: RedisData(site.redis), needs_redis=True),
     "redis_process": Injector(lambda site: site.redis.process_control(), needs_redis=True),
     "replicas": Injector(lambda site: ReplicaStopper(site.fleet)),
+    "alert_sink": Injector(_alert_sink, before_start=True, close=AlertSink.stop, between_scenarios=AlertSink.clear),
 }
 
 
@@ -195,6 +210,12 @@ class Faults:
     def network_modes(self) -> list[str]:
         """The modes of the relays not passing traffic through untouched (a network fault in force)."""
         return [t.mode for t in self._built.values() if isinstance(t, Relay) and t.mode != "pass"]
+
+    def between_scenarios(self) -> None:
+        """The injectors that keep records forget them (the next scenario on this deployment starts clean)."""
+        for name, target in self._built.items():
+            if INJECTORS[name].between_scenarios is not None:
+                INJECTORS[name].between_scenarios(target)
 
     def close(self, *, front: bool | None = None) -> None:
         """Close the injectors (`front`: only those in front of the servers, or only the others)."""

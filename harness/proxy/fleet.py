@@ -86,6 +86,8 @@ class Fleet:
         faults = Faults(site)
         faults.build_front(requires)
         wiring = redis_wiring(deployment.redis, redis, site.redis_address) if site.redis is not None else {}
+        if site.environment:
+            wiring = {**wiring, "environment": {**site.environment, **wiring.get("environment", {})}}
         master_key, token = "sk-harness-" + secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         replicas = {
             name: ProxyTarget(zygote, site.database_url, replica_settings(settings, deployment, name, wiring),

@@ -332,3 +332,45 @@ def side_by_side(ctx: StepContext, entity: Entity, readings: dict, auth: AuthVie
 
 def _iso(moment) -> str:
     return moment.isoformat() if moment else "null"
+
+
+class ExpectAlert(Step):
+    """LiteLLM posted `count` alerts of `type` (its own names: soft_budget_crossed, threshold_crossed, budget_crossed, projected_limit_exceeded) naming `entity` to the loopback alert sink within `within` seconds; `at_most` also bounds them (then the whole window is waited)."""
+
+    action: ClassVar[str] = "expect_alert"
+    references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"entity": ANY_ENTITY}
+    requires: ClassVar[frozenset[str]] = frozenset({"alert_sink"})
+    replica_scoped: ClassVar[bool] = False
+    not_scoped_because: ClassVar[str] = "every replica posts to the deployment's one sink"
+    type: str = Field(pattern=r"^[a-z_]{1,64}$", description="the alert's name, as the release's WebhookEvent `event` spells it")
+    entity: Name | None = Field(None, description="the alert must name this entity (its id or token hash in the body)")
+    count: int = Field(1, ge=0, le=1000, description="at least this many")
+    at_most: int | None = Field(None, ge=0, le=1000, description="and no more than this many")
+    within: float = Field(30, gt=0, le=600, description="seconds to wait for them")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "ExpectAlert":
+        if self.at_most is not None and self.at_most < self.count:
+            raise ValueError("`at_most` is below `count`")
+        return self
+
+    def run(self, ctx: StepContext) -> str:
+        sink = ctx.injector("alert_sink")
+        entity = ctx.entity(self.entity)
+        names = entity.row_keys if entity is not None else ()
+
+        def match(alert) -> bool:
+            return alert.is_type(self.type) and (entity is None or alert.mentions(*names))
+
+        # with an upper bound the whole window counts; otherwise stop as soon as enough arrived
+        wanted = self.count if self.at_most is None else 1001
+        found = sink.wait_for(match, wanted, self.within)
+        what = f"{self.type} alert(s)" + (f" naming {self.entity}" if self.entity else "")
+        if len(found) < self.count or (self.at_most is not None and len(found) > self.at_most):
+            bound = f"{self.count}" + (f"..{self.at_most}" if self.at_most is not None else "+")
+            others = sorted({a.event or a.channel for a in sink.alerts})
+            raise Expectation(f"expected {bound} {what} within {self.within:g}s, got {len(found)} "
+                              f"(all posts received: {', '.join(others) or 'none'})",
+                              expected=bound, actual=len(found), entity=entity)
+        first = found[0].at.isoformat() if found else "-"
+        return f"{len(found)} {what} (first at {first})"
