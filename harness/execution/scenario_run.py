@@ -50,6 +50,8 @@ class ScenarioRun(StepContext):
         self._step: Step | None = None
         self._secrets: list[str] = []
         self._routes: dict[tuple[str, str], Route] = {}
+        #: the first harness error of `run` ("line N: ...")
+        self._error: str | None = None
 
     # -- driving ----------------------------------------------------------------------------
 
@@ -57,7 +59,16 @@ class ScenarioRun(StepContext):
         results = [
             StepResult(p.index, p.line, p.source, p.step.describe()) for p in self.scenario.steps
         ]
-        error: str | None = None
+        try:
+            self._run(results)
+        finally:
+            # calls still held (never released, or the scenario failed or was interrupted
+            # first) end with the scenario: released and joined, bounded (harness.proxy.holds)
+            self.fleet.holds.close()
+        return results, self._error
+
+    def _run(self, results: list[StepResult]) -> None:
+        self._error = None
         for placed, result in zip(self.scenario.steps, results):
             started = time.perf_counter()
             mark = len(self.fleet.served)
@@ -75,7 +86,7 @@ class ScenarioRun(StepContext):
                 result.status, result.message = StepStatus.UNSUPPORTED, str(exc)
             except HarnessError as exc:
                 result.status, result.message = StepStatus.ERROR, str(exc)
-                error = f"line {placed.line}: {exc}"
+                self._error = f"line {placed.line}: {exc}"
             result.seconds = time.perf_counter() - started
             result.served = self.fleet.served_since(mark)
             if self.readings:
@@ -83,7 +94,6 @@ class ScenarioRun(StepContext):
             self.on_step(result)
             if result.status.stops_scenario:
                 break
-        return results, error
 
     def take_readings(self) -> dict[str, Any]:
         """The deployment's clock and each entity's spend and max_budget as the database has them now."""

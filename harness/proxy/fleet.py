@@ -30,6 +30,7 @@ from ..errors import HarnessError
 from ..faults.events import FaultEvent
 from ..faults.injectors import Faults, Site
 from .control import Answers, ProxyControl, Reach
+from .holds import HeldCalls
 from .proxy import ProxyTarget
 from .settings import Deployment, ProxySettings
 
@@ -74,6 +75,8 @@ class Fleet:
         self.served: list[str] = []
         #: the deployment's frozen clock, to bring a restarted replica onto it
         self.clock_at: datetime | None = None
+        #: calls `spend: {hold}` left waiting at the fake provider (harness.proxy.holds)
+        self.holds = HeldCalls()
 
     @classmethod
     def build(cls, zygote, database_url: str, deployment: Deployment, settings: ProxySettings, run_dir: Path,
@@ -126,6 +129,7 @@ class Fleet:
         return self.faults.events()
 
     def stop(self) -> None:
+        self.holds.close()
         # open faults end (a Redis left down comes back), then the replicas, then what they talked through
         self.faults.close(front=False)
         # side by side: each takes 0.5-0.9 s to shut down after its SIGTERM (1.85.0)
@@ -209,6 +213,14 @@ class Scope:
     def redis(self):
         """The deployment's Redis server (harness.redis), None when it has none."""
         return self.fleet.redis if self.fleet.deployment.redis != "none" else None
+
+    @property
+    def holds(self) -> HeldCalls:
+        return self.fleet.holds
+
+    def replica(self) -> ProxyTarget:
+        """The replica the deployment's routing sends the next request to."""
+        return self.fleet.route(self.names)
 
     def api(self, method: str, path: str, **kwargs: Any):
         return self.fleet.route(self.names).api(method, path, **kwargs)

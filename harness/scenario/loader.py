@@ -346,6 +346,32 @@ def _check_deployment(file: str, steps: list[PlacedStep], lines: _Lines, deploym
                                     "(or coordination, env)")
 
 
+def _check_holds(file: str, steps: list[PlacedStep], lines: _Lines, proxy: ProxySettings) -> None:
+    """A `spend: {hold}` needs the fake provider and a name of its own; `release` names an
+    earlier hold, once."""
+    held: dict[str, int] = {}
+    released: set[str] = set()
+    for placed in steps:
+        step = placed.step
+        name = getattr(step, "hold", None) if step.action == "spend" else None
+        if name is not None:
+            line = lines.line(("steps", placed.index, step.action, "hold"))
+            if proxy.provider != "fake":
+                raise ScenarioError(f"{file}:{line}: `hold` needs `proxy: {{provider: fake}}`: the `{proxy.provider}` "
+                                    "provider answers inside the proxy, so there is nowhere to hold a call")
+            if name in held:
+                raise ScenarioError(f"{file}:{line}: `hold: {name}` is already the hold of line {held[name]}")
+            held[name] = line
+        if step.action == "release":
+            line = lines.line(("steps", placed.index, step.action, "name"))
+            if step.name not in held:
+                raise ScenarioError(f"{file}:{line}: `release: {shorten(step.name)}` names no `hold` of an earlier "
+                                    "`spend` step" + (f"; holds: {', '.join(held)}" if held else ""))
+            if step.name in released:
+                raise ScenarioError(f"{file}:{line}: `{step.name}` is released twice")
+            released.add(step.name)
+
+
 def _a(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
@@ -373,6 +399,7 @@ def load(path: str | Path) -> Scenario:
     steps = [_parse_step(file, raw, i, lines, source) for i, raw in enumerate(raw_steps)]
     _check_references(file, steps, lines)
     _check_deployment(file, steps, lines, deployment)
+    _check_holds(file, steps, lines, proxy)
     return Scenario(path=file, meta=meta, proxy=proxy, deployment=deployment, steps=tuple(steps))
 
 

@@ -66,7 +66,7 @@ class Update(Step):
 
     @model_validator(mode="after")
     def _something(self) -> "Update":
-        fields = self.model_dump(exclude={"entity", "extra"}, exclude_none=True)
+        fields = self.model_dump(exclude={"entity", "extra", "on"}, exclude_none=True)
         if not fields and not self.extra:
             raise ValueError("say what to update: max_budget, budget_duration, budget_limits, spend, "
                              "temp_budget_increase, team_member_budget_duration or extra")
@@ -76,7 +76,7 @@ class Update(Step):
         entity = ctx.entity(self.entity)
         method, path, id_fields = UPDATE[entity.kind]
         body: dict[str, Any] = dict(zip(id_fields, _ids(entity)))
-        values = self.model_dump(exclude={"entity", "extra"}, exclude_none=True)
+        values = self.model_dump(exclude={"entity", "extra", "on"}, exclude_none=True)
         if entity.kind == "team_member" and "max_budget" in values:
             values["max_budget_in_team"] = values.pop("max_budget")
         if self.temp_budget_expiry is not None and self.temp_budget_expiry[:1] == "+":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import ClassVar
+from functools import partial
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -56,6 +57,10 @@ class Spend(Step):
     stream: bool = Field(False, description="streamed calls (server-sent events, `stream_options.include_usage`)")
     cancel_after_chunks: int | None = Field(
         None, ge=1, le=1000, description="with `stream`: the client disconnects after this many chunks")
+    hold: Name | None = Field(
+        None, description=f"with `requests: N` (at most {MAX_CONCURRENCY}) and `proxy: {{provider: fake}}`: the calls "
+        "are sent in the background and held at the fake provider; the step returns once they are all there, "
+        "later steps run, and `release: NAME` lets them finish")
 
     @model_validator(mode="after")
     def _one_amount(self) -> "Spend":
@@ -71,6 +76,13 @@ class Spend(Step):
             raise ValueError("`stream` and `model` go with `requests` or `until`, not `concurrency` or `amount`")
         if self.max_accepted is not None and self.concurrency is None:
             raise ValueError("`max_accepted` goes with `concurrency`")
+        if self.hold is not None:
+            if self.requests is None or self.concurrency is not None:
+                raise ValueError("`hold` goes with `requests: N`, not `until`, `amount` or `concurrency`")
+            if self.requests > MAX_CONCURRENCY:
+                raise ValueError(f"`hold` holds at most {MAX_CONCURRENCY} calls")
+            if self.cancel_after_chunks is not None:
+                raise ValueError("`hold` and `cancel_after_chunks` do not go together")
         return self
 
     def created(self):
@@ -82,6 +94,8 @@ class Spend(Step):
             ctx.adopt("end_user", self.new_end_user, self.new_end_user)
         end_user = ctx.id_of(self.end_user or self.new_end_user)
         tags = [ctx.id_of(t) for t in self.tags]
+        if self.hold is not None:
+            return self._hold(ctx, key, end_user, tags)
         if self.concurrency is not None:
             return self._concurrent(ctx, key, end_user, tags)
         if self.amount is not None:
@@ -142,10 +156,20 @@ class Spend(Step):
         return (f"{calls} calls of {model}, {spent!r} spent (the per-call costs added as floats; "
                 f"calibrated on this release: {per_call!r} per call)")
 
+    def _hold(self, ctx: StepContext, key, end_user, tags) -> str:
+        _loopback_only(ctx, "`hold`")
+        calls = []
+        for _ in range(self.requests):
+            replica = ctx.target.replica()
+            calls.append((replica.upstream, partial(replica.chat, key.secret, end_user, tags=tags or None,
+                                                    model=self.model, fresh_connection=True, stream=self.stream)))
+        batch = ctx.target.holds.hold(self.hold, calls)
+        held = batch.held()
+        return (f"{held} of {self.requests} calls held at the provider as `{self.hold}`"
+                + (f"; {self.requests - held} answered before reaching it" if held < self.requests else ""))
+
     def _concurrent(self, ctx: StepContext, key, end_user, tags) -> str:
-        host = urlsplit(ctx.target.base_url).hostname
-        if host not in LOOPBACK:  # a burst is for the proxy the harness started, never a remote one
-            raise HarnessError(f"`concurrency` sends bursts only to a proxy on loopback, not {host}")
+        _loopback_only(ctx, "`concurrency`")
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = [
@@ -178,4 +202,52 @@ class Spend(Step):
         if self.max_accepted is not None and len(accepted) > self.max_accepted:
             raise Expectation(f"{note}: more than max_accepted={self.max_accepted}",
                               expected=f"<= {self.max_accepted} accepted", actual=len(accepted), entity=key)
+        return note
+
+
+def _loopback_only(ctx: StepContext, what: str) -> None:
+    host = urlsplit(ctx.target.base_url).hostname
+    if host not in LOOPBACK:  # background calls are for the proxy the harness started, never a remote one
+        raise HarnessError(f"{what} sends calls only to a proxy on loopback, not {host}")
+
+
+class Release(Step):
+    """Let the calls `spend: {hold: NAME}` holds finish; the note gives each call's outcome and cost."""
+
+    action: ClassVar[str] = "release"
+    shorthand: ClassVar[str | None] = "name"
+    replica_scoped: ClassVar[bool] = False
+    not_scoped_because: ClassVar[str] = "the held calls finish on the replicas they were sent to"
+    name: Name = Field(description="the `hold` of an earlier `spend` step")
+    expect: Literal["accepted", "rejected"] | None = Field(
+        None, description="every call must end so: `accepted`, or `rejected` (a budget refusal)")
+    accepted: int | None = Field(None, ge=0, description="exactly this many of the calls must be accepted")
+
+    def run(self, ctx: StepContext) -> str:
+        answers = ctx.target.holds.release(self.name)
+        ctx.target.control.settle()  # their cost tracking lands before the next step looks
+        outcomes, spent, accepted, budget_refusals = [], 0.0, 0, 0
+        for number, answer in enumerate(answers, 1):
+            if isinstance(answer, BaseException):
+                outcomes.append(f"{number}: no answer ({str(answer)[:120]})")
+                continue
+            if answer.ok:
+                cost = assertions.response_cost(answer)
+                spent += cost
+                accepted += 1
+                outcomes.append(f"{number}: accepted, cost {cost!r}")
+                continue
+            licence_gate(f"held call {number} of `{self.name}`", answer)
+            outcome = assertions.classify(answer)
+            budget_refusals += outcome.is_budget_error
+            outcomes.append(f"{number}: rejected ({outcome.status} {outcome.type}: {outcome.message[:120]})")
+        note = (f"`{self.name}` released: {accepted} of {len(answers)} accepted, {spent!r} spent; "
+                + "; ".join(outcomes))
+        if self.expect == "accepted" and accepted != len(answers):
+            raise Expectation(note, expected="every call accepted", actual=f"{accepted} accepted")
+        if self.expect == "rejected" and budget_refusals != len(answers):
+            raise Expectation(note, expected="every call refused for its budget",
+                              actual=f"{budget_refusals} budget refusals")
+        if self.accepted is not None and accepted != self.accepted:
+            raise Expectation(note, expected=f"{self.accepted} accepted", actual=f"{accepted} accepted")
         return note

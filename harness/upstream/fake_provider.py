@@ -134,7 +134,24 @@ class FakeProvider:
         return True
 
     def release(self, name: str) -> None:
+        """Answer the requests held under `name` now and any that arrive later with that hold;
+        `hold(name)` holds the ones after it again (a name reused by the next scenario)."""
         self._hold_event(name).set()
+
+    def hold(self, name: str) -> None:
+        """Requests with hold `name` wait again (after a `release(name)`)."""
+        with self._lock:
+            event = self._holds.get(name)
+            if event is not None and event.is_set() and not self._stopped.is_set():
+                self._holds[name] = threading.Event()
+
+    def unscript(self, hold: str) -> int:
+        """Withdraw the scripted behaviours that hold under `hold`; how many there were."""
+        with self._lock:
+            kept = [b for b in self._script if b.hold != hold]
+            dropped = len(self._script) - len(kept)
+            self._script = collections.deque(kept)
+            return dropped
 
     def _wait(self, behaviour: Behaviour) -> None:
         if behaviour.latency_ms:
