@@ -9,7 +9,11 @@ typed client is harness/proxy/control.py) so the harness can act where productio
   the spend writer all see the scenario's time;
 * the proxy's own APScheduler jobs (`reset_budget_job`, `update_spend_job`) run on demand; every
   scheduler the proxy starts is started paused, so nothing fires behind the scenario's back;
-* a reset between scenarios: unfreeze, and empty every in-memory cache the proxy holds.
+* jobs started in the background (`start-job`, collected by `wait-jobs`) and pause points
+  (`pause`/`wait-paused`/`resume`: a bounded barrier around one async function), so two
+  replicas' jobs interleave exactly as a scenario says;
+* a reset between scenarios: unfreeze, disarm pauses, cancel started jobs, and empty every
+  in-memory cache the proxy holds.
 
 Only the standard library, LiteLLM's own dependencies and freezegun may be imported here.
 Control routes need the `X-Harness-Token` header; the harness generates it per run.
