@@ -10,12 +10,12 @@ import pytest
 import requests
 
 from harness.errors import HarnessError
-from harness.proxy.control import AgentError, CacheEntries, ProxyControl, Reach, Route, post
+from harness.proxy.control import AgentError, CacheEntries, JobsWaited, ProxyControl, Reach, Route, post
 from harness.standalone import agent
 
 #: a value for every parameter a ProxyControl method takes (a new parameter needs one here)
 SAMPLES = {"at": None, "seconds": 1.0, "name": "reset_budget_job", "timeout": 1.0, "method": "GET", "path": "/",
-           "ids": ["x"]}
+           "ids": ["x"], "cancel": False, "point": "m:f", "when": "before"}
 
 
 class _Sent(Exception):
@@ -50,7 +50,7 @@ def test_the_clock_goes_to_every_replica_and_views_to_the_scope() -> None:
     sent = operations_of_the_client()
     assert sent["freeze"][1] is sent["advance"][1] is Reach.ALL
     assert sent["clock"][1] is sent["route"][1] is Reach.ANY
-    assert {sent[m][1] for m in ("run_job", "settle", "reset", "auth_view", "info")} == {Reach.EACH}
+    assert {sent[m][1] for m in ("run_job", "start_job", "wait_jobs", "pause", "resume", "wait_paused", "settle", "reset", "auth_view", "info")} == {Reach.EACH}
 
 
 def test_answers_become_typed_values() -> None:
@@ -75,6 +75,12 @@ def test_answers_become_typed_values() -> None:
     assert control.route("POST", "/key/{k}/regenerate") == Route(True, "/key/{key:path}/regenerate", ["max_budget"])
     assert control.auth_view(["h"]) == {"a": CacheEntries({"spend_counter_cache": {"spend:key:h": 0.1}}, True)}
     assert control.reset() == 7
+    answers["wait-jobs"] = {"finished": [{"job": "reset_budget_job", "seconds": None, "error": "KeyError: 'x'"}],
+                            "still_running": []}
+    waited = control.wait_jobs(5.0, cancel=True)
+    assert calls[-1] == ("wait-jobs", {"timeout": 5.0, "cancel": True})
+    assert waited == {"a": JobsWaited(answers["wait-jobs"]["finished"], [])}
+    assert waited["a"].errors == ["reset_budget_job: KeyError: 'x'"]
     answers["freeze"] = {"now": "2030-06-01T12:00:00+00:00"}
     assert control.freeze(datetime(2030, 6, 1, 12, tzinfo=timezone.utc)) == datetime(2030, 6, 1, 12, tzinfo=timezone.utc)
     assert calls[-1] == ("freeze", {"at": "2030-06-01T12:00:00+00:00"})

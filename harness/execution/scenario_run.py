@@ -23,6 +23,8 @@ from ..proxy.fleet import Fleet
 from ..scenario.model import PlacedStep, Scenario
 from ..steps import references
 from ..steps.expectations import AuthView, own_counter
+from ..steps.interleavings import Pause
+from ..steps.jobs import RunResetJob
 from ..steps.base import Budget, Expectation, Skipped, Step, StepContext, Unsupported, licence_gate, no_row
 from ..verdicts import StepStatus
 from .results import RunConfig, StepResult
@@ -94,6 +96,39 @@ class ScenarioRun(StepContext):
             self.on_step(result)
             if result.status.stops_scenario:
                 break
+        # pauses first: a job held at a barrier can only end once it is let go
+        leftover = [problem for problem in (self._release_pauses(), self._collect_started_jobs()) if problem]
+        if leftover and self._error is None:
+            self._error = f"at the scenario's end: {'; '.join(leftover)}"
+
+    def _release_pauses(self) -> str | None:
+        """Resume every pause no step resumed; which those were (a scenario's mistake), or None."""
+        if not any(isinstance(p.step, Pause) for p in self.scenario.steps):
+            return None
+        try:
+            left = [(replica, r) for replica, done in self.fleet.scope(None).control.resume(None).items() for r in done]
+        except HarnessError as exc:
+            return f"could not release the pauses: {exc}"
+        return "; ".join(f"pause {r.name} on {replica} was never resumed" + (
+            " (it let its calls go by itself after its timeout)" if r.timed_out else "")
+            for replica, r in left) or None
+
+    #: how long the scenario's end waits for jobs started with `wait: false` before cancelling them
+    STARTED_JOBS_WAIT_S = 30.0
+
+    def _collect_started_jobs(self) -> str | None:
+        """Await (bounded, then cancel) the jobs `run_reset_job: {wait: false}` started that no
+        step awaited; what went wrong with them, or None. Nothing started outlives the scenario."""
+        if not any(isinstance(p.step, RunResetJob) and not p.step.wait for p in self.scenario.steps):
+            return None
+        try:
+            answers = self.fleet.scope(None).control.wait_jobs(self.STARTED_JOBS_WAIT_S, cancel=True)
+        except HarnessError as exc:
+            return f"could not collect the started jobs: {exc}"
+        problems = [f"{name}: {error}" for name, answer in answers.items() for error in answer.errors]
+        problems += [f"{name}: {job} still running after {self.STARTED_JOBS_WAIT_S:g}s, cancelled"
+                     for name, answer in answers.items() for job in answer.still_running]
+        return "started job(s) did not finish cleanly: " + "; ".join(problems) if problems else None
 
     def take_readings(self) -> dict[str, Any]:
         """The deployment's clock and each entity's spend and max_budget as the database has them now."""

@@ -64,6 +64,29 @@ class CacheEntries:
     has_spend_counter_cache: bool
 
 
+@dataclass(frozen=True)
+class JobsWaited:
+    """One replica's answer to `wait_jobs`: the started jobs that ended (each once) and those still running."""
+
+    #: {"job", "seconds" (None if it failed), "error" (None if it ran through)}
+    finished: list[dict[str, Any]]
+    still_running: list[str]
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{j['job']}: {j['error']}" for j in self.finished if j["error"]]
+
+
+@dataclass(frozen=True)
+class PauseReport:
+    """What one replica's pause did: how many calls reached its barrier, whether it let them go by itself."""
+
+    name: str
+    point: str
+    hits: int
+    timed_out: bool
+
+
 def post(http: requests.Session, base_url: str, token: str, op: str, body: dict[str, Any],
          timeout: float = 120.0) -> dict[str, Any]:
     """One operation on one agent; HarnessError when it does not answer, AgentError when the operation failed."""
@@ -110,6 +133,30 @@ class ProxyControl:
     def run_job(self, name: str) -> float:
         """Run the proxy's scheduled job `name` (`reset_budget_job`, `update_spend_job`) now; its seconds."""
         return float(self._first("run-job", {"job": name}, Reach.EACH)["seconds"])
+
+    def start_job(self, name: str) -> None:
+        """Start the job `name` inside the proxy and return at once; `wait_jobs` collects it."""
+        self.send("start-job", {"job": name}, Reach.EACH)
+
+    def wait_jobs(self, timeout: float = 30.0, cancel: bool = False) -> dict[str, JobsWaited]:
+        """Wait at most `timeout` s for the jobs `start_job` started, by replica; `cancel`: end those still running."""
+        return {name: JobsWaited(list(answer["finished"]), list(answer["still_running"]))
+                for name, answer in self.send("wait-jobs", {"timeout": timeout, "cancel": cancel}, Reach.EACH).items()}
+
+    def pause(self, name: str, point: str, when: str, timeout: float) -> None:
+        """Arm pause `name`: calls of `point` (`module:Qualified.function`, async) wait `when`
+        (before/after) they run until `resume(name)`, at most `timeout` s."""
+        self.send("pause", {"name": name, "at": point, "when": when, "timeout": timeout}, Reach.EACH)
+
+    def resume(self, name: str | None) -> dict[str, list[PauseReport]]:
+        """Let pause `name` (None: every pause) go and disarm it; what each did, by replica."""
+        return {replica: [PauseReport(r["name"], r["at"], int(r["hits"]), bool(r["timed_out"])) for r in answer["resumed"]]
+                for replica, answer in self.send("resume", {"name": name}, Reach.EACH).items()}
+
+    def wait_paused(self, name: str, timeout: float) -> dict[str, bool]:
+        """Wait at most `timeout` s until a call reached pause `name`'s barrier; whether one did, by replica."""
+        return {replica: bool(answer["reached"])
+                for replica, answer in self.send("wait-paused", {"name": name, "timeout": timeout}, Reach.EACH).items()}
 
     def settle(self, timeout: float = 10.0) -> list[str]:
         """Wait for the requests' follow-up work; the tasks still running after `timeout` s."""

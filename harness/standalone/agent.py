@@ -9,7 +9,11 @@ typed client is harness/proxy/control.py) so the harness can act where productio
   the spend writer all see the scenario's time;
 * the proxy's own APScheduler jobs (`reset_budget_job`, `update_spend_job`) run on demand; every
   scheduler the proxy starts is started paused, so nothing fires behind the scenario's back;
-* a reset between scenarios: unfreeze, and empty every in-memory cache the proxy holds.
+* jobs started in the background (`start-job`, collected by `wait-jobs`) and pause points
+  (`pause`/`wait-paused`/`resume`: a bounded barrier around one async function), so two
+  replicas' jobs interleave exactly as a scenario says;
+* a reset between scenarios: unfreeze, disarm pauses, cancel started jobs, and empty every
+  in-memory cache the proxy holds.
 
 Only the standard library, LiteLLM's own dependencies and freezegun may be imported here.
 Control routes need the `X-Harness-Token` header; the harness generates it per run.
@@ -251,6 +255,158 @@ async def _run_job(job_id: str) -> dict:
     return {"job": job_id, "seconds": round(time.perf_counter() - started, 4)}
 
 
+#: how long a wait for a job started with `start-job` may take, unless the caller says otherwise
+JOB_WAIT_S = 30.0
+
+
+def _background_jobs(state: dict) -> list[dict]:
+    """The jobs `start-job` started and no `wait-jobs` has collected yet: {"job", "task"}."""
+    return state.setdefault("background_jobs", [])
+
+
+def _op_start_job(body: dict, app, state: dict) -> dict:
+    """Start a scheduled job as a task and answer at once, so two replicas' jobs can overlap."""
+    name = body["job"]
+    _find_job(name)  # a job the release lacks fails here, not inside the task
+    if any(b["job"] == name and not b["task"].done() for b in _background_jobs(state)):
+        raise RuntimeError(f"{name} started earlier is still running: wait for it first (wait_jobs)")
+    task = asyncio.ensure_future(_run_job(name))
+    baseline = state.get("baseline_tasks")
+    if baseline is not None:
+        baseline.add(task)  # settle waits for requests' follow-up work, not for this job
+    _background_jobs(state).append({"job": name, "task": task})
+    return {"job": name, "started": True}
+
+
+async def _op_wait_jobs(body: dict, app, state: dict) -> dict:
+    """Wait (at most `timeout` s) for the started jobs; report each finished one (its seconds or
+    its error) once. With `cancel`, the ones still running then are cancelled (the run's end)."""
+    timeout = float(body.get("timeout", JOB_WAIT_S))
+    jobs = _background_jobs(state)
+    if jobs:
+        await asyncio.wait([b["task"] for b in jobs], timeout=timeout)
+    finished, still_running = [], []
+    for entry in list(jobs):
+        task = entry["task"]
+        if not task.done():
+            still_running.append(entry["job"])
+            if body.get("cancel"):
+                task.cancel()
+                jobs.remove(entry)
+            continue
+        jobs.remove(entry)
+        if task.cancelled():
+            finished.append({"job": entry["job"], "seconds": None, "error": "cancelled"})
+        elif task.exception() is not None:
+            exc = task.exception()
+            finished.append({"job": entry["job"], "seconds": None, "error": f"{type(exc).__name__}: {exc}"})
+        else:
+            finished.append({"job": entry["job"], "seconds": task.result()["seconds"], "error": None})
+    return {"finished": finished, "still_running": still_running}
+
+
+#: a pause never resumed lets its calls go by itself after this many seconds
+PAUSE_S = 30.0
+
+
+def _pauses(state: dict) -> dict[str, dict]:
+    return state.setdefault("pauses", {})
+
+
+def _resolve(at: str):
+    """`module:Qualified.name` -> (the object holding the attribute, its name, the raw attribute)."""
+    import importlib
+
+    module_name, _, qualname = at.partition(":")
+    if not module_name or not qualname:
+        raise ValueError(f"pause point {at!r} is not <module>:<qualified function>")
+    try:
+        owner = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise LookupError(f"unsupported: this release has no module {module_name} ({exc})") from None
+    *path, attr = qualname.split(".")
+    for part in path:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            raise LookupError(f"unsupported: this release has no {module_name}:{qualname}")
+    raw = vars(owner).get(attr) if isinstance(owner, type) else getattr(owner, attr, None)
+    if raw is None:
+        raise LookupError(f"unsupported: this release has no {module_name}:{qualname}")
+    return owner, attr, raw
+
+
+def _op_pause(body: dict, app, state: dict) -> dict:
+    """Wrap the function at `at` so that each call waits, `before` or `after` it ran, until
+    `resume` (at most PAUSE_S s). The attribute is replaced on its module or class: a caller
+    that looks it up there (`ResetBudgetJob._reset_budget_for_key(...)`, `module.f(...)`) meets
+    the barrier; a name bound elsewhere earlier with `from x import f` still holds the original."""
+    name, at, when = body["name"], body["at"], body.get("when", "before")
+    if name in _pauses(state):
+        raise ValueError(f"pause {name!r} is armed already")
+    owner, attr, raw = _resolve(at)
+    kind = staticmethod if isinstance(raw, staticmethod) else classmethod if isinstance(raw, classmethod) else None
+    func = raw.__func__ if kind else raw
+    if not inspect.iscoroutinefunction(func):
+        # a waiting synchronous call would block the event loop that must serve `resume`
+        raise LookupError(f"unsupported: {at} is not an async function (only those can be paused)")
+    pause = {"at": at, "when": when, "reached": asyncio.Event(), "released": asyncio.Event(),
+             "hits": 0, "timed_out": False, "restore": lambda: setattr(owner, attr, raw)}
+
+    async def barrier():
+        pause["hits"] += 1
+        pause["reached"].set()
+        try:
+            await asyncio.wait_for(pause["released"].wait(), float(body.get("timeout", PAUSE_S)))
+        except asyncio.TimeoutError:
+            pause["timed_out"] = True
+            pause["released"].set()  # let every later call go too
+
+    async def paused(*args, **kwargs):
+        if when == "before":
+            await barrier()
+        result = await func(*args, **kwargs)
+        if when == "after":
+            await barrier()
+        return result
+
+    paused.__wrapped__ = func
+    setattr(owner, attr, kind(paused) if kind else paused)
+    _pauses(state)[name] = pause
+    return {"name": name, "armed": at}
+
+
+def _pause_report(name: str, pause: dict) -> dict:
+    return {"name": name, "at": pause["at"], "hits": pause["hits"], "timed_out": pause["timed_out"]}
+
+
+def _op_resume(body: dict, app, state: dict) -> dict:
+    """Let the paused calls go and put the original back; without a name, every pause (the run's end)."""
+    pauses = _pauses(state)
+    names = [body["name"]] if body.get("name") else list(pauses)
+    missing = [n for n in names if n not in pauses]
+    if missing:
+        raise LookupError(f"no pause {missing[0]!r} is armed (armed: {', '.join(pauses) or 'none'})")
+    resumed = []
+    for name in names:
+        pause = pauses.pop(name)
+        pause["restore"]()
+        pause["released"].set()
+        resumed.append(_pause_report(name, pause))
+    return {"resumed": resumed}
+
+
+async def _op_wait_paused(body: dict, app, state: dict) -> dict:
+    """Wait (at most `timeout` s) until a call has reached the barrier of pause `name`."""
+    pause = _pauses(state).get(body["name"])
+    if pause is None:
+        raise LookupError(f"no pause {body['name']!r} is armed")
+    try:
+        await asyncio.wait_for(pause["reached"].wait(), float(body.get("timeout", PAUSE_S)))
+    except asyncio.TimeoutError:
+        pass
+    return {**_pause_report(body["name"], pause), "reached": pause["reached"].is_set()}
+
+
 def _op_info(body: dict, app, state: dict) -> dict:
     from apscheduler.schedulers.base import STATE_PAUSED
 
@@ -279,6 +435,13 @@ def _op_advance(body: dict, app, state: dict) -> dict:
 
 
 async def _op_run_job(body: dict, app, state: dict) -> dict:
+    # the same job started earlier and still running is awaited first (bounded): jobs of one
+    # replica do not overlap unless the scenario starts them on different replicas
+    earlier = [b["task"] for b in _background_jobs(state) if b["job"] == body["job"] and not b["task"].done()]
+    if earlier:
+        _done, pending = await asyncio.wait(earlier, timeout=JOB_WAIT_S)
+        if pending:
+            raise RuntimeError(f"{body['job']} started earlier is still running after {JOB_WAIT_S:.0f}s")
     return await _run_job(body["job"])
 
 
@@ -287,6 +450,10 @@ async def _op_settle(body: dict, app, state: dict) -> dict:
 
 
 def _op_reset(body: dict, app, state: dict) -> dict:
+    _op_resume({}, app, state)  # a pause the last scenario left armed ends with it
+    for entry in _background_jobs(state):  # a job the last scenario left running ends with it
+        entry["task"].cancel()
+    _background_jobs(state).clear()
     _unfreeze()
     caches = list(state["caches"])
     for cache in caches:
@@ -304,6 +471,11 @@ OPERATIONS = {
     "freeze": _op_freeze,
     "advance": _op_advance,
     "run-job": _op_run_job,
+    "start-job": _op_start_job,
+    "wait-jobs": _op_wait_jobs,
+    "pause": _op_pause,
+    "resume": _op_resume,
+    "wait-paused": _op_wait_paused,
     "settle": _op_settle,
     "reset": _op_reset,
     **agent_views.OPERATIONS,

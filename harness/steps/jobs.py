@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
+from ..errors import HarnessError
 from ..proxy.control import AgentError
 from .base import Step, StepContext, Unsupported
 
@@ -28,9 +31,12 @@ class FlushSpend(Step):
 
 
 class RunResetJob(Step):
-    """Run the proxy's own scheduled `reset_budget_job` now, inside the proxy."""
+    """Run the proxy's own scheduled `reset_budget_job` now, inside the proxy (`wait: false`: start it and go on)."""
 
     action: ClassVar[str] = "run_reset_job"
+
+    wait: bool = Field(True, description="false: start the job and return at once; a later `wait_jobs` "
+                       "or `run_reset_job` on the replica awaits it, and the scenario's end awaits it at the latest")
 
     def run(self, ctx: StepContext) -> str:
         ctx.before_reset = {
@@ -38,9 +44,30 @@ class RunResetJob(Step):
         }
         ctx.reset_job_ran = True
         try:
+            if not self.wait:
+                ctx.target.control.start_job("reset_budget_job")
+                return f"reset_budget_job started on {', '.join(ctx.target.names)}"
             seconds = ctx.target.control.run_job("reset_budget_job")
         except AgentError as exc:
             if "scheduled no job" in str(exc):  # disable_reset_budget: the release runs no reset job
                 raise Unsupported(str(exc)) from None
             raise
         return f"reset_budget_job ran in {seconds:.2f}s"
+
+
+class WaitJobs(Step):
+    """Wait for the jobs `run_reset_job: {wait: false}` started; a job's error or a job still running after `timeout` is an error."""
+
+    action: ClassVar[str] = "wait_jobs"
+
+    timeout: float = Field(30.0, gt=0, le=120, description="seconds to wait at most")
+
+    def run(self, ctx: StepContext) -> str:
+        answers = ctx.target.control.wait_jobs(self.timeout)
+        problems = [f"{name}: {error}" for name, answer in answers.items() for error in answer.errors]
+        problems += [f"{name}: {job} still running after {self.timeout:g}s"
+                     for name, answer in answers.items() for job in answer.still_running]
+        if problems:
+            raise HarnessError("started job(s) did not finish cleanly: " + "; ".join(problems))
+        ran = [f"{job['job']} on {name} ({job['seconds']:.2f}s)" for name, answer in answers.items() for job in answer.finished]
+        return "waited for " + ", ".join(ran) if ran else "no started job to wait for"
