@@ -7,14 +7,12 @@ import threading
 from functools import partial
 from pathlib import Path
 
+import fakes
 import pytest
 import requests
 
-import fakes
-
 from harness.errors import ScenarioError
 from harness.execution.scenario_run import ScenarioRun
-from harness.proxy.control import ProxyControl
 from harness.proxy.holds import HeldCalls
 from harness.scenario import load
 from harness.upstream import FakeProvider
@@ -99,16 +97,7 @@ class FakeProxy:
     def chat(self, key, end_user=None, **kwargs):
         return post(self.upstream)
 
-    control = ProxyControl.of("a", lambda op, body: {"still_running": [], "now": "2026-03-02T10:00:00+00:00",
-                                                     "seconds": 0.0})
-
-
-class FakeDb:
-    def row(self, entity):
-        return {"spend": 0.0}
-
-    def state(self, entity):
-        return None
+    control = fakes.idle_control()
 
 
 def scenario(tmp_path: Path, *steps: str) -> Path:
@@ -121,7 +110,7 @@ def scenario(tmp_path: Path, *steps: str) -> Path:
 def test_release_notes_each_outcome_and_checks_expect(tmp_path, provider) -> None:
     path = scenario(tmp_path, "spend: {key: k, requests: 2, hold: h}", "expect_request: {key: k, outcome: accepted}",
                     "release: {name: h, expect: rejected}")
-    steps, error = ScenarioRun(load(path), FakeProxy(provider), FakeDb()).run()
+    steps, error = ScenarioRun(load(path), FakeProxy(provider), fakes.Db()).run()
     assert [s.status for s in steps] == ["passed", "passed", "passed", "failed"], [s.message for s in steps]
     assert steps[1].message == "2 of 2 calls held at the provider as `h`"
     assert "`h` released: 2 of 2 accepted" in steps[3].message and "1: accepted" in steps[3].message
@@ -130,7 +119,7 @@ def test_release_notes_each_outcome_and_checks_expect(tmp_path, provider) -> Non
 
 def test_a_scenario_that_ends_failed_with_calls_held_releases_them_and_joins_its_threads(tmp_path, provider) -> None:
     path = scenario(tmp_path, "spend: {key: k, requests: 2, hold: h}", "expect_request: {key: k, outcome: rejected}")
-    run = ScenarioRun(load(path), FakeProxy(provider), FakeDb())
+    run = ScenarioRun(load(path), FakeProxy(provider), fakes.Db())
     steps, _ = run.run()
     assert [s.status for s in steps] == ["passed", "passed", "failed"], [s.message for s in steps]
     assert provider.held("h") == 0 and run.fleet.holds.names() == []
@@ -139,7 +128,7 @@ def test_a_scenario_that_ends_failed_with_calls_held_releases_them_and_joins_its
 
 def test_an_interrupted_scenario_releases_its_held_calls(tmp_path, provider) -> None:
     path = scenario(tmp_path, "spend: {key: k, requests: 2, hold: h}", "expect_request: {key: k, outcome: accepted}")
-    run = ScenarioRun(load(path), FakeProxy(provider), FakeDb())
+    run = ScenarioRun(load(path), FakeProxy(provider), fakes.Db())
     real = run.execute
 
     def interrupted(placed):

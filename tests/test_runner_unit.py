@@ -9,7 +9,6 @@ import fakes
 
 from harness.execution.results import verdict_for
 from harness.execution.scenario_run import ScenarioRun
-from harness.proxy.control import ProxyControl
 from harness.scenario import load
 
 Resp = partial(fakes.Resp, cost=0.05)  # every fake answer carries the mock's cost
@@ -30,16 +29,7 @@ class FakeTarget:
     def chat(self, key, end_user=None, **kwargs):
         return Resp(200, {})
 
-    control = ProxyControl.of("a", lambda op, body: {"still_running": [], "now": "2026-03-02T10:00:00+00:00",
-                                                     "seconds": 0.0})
-
-
-class FakeDb:
-    def row(self, entity):
-        return {"spend": 0.0}
-
-    def state(self, entity):
-        return None
+    control = fakes.idle_control()
 
 
 def test_a_proxy_500_on_create_is_a_failure_and_dependent_steps_are_skipped(tmp_path: Path) -> None:
@@ -49,7 +39,7 @@ def test_a_proxy_500_on_create_is_a_failure_and_dependent_steps_are_skipped(tmp_
         "  - create_key: {name: k2}\n  - expect_request: {key: k2, outcome: accepted}\n"
     )
     scenario = load(path)
-    steps, error = ScenarioRun(scenario, FakeTarget(), FakeDb()).run()
+    steps, error = ScenarioRun(scenario, FakeTarget(), fakes.Db()).run()
     assert [s.status for s in steps] == ["failed", "skipped", "passed", "passed"]
     assert "answered 500: boom" in steps[0].message
     assert "`t` was not created" in steps[1].message
