@@ -74,6 +74,12 @@ def test_reports_combine_scenarios_of_one_issue_and_later_reports_win(tmp_path: 
     assert "| [#25495](https://github.com/BerriAI/litellm/issues/25495) |" in md and "🐞 present | ✅ absent |" in md
 
 
+def _generate(tmp_path: Path, capsys, *args: str) -> tuple[int, str]:
+    """The script run with `args` and outputs in tmp_path: its exit code and what it printed to stderr."""
+    code = catalogue_script.main([*args, "--out", str(tmp_path / "c.md"), "--json", str(tmp_path / "c.json")])
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content, message", [
     ("not json", "not JSON"),
     ('{"bugs": []}', "no `cells` list"),
@@ -83,8 +89,7 @@ def test_reports_combine_scenarios_of_one_issue_and_later_reports_win(tmp_path: 
 def test_a_bad_report_is_one_line_and_exit_2(tmp_path: Path, capsys, content: str, message: str) -> None:
     bad = tmp_path / "r.json"
     bad.write_text(content)
-    code = catalogue_script.main(["--report", str(bad), "--out", str(tmp_path / "c.md"), "--json", str(tmp_path / "c.json")])
-    err = capsys.readouterr().err
+    code, err = _generate(tmp_path, capsys, "--report", str(bad))
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "c.md").exists()
 
@@ -115,7 +120,5 @@ def test_a_bad_left_out_file_is_one_line_and_exit_2(tmp_path: Path, capsys, cont
     bad.write_text(content)
     report = tmp_path / "m.json"
     report.write_text(json.dumps({"cells": []}))
-    code = catalogue_script.main(["--report", str(report), "--left-out", str(bad),
-                                  "--out", str(tmp_path / "c.md"), "--json", str(tmp_path / "c.json")])
-    err = capsys.readouterr().err
+    code, err = _generate(tmp_path, capsys, "--report", str(report), "--left-out", str(bad))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
