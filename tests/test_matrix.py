@@ -192,7 +192,7 @@ class Lines(Hooks):
         self.lines.append(f"[{version}] {message}" if version else message)
 
 
-def dying_worker(version, scenarios, db_kind, db_url, wants_rows, wants_readings, out, config=None):  # runs in a spawned process
+def dying_worker(share, version, scenarios, db_kind, db_url, wants_rows, wants_readings, out, config=None):  # runs in a spawned process
     import os
 
     if version == "1.0.0":
@@ -208,7 +208,8 @@ def dying_worker(version, scenarios, db_kind, db_url, wants_rows, wants_readings
 def test_a_worker_that_dies_or_fails_gives_error_cells_for_its_release():
     cells, lines, seconds = [], [], {}
     versions = ["1.0.0", "2.0.0", "3.0.0"]
-    eng._run_in_workers(Engine(Lines(lines)), Plan.of([ORG, KEY], versions), versions, 2, cells.append, seconds,
+    plan = Plan.of([ORG, KEY], versions)
+    eng._run_in_workers(Engine(Lines(lines)), plan, eng.release_shares(plan, versions, 2), 2, cells.append, seconds,
                         worker=dying_worker)
     verdicts = {(r.version, r.scenario.name): (r.verdict, r.reason) for r in cells}
     assert len(verdicts) == 6 and {v for v, _ in verdicts.values()} == {"error"}
@@ -430,3 +431,84 @@ def test_an_unknown_sample_on_the_command_line_is_exit_2(capsys):
         cli.main(["matrix", str(ROOT / "scenarios" / "reset_job" / "key_budget_reset.yaml"), "--range", ">=1.80", "--sample", "odd"])
     assert caught.value.code == 2
     assert "invalid choice: 'odd'" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+class _Fake:
+    def __init__(self, path: str, key: str):
+        self.path, self.key = path, key
+
+
+def test_split_by_deployment_keeps_deployments_together_balances_and_keeps_order():
+    scenarios = [_Fake(f"s{i}", k) for i, k in enumerate("aabbbcdd")]
+    shares = matrix.split_by_deployment(scenarios, 2, lambda s: s.key)
+    assert sorted(len(s) for s in shares) == [4, 4]
+    for share in shares:
+        assert [s.path for s in share] == sorted((s.path for s in share), key=lambda p: int(p[1:]))  # the run's order
+        keys = [s.key for s in share]
+        assert all(keys.count(k) == [s.key for s in scenarios].count(k) for k in keys)  # no group is cut
+    assert sorted(s.path for share in shares for s in share) == sorted(s.path for s in scenarios)
+
+
+def test_split_by_deployment_cuts_only_a_group_larger_than_a_fair_share():
+    scenarios = [_Fake(f"s{i}", "big" if i < 7 else "x") for i in range(8)]
+    shares = matrix.split_by_deployment(scenarios, 2, lambda s: s.key)
+    assert sorted(len(s) for s in shares) == [4, 4]
+    one_group = [_Fake("s0", "a"), _Fake("s1", "a")]
+    assert [len(s) for s in matrix.split_by_deployment(one_group, 2, lambda s: s.key)] == [1, 1]
+    assert matrix.split_by_deployment(one_group, 1, lambda s: s.key) == [one_group]
+    assert matrix.split_by_deployment([], 2, lambda s: s.key) == []
+    assert len(matrix.split_by_deployment(one_group[:1], 4, lambda s: s.key)) == 1  # no empty share
+
+
+def test_release_shares_split_a_release_only_when_there_are_more_jobs_than_releases(monkeypatch):
+    monkeypatch.setattr(eng, "MIN_SHARE", 1)
+    other = load(ROOT / "scenarios" / "deployments" / "key_budget_multiplied_by_replicas.yaml")
+    plan = Plan.of([ORG, KEY, other], ["1.85.0"])
+    assert [s.id for s in eng.release_shares(plan, ["1.85.0"], 1)] == ["1.85.0"]
+    two = eng.release_shares(plan, ["1.85.0"], 2)
+    assert [s.id for s in two] == ["1.85.0 part 1/2", "1.85.0 part 2/2"]
+    assert {s.version for s in two} == {"1.85.0"} and sum(len(s.scenarios) for s in two) == 3
+    plan2 = Plan.of([ORG, KEY], ["1.82.3", "1.85.0"])
+    assert [s.id for s in eng.release_shares(plan2, ["1.82.3", "1.85.0"], 2)] == ["1.82.3", "1.85.0"]
+    monkeypatch.setattr(eng, "MIN_SHARE", 2)
+    assert [s.id for s in eng.release_shares(plan, ["1.85.0"], 2)] == ["1.85.0"]  # too few scenarios to pay for a split
+
+
+def share_worker(share, version, scenarios, db_kind, db_url, wants_rows, wants_readings, out, config=None):  # spawned
+    from harness.execution.engine import no_run_result
+    from harness.verdicts import Verdict
+
+    if share.endswith("part 2/2"):
+        out.put(("failed", share, "RuntimeError: part two broke"))
+        return
+    for scenario in scenarios:
+        out.put(("result", share, no_run_result(scenario, version, Verdict.UNSUPPORTED, "ran in part one")))
+    out.put(("done", share, None))
+
+
+def test_a_split_release_reports_once_and_a_failed_share_errors_only_its_own_cells(monkeypatch):
+    class Releases(Lines):
+        def __init__(self, lines):
+            super().__init__(lines)
+            self.released = []
+
+        def after_release(self, version, results, seconds):
+            self.released.append((version, sorted(r.scenario.name for r in results)))
+
+    other = load(ROOT / "scenarios" / "deployments" / "key_budget_multiplied_by_replicas.yaml")
+    cells, lines, seconds = [], [], {}
+    hooks = Releases(lines)
+    plan = Plan.of([ORG, KEY, other], ["1.85.0"])
+    monkeypatch.setattr(eng, "MIN_SHARE", 1)
+    shares = eng.release_shares(plan, ["1.85.0"], 2)
+    eng._run_in_workers(Engine(hooks), plan, shares, 2, cells.append, seconds, worker=share_worker)
+    by_name = {r.scenario.name: r for r in cells}
+    assert len(cells) == 3
+    failed = {s.name for s in shares[1].scenarios}
+    for name, r in by_name.items():
+        if name in failed:
+            assert r.verdict == Verdict.ERROR and "litellm 1.85.0 part 2/2 failed: RuntimeError: part two broke" in r.reason
+        else:
+            assert r.verdict == Verdict.UNSUPPORTED
+    assert hooks.released == [("1.85.0", sorted(by_name))] and set(seconds) == {"1.85.0"}
+    assert any("1 release in 2 worker processes (one release split into 2 shares" in line for line in lines)

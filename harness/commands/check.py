@@ -4,6 +4,7 @@ absent, unsupported or error (harness.reports.check decides; this runs the relea
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from rich.markup import escape
@@ -19,7 +20,7 @@ from ..reports.matrix import print_wide
 from ..reports.terminal import ProgressBar, ProgressPrinter
 from ..reports.text import redact
 from ..verdicts import Verdict
-from .common import EXIT_BAD_INPUT, add_shared, check_versions, command_line, load_all, run_config
+from .common import EXIT_BAD_INPUT, add_jobs, add_shared, check_versions, command_line, jobs_of, load_all, run_config
 
 HELP = "run the catalogue of known budget bugs on a release: each present, absent, unsupported or error"
 DESCRIPTION = ("Run every catalogue scenario (a scenario file with an `issue:` link) on --litellm V and "
@@ -27,6 +28,10 @@ DESCRIPTION = ("Run every catalogue scenario (a scenario file with an `issue:` l
                "V0, and list the bugs the upgrade fixes and the ones it brings in. A bug several scenarios show is "
                "present if any shows it, else error if any errored, else absent if any ran every step, else "
                "unsupported. Exit 1 when a bug is present on V or an entry is error (--no-fail: 0).")
+
+
+#: one worker per CPU, at most two: each imports LiteLLM (a CPU's worth for ~12 s) and runs its proxies
+DEFAULT_JOBS = max(1, min(2, os.cpu_count() or 1))
 
 
 def add_arguments(parser) -> None:
@@ -40,6 +45,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", metavar="DIR", help="write check.json and check.md into DIR")
     parser.add_argument("--html", metavar="FILE", help="write one self-contained HTML page (a grid of scenario x "
                         "release linking to each cell's timeline on the scenario's clock) to FILE")
+    add_jobs(parser, DEFAULT_JOBS, "worker processes, each with its own PostgreSQL server and proxies; the "
+             f"release's deployments are split among them (default {DEFAULT_JOBS}: the CPUs, at most 2)")
     parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a known bug is present")
 
 
@@ -72,6 +79,7 @@ def run(args, console) -> int:
     if not scenarios:
         raise HarnessError(f"--catalogue {' '.join(args.catalogue)}: no scenario has an `issue:` link (only controls)")
     config = run_config(args)
+    jobs = jobs_of(args)
     releases = [before, target] if before else [target]
     check_versions(releases)
     progress = ProgressPrinter(console, steps=False, details=False)  # the builds and start-ups, not every step
@@ -83,8 +91,7 @@ def run(args, console) -> int:
     hooks = [progress, StatusPrinter(console), bar]
     if args.html:
         hooks.append(HtmlReport(args.html, progress.say, title=f"LiteLLM known-bug check: {note}", grid=True))
-    with bar, Engine(hooks, config, db_kind=options.db_choice(args.db),
-                     db_url=args.db_url) as engine:
+    with bar, Engine(hooks, config, db_kind=options.db_choice(args.db), db_url=args.db_url, jobs=jobs) as engine:
         run_ = engine.run(Plan.of(scenarios, releases, note=note))
     for version in releases:
         cells = [r for r in run_.results if r.version == version]

@@ -64,3 +64,14 @@ def add_shared(parser, dests: tuple[str, ...], helps: dict[str, str] | None = No
         if option.dest in dests:
             help_text = (helps or {}).get(option.dest, option.help)
             parser.add_argument(*option.flags, dest=option.dest, help=help_text, **option.kwargs)
+
+
+def add_jobs(parser, default: int, help: str) -> None:
+    """`-j N`: worker processes, each with its own PostgreSQL server (see execution/engine.py)."""
+    parser.add_argument("-j", "--jobs", type=int, default=default, metavar="N", help=help)
+
+
+def jobs_of(args) -> int:
+    if args.jobs < 1:
+        raise HarnessError(f"-j must be at least 1 (got {args.jobs})")
+    return args.jobs

@@ -14,7 +14,7 @@ from ..reports.bundle import BundleWriter
 from ..reports.html import HtmlReport
 from ..reports.matrix import print_matrix, write_matrix_reports
 from ..reports.terminal import ProgressBar, ProgressPrinter, VerdictPrinter
-from .common import EXIT_BAD_INPUT, add_shared, check_versions, command_line, load_all, run_config
+from .common import EXIT_BAD_INPUT, add_jobs, add_shared, check_versions, command_line, jobs_of, load_all, run_config
 
 HELP = "run scenarios x releases (a list or a range), optionally in parallel; terminal table, JSON, Markdown, JUnit"
 DESCRIPTION = ("Run every scenario on every release. Releases: --litellm (repeatable) and/or --range "
@@ -33,9 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cap", type=int, default=None, metavar="N",
                         help=f"at most N releases from --range, thinned evenly (default {DEFAULT_CAP} with "
                         "--sample all, no cap with a sample)")
-    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                        help="releases run in parallel, each in its own process with its own PostgreSQL server "
-                        "(default 1; one proxy per release at a time)")
+    add_jobs(parser, 1, "worker processes, each with its own PostgreSQL server: releases run side by side, and "
+             "with more jobs than releases each release's deployments are split among them (default 1)")
     parser.add_argument("--out", metavar="DIR", help="write matrix.json, matrix.md and junit.xml into DIR")
     parser.add_argument("--bundle", metavar="DIR", help="write a bug-report bundle (redacted) into DIR")
     parser.add_argument("--html", metavar="FILE", help="write one self-contained HTML page (a grid of scenario x "
@@ -68,8 +67,7 @@ def run(args, console) -> int:
     explicit = list(dict.fromkeys(args.litellm_versions or []))
     if not explicit and not args.range_spec:
         raise HarnessError("say which releases to run: --litellm VERSION (repeatable) and/or --range SPEC")
-    if args.jobs < 1:
-        raise HarnessError(f"-j must be at least 1 (got {args.jobs})")
+    jobs = jobs_of(args)
     config = run_config(args)
     check_versions(explicit)
     selection = select_releases(explicit, args.range_spec, args.cap, sample=args.sample)
@@ -92,7 +90,7 @@ def run(args, console) -> int:
         hooks.append(BundleWriter(args.bundle, command_line(), progress.say, title="LiteLLM budget matrix report"))
     if args.html:
         hooks.append(HtmlReport(args.html, progress.say, title="LiteLLM budget matrix report", grid=True))
-    with bar, Engine(hooks, config, db_kind=options.db_choice(args.db), db_url=args.db_url, jobs=args.jobs) as engine:
+    with bar, Engine(hooks, config, db_kind=options.db_choice(args.db), db_url=args.db_url, jobs=jobs) as engine:
         outcome = engine.run(Plan(scenarios, selection, only))
     code = outcome.exit_code(whole=only is None)
     print_matrix(console, outcome.results)

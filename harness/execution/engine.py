@@ -7,9 +7,11 @@
 
 * In this process (`jobs == 1`): one PostgreSQL server, started when the first release needs
   it; one live release session at a time (a new release closes the previous one's proxies).
-* `jobs > 1`: one worker process per release, at most `jobs` at a time, each an `Engine` of its
-  own with its own database server; their hook calls come back over a queue, so the hooks run
-  here as if the cells had run here.
+* `jobs > 1`: worker processes, at most `jobs` at a time, each an `Engine` of its own with its
+  own database server; their hook calls come back over a queue, so the hooks run here as if the
+  cells had run here. Each release is one worker's share, or, when there are more jobs than
+  releases (`check` of one release), its scenarios are split into shares by deployment
+  (`plan.split_by_deployment`: scenarios that share proxies stay together).
 * One rule per outcome, whoever runs the cell: a release whose environment cannot be built is
   `uninstallable` for every scenario when the reason is the release (the installer's line, a
   deny-listed release), `error` when the harness could not ask (index unreachable); a worker
@@ -24,6 +26,7 @@ import queue as queue_mod
 import signal
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
@@ -31,7 +34,7 @@ from ..errors import HarnessError, ReleaseUnavailable
 from ..scenario.model import Scenario
 from ..verdicts import Verdict
 from .hooks import HookList, Hooks
-from .plan import Plan, order_results
+from .plan import Plan, order_results, split_by_deployment
 from .results import RunConfig, RunOutcome, ScenarioResult
 from .session import ReleaseSession
 
@@ -180,14 +183,15 @@ class Engine:
                 self.hooks.after_scenario(result)
                 collect(result)
         versions = [v for v in plan.versions if v not in plan.selection.refused and plan.scenarios_of(v)]
-        jobs = max(1, min(self.jobs, len(versions) or 1))
+        shares = release_shares(plan, versions, self.jobs) if self.jobs > 1 else []
+        jobs = max(1, min(self.jobs, len(shares)))
         if jobs == 1:
             for version in versions:
                 t = time.perf_counter()
                 results += self.run_release(version, plan.scenarios_of(version))
                 release_seconds[version] = time.perf_counter() - t
         else:
-            _run_in_workers(self, plan, versions, jobs, collect, release_seconds)
+            _run_in_workers(self, plan, shares, jobs, collect, release_seconds)
         canonical = {s.path: s for s in plan.scenarios}
         for r in results:
             r.scenario = canonical.get(r.scenario.path, r.scenario)  # one object per scenario
@@ -203,31 +207,59 @@ class Engine:
 # worker processes
 
 
+@dataclass(frozen=True)
+class Share:
+    """One worker's part of a run: scenarios of one release (`id` names it in the queue's messages)."""
+
+    id: str
+    version: str
+    scenarios: list[Scenario]
+
+
+#: a share pays for its own LiteLLM import (~12 s of a CPU) and database server: split a release
+#: only into shares of at least this many scenarios
+MIN_SHARE = 6
+
+
+def release_shares(plan: Plan, versions: list[str], jobs: int) -> list[Share]:
+    """One share per release; with more jobs than releases each release is split (by deployment)
+    into up to jobs // releases shares of at least MIN_SHARE scenarios, so one release's
+    independent deployments run side by side."""
+    shares = []
+    for version in versions:
+        scenarios = plan.scenarios_of(version)
+        parts = max(1, min(jobs // max(1, len(versions)), len(scenarios) // MIN_SHARE))
+        split = split_by_deployment(scenarios, parts, ReleaseSession.deployment_key)
+        shares += [Share(version if len(split) == 1 else f"{version} part {i}/{len(split)}", version, part)
+                   for i, part in enumerate(split, 1)]
+    return shares
+
+
 class _ToParent(Hooks):
     """A worker's hooks: every call goes to the parent's queue (the parent's hooks do the rest)."""
 
-    def __init__(self, out, version: str, wants_rows: bool, wants_readings: bool = False):
-        self.out, self.version, self.wants_rows, self.wants_readings = out, version, wants_rows, wants_readings
+    def __init__(self, out, share: str, wants_rows: bool, wants_readings: bool = False):
+        self.out, self.share, self.wants_rows, self.wants_readings = out, share, wants_rows, wants_readings
 
     def progress(self, message, version=None):
-        self.out.put(("progress", self.version, message))
+        self.out.put(("progress", self.share, message))
 
     def detail(self, message, version=None):
-        self.out.put(("detail", self.version, message))
+        self.out.put(("detail", self.share, message))
 
     def before_scenario(self, scenario, version):
-        self.out.put(("before", self.version, scenario.path))
+        self.out.put(("before", self.share, scenario.path))
 
     def after_step(self, scenario, version, step):
-        self.out.put(("step", self.version, (scenario.path, step)))
+        self.out.put(("step", self.share, (scenario.path, step)))
 
     def after_scenario(self, result):
-        self.out.put(("result", self.version, result))
+        self.out.put(("result", self.share, result))
 
 
-def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str | None, wants_rows: bool, wants_readings: bool, out,
-            config: RunConfig = RunConfig()) -> None:
-    """Entry point of a worker process: one release, its own database server."""
+def _worker(share: str, version: str, scenarios: list[Scenario], db_kind: str, db_url: str | None, wants_rows: bool,
+            wants_readings: bool, out, config: RunConfig = RunConfig()) -> None:
+    """Entry point of a worker process: one share of one release, its own database server."""
     # The parent decides when to stop: Ctrl-C reaches the whole process group, but only the
     # parent acts on it (it sends SIGTERM). SIGTERM unwinds the `with` below, which stops the
     # proxies and the database server.
@@ -239,15 +271,15 @@ def _worker(version: str, scenarios: list[Scenario], db_kind: str, db_url: str |
     signal.signal(signal.SIGTERM, _stop)
     _stop_when_orphaned()
     try:
-        with Engine(_ToParent(out, version, wants_rows, wants_readings), config, db_kind=db_kind, db_url=db_url) as engine:
+        with Engine(_ToParent(out, share, wants_rows, wants_readings), config, db_kind=db_kind, db_url=db_url) as engine:
             engine.run_release(version, scenarios)
-        out.put(("done", version, None))
+        out.put(("done", share, None))
     except KeyboardInterrupt:
-        out.put(("failed", version, "stopped before it finished"))
+        out.put(("failed", share, "stopped before it finished"))
     except HarnessError as exc:
-        out.put(("failed", version, str(exc)))
+        out.put(("failed", share, str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which makes error cells
-        out.put(("failed", version, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+        out.put(("failed", share, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
 
 
 def _stop_when_orphaned() -> None:
@@ -267,62 +299,77 @@ def _stop_when_orphaned() -> None:
     threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
-def _run_in_workers(engine: Engine, plan: Plan, versions: list[str], jobs: int, collect,
+def _run_in_workers(engine: Engine, plan: Plan, shares: list[Share], jobs: int, collect,
                     release_seconds: dict[str, float], worker=None) -> None:
-    """`worker` (default `_worker`) is a module-level function, so spawned processes can import it."""
+    """`worker` (default `_worker`) is a module-level function, so spawned processes can import it.
+    A release's `after_release` comes when its last share ends; its seconds run from its first
+    share's start to its last share's end."""
     worker = worker or _worker
     hooks = engine.hooks
     by_path = {s.path: s for s in plan.scenarios}
+    by_id = {share.id: share for share in shares}
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    pending = list(versions)
-    running: dict[str, Any] = {}  # version -> Process
-    started_at: dict[str, float] = {}
-    got: dict[str, list[ScenarioResult]] = {v: [] for v in pending}
+    pending = list(shares)
+    running: dict[str, Any] = {}  # share id -> Process
+    started_at: dict[str, float] = {}  # version -> its first share's start
+    left = {v: sum(1 for s in shares if s.version == v) for v in dict.fromkeys(s.version for s in shares)}
+    got: dict[str, list[ScenarioResult]] = {v: [] for v in left}
+    done_paths: dict[str, set[str]] = {share.id: set() for share in shares}
     gone_since: dict[str, float] = {}
 
-    def take(result: ScenarioResult) -> None:
-        got[result.version].append(result)
+    def take(share: Share, result: ScenarioResult) -> None:
+        got[share.version].append(result)
+        done_paths[share.id].add(result.scenario.path)
         hooks.after_scenario(result)
         collect(result)
 
-    def finish(version: str, failure: str | None) -> None:
-        proc = running.pop(version)
+    def finish(share: Share, failure: str | None) -> None:
+        proc = running.pop(share.id)
         proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()
             proc.join(timeout=5)
-        release_seconds[version] = time.perf_counter() - started_at[version]
         if failure is not None:
-            hooks.progress(f"worker failed: {failure}", version)
-            done = {r.scenario.path for r in got[version]}
-            reason = f"the worker process for litellm {version} failed: {failure.splitlines()[0]}"
-            for scenario in plan.scenarios_of(version):
-                if scenario.path not in done:
-                    take(no_run_result(scenario, version, Verdict.ERROR, reason))
-        hooks.after_release(version, got[version], release_seconds[version])
+            hooks.progress(f"worker failed: {failure}" + (f" ({share.id})" if share.id != share.version else ""),
+                           share.version)
+            reason = f"the worker process for litellm {share.id} failed: {failure.splitlines()[0]}"
+            for scenario in share.scenarios:
+                if scenario.path not in done_paths[share.id]:
+                    take(share, no_run_result(scenario, share.version, Verdict.ERROR, reason))
+        left[share.version] -= 1
+        if left[share.version] == 0:
+            release_seconds[share.version] = time.perf_counter() - started_at[share.version]
+            hooks.after_release(share.version, got[share.version], release_seconds[share.version])
 
-    hooks.progress(f"running {len(pending)} releases in {jobs} worker processes, each with its own PostgreSQL server")
+    releases = len(left)
+    split = f" (one release split into {len(shares)} shares by deployment)" if releases == 1 and len(shares) > 1 else (
+        f" ({len(shares)} shares: releases split by deployment)" if len(shares) > releases else "")
+    hooks.progress(f"running {releases} release{'s' if releases != 1 else ''} in {jobs} worker processes{split}, "
+                   "each with its own PostgreSQL server")
     try:
         while pending or running:
             while pending and len(running) < jobs:
-                version = pending.pop(0)
-                proc = ctx.Process(target=worker, name=f"harness-worker-{version}",
-                                   args=(version, plan.scenarios_of(version), engine.db_kind, engine.db_url,
+                share = pending.pop(0)
+                proc = ctx.Process(target=worker, name=f"harness-worker-{share.id.replace(' ', '-').replace('/', '-')}",
+                                   args=(share.id, share.version, share.scenarios, engine.db_kind, engine.db_url,
                                          hooks.wants_rows, hooks.wants_readings, out, engine.config))
                 proc.start()
-                running[version], started_at[version] = proc, time.perf_counter()
+                running[share.id] = proc
+                started_at.setdefault(share.version, time.perf_counter())
             try:
-                kind, version, payload = out.get(timeout=0.5)
+                kind, share_id, payload = out.get(timeout=0.5)
             except queue_mod.Empty:
                 now = time.monotonic()
-                for version, proc in list(running.items()):
+                for share_id, proc in list(running.items()):
                     if proc.is_alive():
                         continue
                     # its last messages may still be in flight: give them a moment
-                    if now - gone_since.setdefault(version, now) > 3:
-                        finish(version, f"exited with code {proc.exitcode} without reporting")
+                    if now - gone_since.setdefault(share_id, now) > 3:
+                        finish(by_id[share_id], f"exited with code {proc.exitcode} without reporting")
                 continue
+            share = by_id[share_id]
+            version = share.version
             if kind == "progress":
                 hooks.progress(payload, version)
             elif kind == "detail":
@@ -333,11 +380,11 @@ def _run_in_workers(engine: Engine, plan: Plan, versions: list[str], jobs: int, 
                 path, step = payload
                 hooks.after_step(by_path.get(path), version, step)
             elif kind == "result":
-                take(payload)
+                take(share, payload)
             elif kind == "done":
-                finish(version, None)
+                finish(share, None)
             elif kind == "failed":
-                finish(version, payload)
+                finish(share, payload)
     except BaseException:
         for proc in running.values():
             if proc.is_alive():

@@ -123,3 +123,23 @@ class Plan:
     def cell_count(self) -> int:
         """How many cells `Engine.run` gives a verdict (deny-listed releases' cells included)."""
         return sum(len(self.scenarios_of(v)) for v in self.versions)
+
+
+def split_by_deployment(scenarios: list[Scenario], parts: int, key) -> list[list[Scenario]]:
+    """`scenarios` in at most `parts` shares for parallel workers of one release, balanced by
+    scenario count. Scenarios with the same `key` share one deployment (its proxies start once),
+    so they stay together, except that a group larger than a fair share is cut into fair-share
+    pieces (one more start of that deployment beats one worker running alone). Largest piece
+    first, each to the smallest share; each share keeps the scenarios' order; none is empty."""
+    if parts <= 1 or len(scenarios) <= 1:
+        return [list(scenarios)] if scenarios else []
+    fair = -(-len(scenarios) // parts)  # ceil
+    groups: dict[str, list[Scenario]] = {}
+    for scenario in scenarios:
+        groups.setdefault(key(scenario), []).append(scenario)
+    pieces = [group[i:i + fair] for group in groups.values() for i in range(0, len(group), fair)]
+    shares: list[list[Scenario]] = [[] for _ in range(min(parts, len(pieces)))]
+    for piece in sorted(pieces, key=len, reverse=True):
+        min(shares, key=len).extend(piece)
+    rank = {s.path: i for i, s in enumerate(scenarios)}
+    return [sorted(share, key=lambda s: rank[s.path]) for share in shares if share]
