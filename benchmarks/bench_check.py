@@ -3,8 +3,10 @@
     python benchmarks/bench_check.py [--litellm 1.85.0] [--from 1.84.10] [--skip-cold]
 
 1. warm: `check --litellm V` on the whole catalogue, V's environment already cached (built
-   first if it is not, untimed); then on the catalogue's first 25 scenarios (`--catalogue`
-   with those files). Target: 25 scenarios in at most 60 s.
+   first if it is not, untimed), with `-j 1` and with the default `-j` (the release's
+   deployments split between workers) side by side. Target: the whole catalogue in at most 90 s.
+   Then on the catalogue's first 25 scenarios (`--catalogue` with those files). Target: 25
+   scenarios in at most 60 s.
 2. cold: the same with HARNESS_CACHE_DIR pointing at a fresh, empty directory, so the release
    environment, the Prisma client and the engine bridge are all built first (uv's and npm's own
    download caches stay warm: what a second machine with a package mirror sees). The shared
@@ -78,8 +80,12 @@ def main() -> int:
     print(f"check benchmarks, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
         tmp_path = Path(tmp)
+        serial = check(["--litellm", args.litellm, "-j", "1"], tmp_path / "warm-j1")
+        print(line(f"warm: check --litellm {args.litellm} -j 1", serial), flush=True)
         warm = check(["--litellm", args.litellm], tmp_path / "warm")
-        print(line(f"warm: check --litellm {args.litellm}", warm), flush=True)
+        print(line(f"warm: check --litellm {args.litellm} (default -j)", warm), flush=True)
+        print(f"  target whole catalogue <= 90 s: {len(warm['doc']['cells'])} scenarios took {warm['seconds']:.1f}s "
+              f"({warm['seconds'] / serial['seconds']:.2f}x the -j 1 run)")
         slow = sorted({c["scenario"] for c in warm["doc"]["cells"] if c["seconds"] > 5})
         print(f"  scenarios taking more than 5 s each: {', '.join(slow) or 'none'}")
         subset = catalogue_subset(25)

@@ -512,3 +512,29 @@ def test_a_split_release_reports_once_and_a_failed_share_errors_only_its_own_cel
             assert r.verdict == Verdict.UNSUPPORTED
     assert hooks.released == [("1.85.0", sorted(by_name))] and set(seconds) == {"1.85.0"}
     assert any("1 release in 2 worker processes (one release split into 2 shares" in line for line in lines)
+
+
+def test_timings_remember_seconds_estimate_the_unknown_and_survive_a_bad_file(tmp_path):
+    from harness.execution.results import StepResult
+    from harness.execution.timings import DEPLOYMENT_S, ONE_PROXY_S, Timings
+
+    other = load(ROOT / "scenarios" / "deployments" / "key_budget_multiplied_by_replicas.yaml")
+    path = tmp_path / "timings.json"
+    timings = Timings(path)
+    assert timings.weight(ORG) == ONE_PROXY_S and timings.weight(other) == DEPLOYMENT_S
+    step = StepResult(index=0, line=1, source="- spend", description="spend")
+    ran = ScenarioResult(scenario=ORG, version="1.85.0", verdict=Verdict.PASSED, reason="", steps=[step], seconds=3.25)
+    broken = ScenarioResult(scenario=KEY, version="1.85.0", verdict=Verdict.ERROR, reason="x", steps=[step], seconds=9.0)
+    timings.record([ran, broken])
+    again = Timings(path)
+    assert again.weight(ORG) == 3.25 and again.weight(KEY) == ONE_PROXY_S  # an error measured nothing
+    path.write_text("{not json")
+    assert Timings(path).weight(ORG) == ONE_PROXY_S
+
+
+def test_split_by_weight_spreads_the_heavy_scenarios():
+    scenarios = [_Fake(f"s{i}", "one") for i in range(6)] + [_Fake(f"h{i}", f"dep{i}") for i in range(4)]
+    weight = lambda s: 10.0 if s.path.startswith("h") else 1.0  # noqa: E731
+    shares = matrix.split_by_deployment(scenarios, 2, lambda s: s.key, weight)
+    assert [sum(1 for s in share if s.path.startswith("h")) for share in shares] == [2, 2]  # not all on one side
+    assert sorted(sum(weight(s) for s in share) for share in shares) == [20.0, 26.0]  # the one-proxy group kept whole

@@ -37,6 +37,7 @@ from .hooks import HookList, Hooks
 from .plan import Plan, order_results, split_by_deployment
 from .results import RunConfig, RunOutcome, ScenarioResult
 from .session import ReleaseSession
+from .timings import Timings, estimate
 
 def install_failure_verdict(error: HarnessError) -> Verdict:
     """`uninstallable` when the releases module says the release itself cannot be installed
@@ -183,7 +184,8 @@ class Engine:
                 self.hooks.after_scenario(result)
                 collect(result)
         versions = [v for v in plan.versions if v not in plan.selection.refused and plan.scenarios_of(v)]
-        shares = release_shares(plan, versions, self.jobs) if self.jobs > 1 else []
+        timings = Timings()
+        shares = release_shares(plan, versions, self.jobs, timings.weight) if self.jobs > 1 else []
         jobs = max(1, min(self.jobs, len(shares)))
         if jobs == 1:
             for version in versions:
@@ -192,6 +194,7 @@ class Engine:
                 release_seconds[version] = time.perf_counter() - t
         else:
             _run_in_workers(self, plan, shares, jobs, collect, release_seconds)
+        timings.record(results)
         canonical = {s.path: s for s in plan.scenarios}
         for r in results:
             r.scenario = canonical.get(r.scenario.path, r.scenario)  # one object per scenario
@@ -221,15 +224,15 @@ class Share:
 MIN_SHARE = 6
 
 
-def release_shares(plan: Plan, versions: list[str], jobs: int) -> list[Share]:
-    """One share per release; with more jobs than releases each release is split (by deployment)
-    into up to jobs // releases shares of at least MIN_SHARE scenarios, so one release's
-    independent deployments run side by side."""
+def release_shares(plan: Plan, versions: list[str], jobs: int, weight=estimate) -> list[Share]:
+    """One share per release; with more jobs than releases each release is split (by deployment,
+    balanced by `weight`, a scenario's expected seconds) into up to jobs // releases shares of at
+    least MIN_SHARE scenarios, so one release's independent deployments run side by side."""
     shares = []
     for version in versions:
         scenarios = plan.scenarios_of(version)
         parts = max(1, min(jobs // max(1, len(versions)), len(scenarios) // MIN_SHARE))
-        split = split_by_deployment(scenarios, parts, ReleaseSession.deployment_key)
+        split = split_by_deployment(scenarios, parts, ReleaseSession.deployment_key, weight)
         shares += [Share(version if len(split) == 1 else f"{version} part {i}/{len(split)}", version, part)
                    for i, part in enumerate(split, 1)]
     return shares

@@ -125,21 +125,34 @@ class Plan:
         return sum(len(self.scenarios_of(v)) for v in self.versions)
 
 
-def split_by_deployment(scenarios: list[Scenario], parts: int, key) -> list[list[Scenario]]:
+def split_by_deployment(scenarios: list[Scenario], parts: int, key, weight=lambda s: 1.0) -> list[list[Scenario]]:
     """`scenarios` in at most `parts` shares for parallel workers of one release, balanced by
-    scenario count. Scenarios with the same `key` share one deployment (its proxies start once),
-    so they stay together, except that a group larger than a fair share is cut into fair-share
-    pieces (one more start of that deployment beats one worker running alone). Largest piece
-    first, each to the smallest share; each share keeps the scenarios' order; none is empty."""
+    `weight` (a scenario's expected seconds). Scenarios with the same `key` share one deployment
+    (its proxies start once), so they stay together, except that a group heavier than a fair
+    share is cut into pieces of about a fair share (one more start of that deployment beats one
+    worker running alone). Heaviest piece first, each to the lightest share; each share keeps the
+    scenarios' order; none is empty."""
     if parts <= 1 or len(scenarios) <= 1:
         return [list(scenarios)] if scenarios else []
-    fair = -(-len(scenarios) // parts)  # ceil
+    fair = sum(weight(s) for s in scenarios) / parts
     groups: dict[str, list[Scenario]] = {}
     for scenario in scenarios:
         groups.setdefault(key(scenario), []).append(scenario)
-    pieces = [group[i:i + fair] for group in groups.values() for i in range(0, len(group), fair)]
+    pieces: list[list[Scenario]] = []
+    for group in groups.values():
+        piece, load = [], 0.0
+        for scenario in group:
+            if piece and load + weight(scenario) > fair:
+                pieces.append(piece)
+                piece, load = [], 0.0
+            piece.append(scenario)
+            load += weight(scenario)
+        pieces.append(piece)
     shares: list[list[Scenario]] = [[] for _ in range(min(parts, len(pieces)))]
-    for piece in sorted(pieces, key=len, reverse=True):
-        min(shares, key=len).extend(piece)
+    loads = [0.0] * len(shares)
+    for piece in sorted(pieces, key=lambda p: sum(weight(s) for s in p), reverse=True):
+        lightest = loads.index(min(loads))
+        shares[lightest].extend(piece)
+        loads[lightest] += sum(weight(s) for s in piece)
     rank = {s.path: i for i, s in enumerate(scenarios)}
     return [sorted(share, key=lambda s: rank[s.path]) for share in shares if share]
