@@ -135,7 +135,7 @@ def test_a_step_requiring_an_unknown_injector_is_refused_at_its_line(tmp_path, m
 
 
 def test_the_scenario_requires_what_its_steps_do_and_only_the_front_injectors_split_deployments(tmp_path):
-    from harness.execution.session import ReleaseSession
+    from harness.execution.session import deployment_key
 
     head = "name: s\ndeployment: {redis: cache}\nsteps:\n  - create_key: {name: k1}\n"
     plain = load(write(tmp_path, head))
@@ -143,8 +143,8 @@ def test_the_scenario_requires_what_its_steps_do_and_only_the_front_injectors_sp
     postgres = load(write(tmp_path, head + "  - postgres_network: refuse\n"))
     assert plain.requires == frozenset() and network.requires == {"redis_relay", "replicas"}
     # every Redis deployment has the Redis relay; a PostgreSQL relay is a deployment of its own
-    assert ReleaseSession.deployment_key(plain) == ReleaseSession.deployment_key(network)
-    assert ReleaseSession.deployment_key(plain) != ReleaseSession.deployment_key(postgres)
+    assert deployment_key(plain) == deployment_key(network)
+    assert deployment_key(plain) != deployment_key(postgres)
 
 
 def test_replica_of_a_single_replica_deployment_must_be_a(tmp_path):

@@ -36,7 +36,7 @@ from ..verdicts import Verdict
 from .hooks import HookList, Hooks
 from .plan import Plan, order_results, split_by_deployment
 from .results import RunConfig, RunOutcome, ScenarioResult
-from .session import ReleaseSession
+from .session import ReleaseSession, deployment_key
 from .timings import Timings, estimate
 
 def install_failure_verdict(error: HarnessError) -> Verdict:
@@ -232,7 +232,7 @@ def release_shares(plan: Plan, versions: list[str], jobs: int, weight=estimate) 
     for version in versions:
         scenarios = plan.scenarios_of(version)
         parts = max(1, min(jobs // max(1, len(versions)), len(scenarios) // MIN_SHARE))
-        split = split_by_deployment(scenarios, parts, ReleaseSession.deployment_key, weight)
+        split = split_by_deployment(scenarios, parts, deployment_key, weight)
         shares += [Share(version if len(split) == 1 else f"{version} part {i}/{len(split)}", version, part)
                    for i, part in enumerate(split, 1)]
     return shares

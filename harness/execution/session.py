@@ -88,6 +88,14 @@ def snapshot_rows(conn) -> dict[str, Any]:
     return out
 
 
+def deployment_key(scenario: Scenario) -> str:
+    """Scenarios with the same key share one deployment (its database clone and replicas, and
+    the fault injectors in front of its servers)."""
+    fronts = front_injectors(scenario.requires, scenario.deployment.redis != "none")
+    return settings_key(scenario.proxy) + "-" + hashlib.sha256(
+        json.dumps([scenario.deployment.model_dump(), fronts], sort_keys=True).encode()).hexdigest()[:8]
+
+
 class ReleaseSession:
     """Everything one release needs, started on first use and reused by its scenarios.
 
@@ -137,14 +145,6 @@ class ReleaseSession:
             )
         return info
 
-    @staticmethod
-    def deployment_key(scenario: Scenario) -> str:
-        """Scenarios with the same key share one deployment (its database clone and replicas, and
-        the fault injectors in front of its servers)."""
-        fronts = front_injectors(scenario.requires, scenario.deployment.redis != "none")
-        return settings_key(scenario.proxy) + "-" + hashlib.sha256(
-            json.dumps([scenario.deployment.model_dump(), fronts], sort_keys=True).encode()).hexdigest()[:8]
-
     def _ensure_release(self) -> None:
         if self.release is None:
             self.release = ensure_release(self.version, progress=self.progress)
@@ -177,7 +177,7 @@ class ReleaseSession:
     def _fleet(self, scenario: Scenario, extra_requires: frozenset[str] = frozenset()) -> tuple[Fleet, Database]:
         for spoiled in list(self.spoiled):
             self._discard(spoiled)
-        key = self.deployment_key(scenario)
+        key = deployment_key(scenario)
         if scenario.deployment.redis != "none":
             self._ensure_redis()
             self.redis.flush()  # each scenario starts on a clean Redis
@@ -227,7 +227,7 @@ class ReleaseSession:
     def rows_after(self, scenario: Scenario) -> dict[str, Any] | None:
         """The budget-related rows of the database `scenario` just ran on (before the next one
         empties it), for bug-report bundles; a failure to read them is said in them."""
-        entry = self.fleets.get(self.deployment_key(scenario))
+        entry = self.fleets.get(deployment_key(scenario))
         if entry is None:
             return None
         try:
@@ -243,7 +243,7 @@ class ReleaseSession:
         scenario_run: ScenarioRun | None = None
         try:
             fleet, view = self._fleet(scenario)
-            self.dirty.add(self.deployment_key(scenario))
+            self.dirty.add(deployment_key(scenario))
             scenario_run = ScenarioRun(scenario, fleet, view, self.config, on_step, readings)
             steps, error = scenario_run.run()
         except HarnessError as exc:
@@ -266,7 +266,7 @@ class ReleaseSession:
         if fleet is not None and (result.faults or not fleet.alive):
             # a fault's after-effects must not leak into the next scenario (discarded then, so
             # `on_result` can still read this one's database rows)
-            self.spoiled.add(self.deployment_key(scenario))
+            self.spoiled.add(deployment_key(scenario))
         return result
 
     def open(self, scenario: Scenario, extra_requires: frozenset[str] = frozenset()) -> ScenarioRun:
@@ -275,7 +275,7 @@ class ReleaseSession:
         same context a scenario gets. Its deployment is built with the injectors `extra_requires`
         names as well, and is never reused: `close()` ends it with everything else."""
         fleet, view = self._fleet(scenario, extra_requires)
-        key = self.deployment_key(scenario)
+        key = deployment_key(scenario)
         self.dirty.add(key)
         self.spoiled.add(key)
         return ScenarioRun(scenario, fleet, view, self.config)

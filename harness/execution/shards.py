@@ -50,7 +50,7 @@ def parse_shard(text: str) -> Shard:
 
 class CellKey(NamedTuple):
     version: str
-    group: str  # deployment group (ReleaseSession.deployment_key): one deployment per group
+    group: str  # deployment group (deployment_key): one deployment per group
     path: str
 
 
@@ -104,9 +104,9 @@ def split(cells: Sequence[CellKey], count: int) -> list[list[CellKey]]:
 
 def matrix_cells(scenarios, versions: Sequence[str]) -> list[CellKey]:
     """Every (release, deployment group, scenario) cell of a matrix."""
-    from .session import ReleaseSession
+    from .session import deployment_key
 
-    groups = {s.path: ReleaseSession.deployment_key(s) for s in scenarios}
+    groups = {s.path: deployment_key(s) for s in scenarios}
     return [CellKey(v, groups[path], path) for v in versions for path in groups]
 
 
