@@ -49,6 +49,8 @@ DEFAULT_IDLE_S = 30 * 60
 DEFAULT_MAX_RELEASES = 3
 #: a spare's import may take this long (a loaded machine, a cold disk)
 IMPORT_TIMEOUT_S = 300.0
+#: a key's next spare is imported when the run that took the last one ends, or this long after
+REWARM_AFTER_S = 60.0
 #: how long the log of a handed-over zygote that ended is kept
 LOG_KEEP_S = 600.0
 #: variables that describe the calling shell, not the zygote's import
@@ -271,6 +273,17 @@ class Spare:
     error: str | None = None
 
 
+@dataclass
+class Handed:
+    """A zygote handed over: still our child (we reap it), no longer ours to stop."""
+
+    process: subprocess.Popen
+    run_dir: Path
+    key: str
+    at: float
+    rewarmed: bool = False
+
+
 class Daemon:
     def __init__(self, folder: Path, idle_s: float, max_releases: int):
         self.folder = folder
@@ -284,7 +297,7 @@ class Daemon:
         #: key -> (spec, last use); the spares to keep warm, least recently used first out
         self.recent: dict[str, tuple[dict[str, Any], float]] = {}
         #: zygotes handed over, still our children until they exit (we reap them)
-        self.handed: list[tuple[subprocess.Popen, Path]] = []
+        self.handed: list[Handed] = []
         self.ended: list[tuple[float, Path]] = []
         self.served = 0
         self.failures: dict[str, str] = {}
@@ -413,19 +426,26 @@ class Daemon:
         zygote._stdin.close()
         zygote.process.stdout.close()
         with self.cond:
-            self.handed.append((zygote.process, zygote.run_dir))
+            self.handed.append(Handed(zygote.process, zygote.run_dir, key, time.monotonic()))
             self.served += 1
-            self._warm(key, spec)  # the next run's
         self.log(f"handed pid {zygote.pid} (litellm {spec['label']}) over")
 
     def _reap(self) -> None:
-        """Reap handed-over zygotes that ended; their logs stay a while (a client may read the tail)."""
+        """Reap handed-over zygotes that ended; their logs stay a while (a client may read the tail).
+
+        The next spare of a key is imported once its last zygote's run has ended, or REWARM_AFTER_S
+        after the hand-over (a long `serve`): an import beside a running scenario would slow it.
+        """
         now = time.monotonic()
         with self.cond:
-            for proc, run_dir in list(self.handed):
-                if proc.poll() is not None:
-                    self.handed.remove((proc, run_dir))
-                    self.ended.append((now, run_dir))
+            for handed in list(self.handed):
+                ended = handed.process.poll() is not None
+                if not handed.rewarmed and (ended or now - handed.at > REWARM_AFTER_S) and handed.key in self.recent:
+                    handed.rewarmed = True
+                    self._warm(handed.key, self.recent[handed.key][0])
+                if ended:
+                    self.handed.remove(handed)
+                    self.ended.append((now, handed.run_dir))
             while self.ended and (now - self.ended[0][0] > LOG_KEEP_S or self.stopping.is_set()):
                 shutil.rmtree(self.ended.pop(0)[1], ignore_errors=True)
 
@@ -466,7 +486,7 @@ class Daemon:
             conn.close()
 
     def serve(self, listener: socket.socket) -> None:
-        listener.settimeout(1.0)
+        listener.settimeout(0.25)
         while not self.stopping.is_set():
             self._reap()
             busy = any(not s.ready for s in self.spares.values())
