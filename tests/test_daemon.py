@@ -107,6 +107,15 @@ def test_without_a_daemon_or_with_it_off_the_session_imports_itself(world, monke
     assert daemon.status()["spares"] == []  # never asked
 
 
+def test_start_mode_starts_the_daemon_on_demand(world, monkeypatch) -> None:
+    monkeypatch.setenv("HARNESS_DAEMON", "start")
+    said: list[str] = []
+    zygote = take(world, said.append)
+    assert zygote is not None and zygote.adopted_from["daemon"] == daemon.status()["pid"]
+    assert any("starting the warm daemon" in line for line in said) and any("waiting for its import" in line for line in said)
+    zygote.stop(grace=2)
+
+
 def test_the_daemon_folder_must_be_private(world) -> None:
     folder = daemon.daemon_dir()
     folder.chmod(0o755)
@@ -145,7 +154,7 @@ def test_a_client_killed_mid_run_leaves_no_zygote_or_replica(world) -> None:
         from harness.proxy import daemon
         release = SimpleNamespace(version="9.9.9", python=Path(sys.executable), root=Path({str(world.release.root)!r}))
         import os
-        zygote = daemon.take(release, dict(os.environ), print, timeout=10, agent=Path({str(world.agent)!r}))
+        zygote = daemon.take(release, dict(os.environ), lambda _m: None, timeout=10, agent=Path({str(world.agent)!r}))
         print(zygote.pid, zygote.spawn({{}}, Path({str(world.tmp)!r}), Path({str(world.tmp / "r.log")!r})), flush=True)
         time.sleep(600)
     """)

@@ -239,10 +239,16 @@ def take(release, env: dict[str, str], progress: Callable[[str], None], timeout:
     if how == "off":
         return None
     if how == "start" and status() is None:
-        progress("starting the warm daemon (HARNESS_DAEMON=start)")
+        progress("starting the warm daemon (HARNESS_DAEMON=start; it stops after 30 idle minutes)")
         start()
     spec = spec_for(release, env, agent)
     key = fingerprint(spec)
+    running = status()
+    if running is None:
+        return None
+    if not any(s["key"] == key and s["state"] == "ready" for s in running["spares"]):
+        progress(f"the warm daemon has no ready zygote of litellm {release.version} for this environment: "
+                 "waiting for its import")
     answer = request({"op": "take", "code": code_fingerprint(), "key": key, "spec": spec, "wait_s": timeout},
                      timeout=timeout + 10)
     if answer is None:
