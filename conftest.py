@@ -4,7 +4,15 @@ through its entry point once the project is installed)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+
+def pytest_configure(config):
+    # the suite's own runs import LiteLLM themselves whatever warm daemon the developer has running
+    # (tests/test_daemon*.py ask for one explicitly); HARNESS_DAEMON=use in the environment keeps it
+    os.environ.setdefault("HARNESS_DAEMON", "off")
 
 
 @pytest.fixture(scope="session")

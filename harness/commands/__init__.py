@@ -24,6 +24,7 @@ COMMANDS = {
     "schema": "schema",
     "serve": "serve",
     "ctl": "ctl",
+    "daemon": "daemon",
 }
 
 

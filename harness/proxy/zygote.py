@@ -26,13 +26,21 @@ AGENT = Path(__file__).parent.parent / "standalone" / "agent.py"
 
 
 class Zygote:
-    def __init__(self, release, env: dict[str, str], run_dir: Path):
+    def __init__(self, release, env: dict[str, str], run_dir: Path, agent: Path = AGENT):
         self.release = release
         self.env = env
         self.run_dir = run_dir
+        self.agent = agent
         self.log_path = run_dir / "zygote.log"
+        #: our child (`start`), or None when adopted
         self.process: subprocess.Popen | None = None
+        self.pid: int | None = None
         self.import_s: float | None = None
+        #: set when the warm daemon handed it over: where it came from, for the progress line
+        self.adopted_from: dict[str, Any] | None = None
+        self._stdin = None  # binary file on the zygote's stdin
+        self._stdout_fd: int | None = None
+        self._pidfd: int | None = None  # adopted: readable once the zygote has exited
         self._lock = threading.Lock()
         self._buffer = b""
 
@@ -41,13 +49,25 @@ class Zygote:
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [str(self.release.python), str(AGENT)],
+                [str(self.release.python), str(self.agent)],
                 env={**self.env, "HARNESS_ZYGOTE": "1"},
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 cwd=self.run_dir, start_new_session=True,
             )
+        self.pid = self.process.pid
+        self._stdin, self._stdout_fd = self.process.stdin, self.process.stdout.fileno()
         ready = self._reply(timeout, progress, started, what="import LiteLLM")
         self.import_s = ready.get("import_s")
+
+    @classmethod
+    def adopt(cls, release, env: dict[str, str], log_path: Path, pid: int, stdin_fd: int, stdout_fd: int,
+              pidfd: int, import_s: float | None, origin: dict[str, Any]) -> "Zygote":
+        """A ready zygote another process started (the warm daemon): we now hold its only stdin."""
+        zygote = cls(release, env, log_path.parent)
+        zygote.log_path = log_path
+        zygote.pid, zygote._pidfd, zygote.import_s, zygote.adopted_from = pid, pidfd, import_s, origin
+        zygote._stdin, zygote._stdout_fd = os.fdopen(stdin_fd, "wb"), stdout_fd
+        return zygote
 
     def spawn(self, env: dict[str, str], cwd: Path, log: Path) -> int:
         """Fork a proxy with `env` on top of the zygote's; returns its pid (it leads its own group)."""
@@ -66,24 +86,47 @@ class Zygote:
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        if self.process is not None:
+            return self.process.poll() is None
+        if self._pidfd is not None:
+            return not select.select([self._pidfd], [], [], 0)[0]
+        return False
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode if self.process is not None else None
 
     def stop(self, grace: float = 10.0) -> None:
-        """Close its stdin (it kills its replicas' groups and exits), SIGKILL its group after `grace` s."""
-        proc, self.process = self.process, None
-        if proc is None:
+        """Close its stdin (it kills its replicas' groups and exits), SIGKILL it after `grace` s."""
+        proc, pidfd, stdin, stdout_fd = self.process, self._pidfd, self._stdin, self._stdout_fd
+        self.process = self._pidfd = self._stdin = self._stdout_fd = None
+        if stdin is None:
             return
         try:
-            proc.stdin.close()
-            proc.wait(timeout=grace)
-        except (OSError, subprocess.TimeoutExpired):
+            stdin.close()
+        except OSError:
             pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait(timeout=5)
-        proc.stdout.close()
+        if proc is not None:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait(timeout=5)
+            proc.stdout.close()
+            return
+        # adopted: not our child (its parent, the daemon, reaps it); the pidfd names it safely
+        if not select.select([pidfd], [], [], grace)[0]:
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            select.select([pidfd], [], [], 5)
+        os.close(pidfd)
+        os.close(stdout_fd)
 
     # -- the pipe -------------------------------------------------------------------------
 
@@ -91,14 +134,14 @@ class Zygote:
         if not self.alive:
             raise HarnessError(f"the litellm {self.release.version} zygote has exited; last log lines:\n{self.log_tail()}")
         try:
-            self.process.stdin.write((json.dumps(message) + "\n").encode())
-            self.process.stdin.flush()
+            self._stdin.write((json.dumps(message) + "\n").encode())
+            self._stdin.flush()
         except OSError as exc:
             raise HarnessError(f"the litellm {self.release.version} zygote stopped listening ({exc})") from None
 
     def _reply(self, timeout: float, progress, started: float, what: str) -> dict[str, Any]:
         deadline, last_note = started + timeout, started
-        fd = self.process.stdout.fileno()
+        fd = self._stdout_fd
         while True:
             if b"\n" in self._buffer:
                 line, self._buffer = self._buffer.split(b"\n", 1)
@@ -112,8 +155,8 @@ class Zygote:
                 self._buffer += chunk
                 if chunk:
                     continue
-            if self.process.poll() is not None:
-                raise HarnessError(f"the litellm {self.release.version} proxy exited with code {self.process.returncode} "
+            if not self.alive:
+                raise HarnessError(f"the litellm {self.release.version} proxy exited with code {self.returncode} "
                                    f"before it could {what}; last log lines:\n{self.log_tail()}")
             now = time.monotonic()
             if now > deadline:

@@ -1,0 +1,83 @@
+"""The warm daemon with the real release: a run takes its zygote from the daemon (no import of its
+own), and a run killed with -9 mid-scenario leaves no proxy of it after 1 s; then the daemon
+killed with -9 leaves none of its spares."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from harness.proxy import daemon
+
+from test_cleanup import ROOT, SEED, processes_with, runtime, wait_for_line, wait_gone  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.slow
+
+VERSION = "1.85.0"
+
+
+def harness(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def status(env: dict[str, str]) -> dict | None:
+    """The daemon's status as `env`'s runs see it (its runtime dir)."""
+    saved = os.environ.get("HARNESS_RUNTIME_DIR")
+    os.environ["HARNESS_RUNTIME_DIR"] = env["HARNESS_RUNTIME_DIR"]
+    try:
+        return daemon.status()
+    finally:
+        if saved is None:
+            del os.environ["HARNESS_RUNTIME_DIR"]
+        else:
+            os.environ["HARNESS_RUNTIME_DIR"] = saved
+
+
+def wait_spare_ready(env: dict[str, str], timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = status(env)
+        if info and any(s["state"] == "ready" for s in info["spares"]):
+            return info
+        time.sleep(0.5)
+    raise AssertionError(f"the daemon's spare never became ready: {status(env)}")
+
+
+def test_a_run_uses_the_warm_zygote_and_a_killed_run_or_daemon_leaves_nothing(runtime) -> None:  # noqa: F811
+    marker = f"lh-daemon-e2e-{uuid.uuid4().hex}"
+    env = dict(os.environ, HARNESS_RUNTIME_DIR=str(runtime), HARNESS_TEST_MARKER=marker)
+    env.pop("HARNESS_DAEMON", None)
+    started = harness(env, "daemon", "start", "--litellm", VERSION, "--idle-timeout", "300")
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        spare = wait_spare_ready(env)["spares"][0]
+        run = subprocess.Popen([sys.executable, "-m", "harness", "run", str(SEED), "--litellm", VERSION, "--db", "embedded"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+        seen = "".join(wait_for_line(run, "proxy up ("))
+        assert f"warm zygote from the daemon (pid {spare['pid']}" in seen, seen
+        assert "importing litellm" not in seen  # it did not import LiteLLM itself
+        wait_for_line(run, "create_organization")  # mid-scenario
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            info = status(env)
+            allowed = {info["pid"], *(s["pid"] for s in info["spares"])}  # the daemon and its next spare
+            left = [p for p in processes_with(marker) if int(p.split(":")[0]) not in allowed]
+            if not left:
+                break
+            time.sleep(0.05)
+        assert left == [], left  # the zygote it was handed (its stdin closed), its replica, PostgreSQL
+    finally:
+        info = status(env)
+        if info is not None:
+            os.kill(info["pid"], signal.SIGKILL)  # no handler runs: its spares must notice by themselves
+    assert wait_gone(marker, 1) == []
