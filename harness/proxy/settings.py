@@ -74,7 +74,8 @@ class FakeModel(_Strict):
     def _own_params(cls, value: dict[str, Any]) -> dict[str, Any]:
         taken = [k for k in FAKE_MODEL_OWN_PARAMS if k in value]
         if taken:
-            raise ValueError(f"{', '.join(taken)} are set by the harness (the model points at the fake provider)")
+            raise ValueError(f"{', '.join(taken)} {'is' if len(taken) == 1 else 'are'} set by the harness "
+                             "(the model points at the fake provider)")
         return value
 
     @property
