@@ -71,6 +71,8 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 #: 1.82.3..1.108.7 at least, not of 1.72.0, where its calls cost 0)
 FAKE_MODELS = {"openai": "openai/gpt-4o", "anthropic": "anthropic/claude-sonnet-4-5"}
 FAKE_ANTHROPIC_MODEL = "harness-claude"
+#: the name the fake provider knows the OpenAI pass-through routes' calls by (`provider: [{model}]`)
+PASSTHROUGH_MODEL = "openai-passthrough"
 
 
 def _fake_models(name: str, upstream, extra=()) -> list[dict[str, Any]]:
@@ -188,6 +190,13 @@ class ProxyTarget:
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def passthrough_env(self) -> dict[str, str]:
+        """With `provider: fake`: the OpenAI pass-through routes (`/openai/...`) reach the fake
+        provider too, as model `PASSTHROUGH_MODEL` (the proxy reads these at each call)."""
+        if self.upstream is None:
+            return {}
+        return {"OPENAI_API_BASE": self.upstream.base_for(PASSTHROUGH_MODEL, "anthropic"), "OPENAI_API_KEY": "sk-fake-provider"}
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -214,6 +223,7 @@ class ProxyTarget:
             "CONFIG_FILE_PATH": str(config_path),
             "HARNESS_PROXY_PORT": str(self.port),
             "HARNESS_CONTROL_TOKEN": self.control_token,
+            **self.passthrough_env(),
             **self.settings.environment,
         }
         started = time.monotonic()

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from .. import steps as step_registry
 from ..errors import ScenarioError, shorten
 from ..faults.injectors import INJECTORS
-from ..proxy.proxy import UNIT_MODEL, fake_model_names
+from ..proxy.proxy import PASSTHROUGH_MODEL, UNIT_MODEL, fake_model_names
 from ..proxy.settings import Deployment, ProxySettings
 from ..steps.spend import ProviderScript
 from .model import Metadata, PlacedStep, Scenario
@@ -387,7 +387,7 @@ def _check_models(file: str, steps: list[PlacedStep], lines: _Lines, proxy: Prox
     builtin = fake_model_names(proxy.model_copy(update={"model_list": []})) if proxy.provider == "fake" else [proxy.model.name]
     known = [*builtin, UNIT_MODEL]
     for index, extra in enumerate(proxy.model_list):
-        if extra.model_name in known:
+        if extra.model_name in (*known, PASSTHROUGH_MODEL):
             line = lines.line(("proxy", "model_list", index, "model_name"))
             raise ScenarioError(f"{file}:{line}: model `{extra.model_name}` is already a model of the proxy; "
                                 f"models: {', '.join(known)}")
@@ -397,7 +397,7 @@ def _check_models(file: str, steps: list[PlacedStep], lines: _Lines, proxy: Prox
             value = dict(getattr(proxy, section)).get(key)
             if value is not None:
                 _check_fallbacks(file, lines, ("proxy", section, key), value, known)
-    served = fake_model_names(proxy) if proxy.provider == "fake" else []
+    served = [*fake_model_names(proxy), PASSTHROUGH_MODEL] if proxy.provider == "fake" else []
     for placed in steps:
         step = placed.step
         scripts = getattr(step, "provider", None)
