@@ -61,8 +61,9 @@ class FakeModel(_Strict):
 
     model_name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the name `spend: {model}` calls")
     model: str = Field(
-        pattern=r"^(openai|anthropic)/[A-Za-z0-9_.:-]+$",
-        description="the provider model LiteLLM prices and calls, `openai/...` or `anthropic/...` (e.g. openai/gpt-4o-mini)")
+        pattern=r"^(openai|anthropic|azure_ai)/[A-Za-z0-9_.:-]+$",
+        description="the provider model LiteLLM prices and calls: `openai/...`, `azure_ai/...` (both OpenAI-shaped) or "
+        "`anthropic/...` (e.g. openai/gpt-4o-mini)")
     input_cost_per_token: float | None = Field(None, ge=0, description="overrides the cost map (0: a free model)")
     output_cost_per_token: float | None = Field(None, ge=0)
     litellm_params: dict[str, Any] = Field(
@@ -80,7 +81,8 @@ class FakeModel(_Strict):
 
     @property
     def shape(self) -> str:
-        return self.model.split("/", 1)[0]
+        """The request shape the fake provider answers: anthropic messages, else OpenAI chat."""
+        return "anthropic" if self.model.startswith("anthropic/") else "openai"
 
     def litellm(self) -> dict[str, Any]:
         """Its litellm_params without the address (the proxy adds the provider's)."""

@@ -37,6 +37,8 @@ class ProviderScript(Strict):
                             "`litellm_params.timeout` it is a timeout")
     prompt_tokens: int | None = Field(None, ge=0, le=1_000_000, description="default: `proxy.fake_provider`'s")
     completion_tokens: int | None = Field(None, ge=0, le=1_000_000)
+    usage_cost: float | None = Field(None, ge=0, description="a provider-stated `usage.cost` in the OpenAI-shaped "
+                                     "answer (OpenRouter, Azure AI and Vertex send one; 0 is a stated zero)")
     times: int | None = Field(None, ge=1, le=10_000, description="the first N calls the model gets in this step "
                               "(on each replica's provider); default: every one")
 
@@ -250,7 +252,7 @@ def scripted_provider(ctx: StepContext, scripts: list[ProviderScript], model: st
     try:
         for upstream in providers:
             for script in scripts:
-                tokens = {k: v for k in ("prompt_tokens", "completion_tokens") if (v := getattr(script, k)) is not None}
+                tokens = {k: v for k in ("prompt_tokens", "completion_tokens", "usage_cost") if (v := getattr(script, k)) is not None}
                 behaviour = replace(upstream.default, status=script.status, latency_ms=script.latency_ms, **tokens)
                 upstream.script(behaviour, times=script.times, model=script.model or model or ctx.target.settings.model.name)
 

@@ -52,6 +52,7 @@ class Behaviour:
     chunks: int = 4               # streaming: content chunks before the finish (and usage) chunks
     chunk_delay_ms: int = 0       # streaming: pause before each chunk after the first
     hold: str | None = None       # wait until release(hold) (or stop, or MAX_HOLD_S) before answering
+    usage_cost: float | None = None  # OpenAI shape: a provider-stated `usage.cost` (as OpenRouter and others send)
 
     def __post_init__(self) -> None:
         if not (0 <= self.latency_ms <= MAX_LATENCY_MS and 0 <= self.chunk_delay_ms <= MAX_LATENCY_MS):
@@ -305,8 +306,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _openai_usage(b: Behaviour) -> dict:
-    return {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
-            "total_tokens": b.prompt_tokens + b.completion_tokens}
+    usage = {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
+             "total_tokens": b.prompt_tokens + b.completion_tokens}
+    return usage if b.usage_cost is None else {**usage, "cost": b.usage_cost}
 
 
 def _openai(model: str, b: Behaviour) -> dict:
