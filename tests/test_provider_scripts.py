@@ -98,3 +98,16 @@ def test_extra_models_point_at_their_own_path_with_their_costs_and_router_settin
     assert models["harness-mock"]["api_base"].endswith("/m/harness-mock/v1")
     assert config["router_settings"] == {"num_retries": 0, "fallbacks": [{"harness-free": ["harness-mock"]}]}
     assert "router_settings" not in proxy_config(ProxySettings(), None)
+
+
+def test_a_stated_usage_cost_is_in_the_plain_and_the_streamed_usage(provider: FakeProvider) -> None:
+    import json
+
+    provider.script(Behaviour(usage_cost=0.0), times=2)
+    url = f"{provider.openai_base}/chat/completions"
+    assert requests.post(url, json={}, timeout=5).json()["usage"]["cost"] == 0.0
+    events = [json.loads(line[5:]) for line in requests.post(
+        url, json={"stream": True, "stream_options": {"include_usage": True}}, stream=True, timeout=5).iter_lines()
+        if line.startswith(b"data:") and line != b"data: [DONE]"]
+    assert events[-1]["usage"]["cost"] == 0.0
+    assert "cost" not in requests.post(url, json={}, timeout=5).json()["usage"]  # unscripted: no stated cost
