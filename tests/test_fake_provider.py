@@ -98,16 +98,17 @@ def test_provider_fake_points_the_spend_model_at_the_provider_and_keeps_the_unit
     from harness.proxy.settings import ProxySettings
 
     models = {m["model_name"]: m["litellm_params"] for m in proxy_config(ProxySettings(provider="fake"), provider)["model_list"]}
-    assert models["harness-mock"] == {"model": "openai/gpt-4o", "api_key": "sk-fake-provider", "api_base": provider.openai_base}
-    assert models["harness-claude"]["api_base"] == provider.anthropic_base
+    assert models["harness-mock"] == {"model": "openai/gpt-4o", "api_key": "sk-fake-provider",
+                                      "api_base": provider.base_for("harness-mock")}
+    assert models["harness-claude"]["api_base"] == provider.base_for("harness-claude", "anthropic")
     assert "mock_response" in models[UNIT_MODEL] and "mock_response" not in models["harness-mock"]
     assert "api_base" not in proxy_config(ProxySettings(), None)["model_list"][0]["litellm_params"]
 
 
 @pytest.mark.parametrize("spend, message", [
     ("requests: 1, cancel_after_chunks: 2", "`cancel_after_chunks` goes with `stream: true`"),
-    ("requests: 2, concurrency: 2, stream: true", "`stream` and `model` go with `requests` or `until`"),
-    ("amount: 0.1, model: harness-claude", "`stream` and `model` go with `requests` or `until`"),
+    ("requests: 2, concurrency: 2, stream: true", "`stream` goes with `requests` or `until`"),
+    ("amount: 0.1, model: harness-claude", "`model` goes with `requests` or `until`, not `amount`"),
 ])
 def test_spend_shapes_that_do_not_combine_are_refused_with_a_line(tmp_path, spend: str, message: str) -> None:
     from harness.errors import ScenarioError

@@ -71,16 +71,28 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 #: 1.82.3..1.108.7 at least, not of 1.72.0, where its calls cost 0)
 FAKE_MODELS = {"openai": "openai/gpt-4o", "anthropic": "anthropic/claude-sonnet-4-5"}
 FAKE_ANTHROPIC_MODEL = "harness-claude"
+#: the name the fake provider knows the OpenAI pass-through routes' calls by (`provider: [{model}]`)
+PASSTHROUGH_MODEL = "openai-passthrough"
 
 
-def _fake_models(name: str, upstream) -> list[dict[str, Any]]:
+def _fake_models(name: str, upstream, extra=()) -> list[dict[str, Any]]:
+    """The models at the fake provider; each one's `api_base` names it, so that a step can script
+    its calls alone (`spend: {provider: [{model: ...}]}`)."""
+    def at(model_name: str, params: dict[str, Any], shape: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
+        entry = {"model_name": model_name, "litellm_params": {
+            **params, "api_key": "sk-fake-provider", "api_base": upstream.base_for(model_name, shape)}}
+        return {**entry, "model_info": info} if info else entry
+
     return [
-        {"model_name": name, "litellm_params": {"model": FAKE_MODELS["openai"], "api_key": "sk-fake-provider",
-                                               "api_base": upstream.openai_base}},
-        {"model_name": FAKE_ANTHROPIC_MODEL, "litellm_params": {"model": FAKE_MODELS["anthropic"],
-                                                              "api_key": "sk-fake-provider",
-                                                              "api_base": upstream.anthropic_base}},
+        at(name, {"model": FAKE_MODELS["openai"]}, "openai"),
+        at(FAKE_ANTHROPIC_MODEL, {"model": FAKE_MODELS["anthropic"]}, "anthropic"),
+        *(at(m.model_name, m.litellm(), m.shape, m.model_info) for m in extra),
     ]
+
+
+def fake_model_names(settings: ProxySettings) -> list[str]:
+    """The `model_name`s a `provider: fake` proxy serves from the fake provider."""
+    return [settings.model.name, FAKE_ANTHROPIC_MODEL, *(m.model_name for m in settings.model_list)]
 
 
 def proxy_config(settings: ProxySettings, upstream=None) -> dict[str, Any]:
@@ -117,12 +129,15 @@ def proxy_config(settings: ProxySettings, upstream=None) -> dict[str, Any]:
     if settings.provider == "fake":
         if upstream is None:
             raise HarnessError("provider: fake needs the fake provider started (harness.upstream)")
-        models = _fake_models(model.name, upstream) + models[1:]
-    return {
+        models = _fake_models(model.name, upstream, settings.model_list) + models[1:]
+    config = {
         "model_list": models,
         "general_settings": general,
         "litellm_settings": dict(settings.litellm_settings),
     }
+    if settings.router_settings:
+        config["router_settings"] = dict(settings.router_settings)
+    return config
 
 
 def settings_key(settings: ProxySettings) -> str:
@@ -175,6 +190,13 @@ class ProxyTarget:
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def passthrough_env(self) -> dict[str, str]:
+        """With `provider: fake`: the OpenAI pass-through routes (`/openai/...`) reach the fake
+        provider too, as model `PASSTHROUGH_MODEL` (the proxy reads these at each call)."""
+        if self.upstream is None:
+            return {}
+        return {"OPENAI_API_BASE": self.upstream.base_for(PASSTHROUGH_MODEL, "anthropic"), "OPENAI_API_KEY": "sk-fake-provider"}
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -201,6 +223,7 @@ class ProxyTarget:
             "CONFIG_FILE_PATH": str(config_path),
             "HARNESS_PROXY_PORT": str(self.port),
             "HARNESS_CONTROL_TOKEN": self.control_token,
+            **self.passthrough_env(),
             **self.settings.environment,
         }
         started = time.monotonic()

@@ -51,6 +51,45 @@ class FakeProviderSettings(_Strict):
     status: int = Field(200, ge=200, le=599, description="an error status for every call (fallbacks, retries)")
 
 
+#: litellm_params the harness sets itself on a `model_list` entry (it points the model at the fake provider)
+FAKE_MODEL_OWN_PARAMS = ("model", "api_base", "api_key")
+FAKE_MODEL_SHAPES = ("openai", "anthropic")
+
+
+class FakeModel(_Strict):
+    """One more model at the fake provider (`proxy: {provider: fake, model_list: [...]}`)."""
+
+    model_name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the name `spend: {model}` calls")
+    model: str = Field(
+        pattern=r"^(openai|anthropic|azure_ai)/[A-Za-z0-9_.:-]+$",
+        description="the provider model LiteLLM prices and calls: `openai/...`, `azure_ai/...` (both OpenAI-shaped) or "
+        "`anthropic/...` (e.g. openai/gpt-4o-mini)")
+    input_cost_per_token: float | None = Field(None, ge=0, description="overrides the cost map (0: a free model)")
+    output_cost_per_token: float | None = Field(None, ge=0)
+    litellm_params: dict[str, Any] = Field(
+        {}, description="more litellm_params (timeout, max_retries, ...); model, api_base and api_key are the harness's")
+    model_info: dict[str, Any] = {}
+
+    @field_validator("litellm_params")
+    @classmethod
+    def _own_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        taken = [k for k in FAKE_MODEL_OWN_PARAMS if k in value]
+        if taken:
+            raise ValueError(f"{', '.join(taken)} {'is' if len(taken) == 1 else 'are'} set by the harness "
+                             "(the model points at the fake provider)")
+        return value
+
+    @property
+    def shape(self) -> str:
+        """The request shape the fake provider answers: anthropic messages, else OpenAI chat."""
+        return "anthropic" if self.model.startswith("anthropic/") else "openai"
+
+    def litellm(self) -> dict[str, Any]:
+        """Its litellm_params without the address (the proxy adds the provider's)."""
+        costs = {k: v for k in ("input_cost_per_token", "output_cost_per_token") if (v := getattr(self, k)) is not None}
+        return {"model": self.model, **costs, **self.litellm_params}
+
+
 class ProxySettings(_Strict):
     """Merged into the proxy config the harness generates. Scenarios with equal settings share a proxy."""
 
@@ -60,8 +99,11 @@ class ProxySettings(_Strict):
         "(a loopback provider the harness starts; models openai/gpt-4o and anthropic/claude-sonnet-4-5 "
         "priced by LiteLLM's own cost map; see README 'Fake provider')")
     fake_provider: FakeProviderSettings = FakeProviderSettings()
+    model_list: list[FakeModel] = Field(
+        [], description="with `provider: fake`: more models at the fake provider (e.g. a free model with a paid fallback)")
     general_settings: dict[str, Any] = {}
     litellm_settings: LitellmSettings = {}
+    router_settings: dict[str, Any] = Field({}, description="the proxy config's router_settings (fallbacks, retries, ...)")
     environment: dict[str, str] = Field({}, description="environment variables for the proxy process")
 
 

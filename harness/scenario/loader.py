@@ -18,7 +18,9 @@ from pydantic import ValidationError
 from .. import steps as step_registry
 from ..errors import ScenarioError, shorten
 from ..faults.injectors import INJECTORS
+from ..proxy.proxy import PASSTHROUGH_MODEL, UNIT_MODEL, fake_model_names
 from ..proxy.settings import Deployment, ProxySettings
+from ..steps.spend import ProviderScript
 from .model import Metadata, PlacedStep, Scenario
 
 Path_ = tuple[Any, ...]
@@ -372,6 +374,63 @@ def _check_holds(file: str, steps: list[PlacedStep], lines: _Lines, proxy: Proxy
             released.add(step.name)
 
 
+#: the router's fallback lists: `[{model_name: [fallback, ...]}, ...]`
+FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+
+
+def _check_models(file: str, steps: list[PlacedStep], lines: _Lines, proxy: ProxySettings) -> None:
+    """`model_list` needs the fake provider and names of its own; fallbacks and `spend: {provider}`
+    name models the proxy serves."""
+    if proxy.model_list and proxy.provider != "fake":
+        raise ScenarioError(f"{file}:{lines.line(('proxy', 'model_list'))}: `model_list` needs `provider: fake` "
+                            "(its models are served by the fake provider)")
+    builtin = fake_model_names(proxy.model_copy(update={"model_list": []})) if proxy.provider == "fake" else [proxy.model.name]
+    known = [*builtin, UNIT_MODEL]
+    for index, extra in enumerate(proxy.model_list):
+        if extra.model_name in (*known, PASSTHROUGH_MODEL):
+            line = lines.line(("proxy", "model_list", index, "model_name"))
+            raise ScenarioError(f"{file}:{line}: model `{extra.model_name}` is already a model of the proxy; "
+                                f"models: {', '.join(known)}")
+        known.append(extra.model_name)
+    for section in ("router_settings", "litellm_settings"):
+        for key in FALLBACK_KEYS:
+            value = dict(getattr(proxy, section)).get(key)
+            if value is not None:
+                _check_fallbacks(file, lines, ("proxy", section, key), value, known)
+    served = [*fake_model_names(proxy), PASSTHROUGH_MODEL] if proxy.provider == "fake" else []
+    for placed in steps:
+        step = placed.step
+        scripts = getattr(step, "provider", None)
+        if not (scripts and isinstance(scripts, list) and isinstance(scripts[0], ProviderScript)):
+            continue
+        if proxy.provider != "fake":
+            line = lines.line(("steps", placed.index, step.action, "provider"))
+            raise ScenarioError(f"{file}:{line}: `provider` scripts the fake provider: set `proxy: {{provider: fake}}`")
+        for index, script in enumerate(scripts):
+            model = script.model or getattr(step, "model", None) or proxy.model.name
+            if model not in served:
+                line = lines.line(("steps", placed.index, step.action, "provider", index, "model"))
+                raise ScenarioError(f"{file}:{line}: `{shorten(model)}` is no model at the fake provider; "
+                                    f"models: {', '.join(served)}")
+
+
+def _check_fallbacks(file: str, lines: _Lines, path: Path_, value: Any, known: list[str]) -> None:
+    name = ".".join(str(p) for p in path[1:])
+    if not isinstance(value, list):
+        raise ScenarioError(f"{file}:{lines.line(path)}: `{name}` is a list of `{{model: [fallback, ...]}}` mappings")
+    for index, item in enumerate(value):
+        line = lines.line((*path, index))
+        if not (isinstance(item, dict) and len(item) == 1):
+            raise ScenarioError(f"{file}:{line}: each `{name}` item is one `model: [fallback, ...]` mapping")
+        (primary, targets), = item.items()
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise ScenarioError(f"{file}:{line}: the fallbacks of `{shorten(str(primary))}` are a list of model names")
+        for model in (primary, *targets):
+            if model not in known:
+                raise ScenarioError(f"{file}:{line}: `{shorten(str(model))}` in `{name}` is no model of the proxy; "
+                                    f"models: {', '.join(known)}")
+
+
 def _a(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
@@ -400,6 +459,7 @@ def load(path: str | Path) -> Scenario:
     _check_references(file, steps, lines)
     _check_deployment(file, steps, lines, deployment)
     _check_holds(file, steps, lines, proxy)
+    _check_models(file, steps, lines, proxy)
     return Scenario(path=file, meta=meta, proxy=proxy, deployment=deployment, steps=tuple(steps))
 
 

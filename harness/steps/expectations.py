@@ -13,6 +13,7 @@ from ..errors import HarnessError
 from ..names import ANY_ENTITY, EntityKind, Name
 from ..proxy.entities import KINDS, Entity, EntityState
 from .base import Expectation, Step, StepContext, Strict, Unsupported, db_state, licence_gate
+from .spend import ProviderScript, scripted_provider
 
 
 class ExpectedError(Strict):
@@ -29,6 +30,9 @@ class ExpectRequest(Step):
     key: Name
     end_user: Name | None = None
     tags: list[Name] = []
+    model: str | None = Field(None, description="a `model_name` of the proxy config to call instead of the spend model")
+    provider: list[ProviderScript] = Field(
+        [], description="with `proxy: {provider: fake}`: how the provider answers the call, per model (as `spend`'s)")
     outcome: Literal["accepted", "rejected"]
     error: ExpectedError | None = None
 
@@ -40,19 +44,24 @@ class ExpectRequest(Step):
 
     def run(self, ctx: StepContext) -> str:
         key = ctx.entity(self.key)
-        resp = ctx.target.chat(key.secret, ctx.id_of(self.end_user), tags=[ctx.id_of(t) for t in self.tags] or None)
-        ctx.target.control.settle()
+        with scripted_provider(ctx, self.provider, self.model) as answered:
+            resp = ctx.target.chat(key.secret, ctx.id_of(self.end_user), tags=[ctx.id_of(t) for t in self.tags] or None,
+                                   model=self.model)
+            ctx.target.control.settle()
+            answers = answered()
         licence_gate("/chat/completions", resp)  # neither the acceptance nor the rejection the step is about
         outcome = assertions.classify(resp)
         try:
             assertions.check_request(outcome, self, entity=key, fail=Expectation)
         except Expectation as exc:
+            if answers:
+                exc = Expectation(f"{exc} ({answers})", exc.expected, exc.actual, exc.entity)
             if self.outcome != "accepted" or not outcome.is_budget_error:
-                raise
+                raise exc from None
             # a wrong budget rejection: what the database, the API and the auth path hold for
             # the entities the request went through, side by side
             raise Expectation(f"{exc} | readings: {self._readings(ctx)}", exc.expected, exc.actual, exc.entity) from None
-        return outcome.summary()
+        return f"{outcome.summary()}; {answers}" if answers else outcome.summary()
 
     def _readings(self, ctx: StepContext) -> str:
         parts = []

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import replace
 from functools import partial
 from typing import ClassVar, Literal
 
@@ -14,7 +17,7 @@ from urllib.parse import urlsplit
 from .. import assertions
 from ..errors import HarnessError
 from ..names import EntityKind, Name
-from .base import Expectation, Step, StepContext, Unsupported, licence_gate
+from .base import Expectation, Step, StepContext, Strict, Unsupported, licence_gate
 
 #: bounds of `concurrency`: simultaneous requests and the wall time they may take together
 MAX_CONCURRENCY = 64
@@ -22,6 +25,22 @@ CONCURRENCY_TIMEOUT_S = 60.0
 #: an amount lands exactly when it is this close to a whole number of calls
 EXACT = 1e-9
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class ProviderScript(Strict):
+    """How the fake provider answers one `spend` step's calls to one model (`proxy: {provider: fake}`)."""
+
+    model: str | None = Field(None, description="a `model_name` at the fake provider (default: the step's model): "
+                              "e.g. the free primary whose failure sends the router to its fallback")
+    status: int = Field(200, ge=200, le=599, description="an error status (500, 429, ...): fallbacks and retries")
+    latency_ms: int = Field(0, ge=0, le=60_000, description="before the answer: above the model's "
+                            "`litellm_params.timeout` it is a timeout")
+    prompt_tokens: int | None = Field(None, ge=0, le=1_000_000, description="default: `proxy.fake_provider`'s")
+    completion_tokens: int | None = Field(None, ge=0, le=1_000_000)
+    usage_cost: float | None = Field(None, ge=0, description="a provider-stated `usage.cost` in the OpenAI-shaped "
+                                     "answer (OpenRouter, Azure AI and Vertex send one; 0 is a stated zero)")
+    times: int | None = Field(None, ge=1, le=10_000, description="the first N calls the model gets in this step "
+                              "(on each replica's provider); default: every one")
 
 
 class Spend(Step):
@@ -57,6 +76,9 @@ class Spend(Step):
     stream: bool = Field(False, description="streamed calls (server-sent events, `stream_options.include_usage`)")
     cancel_after_chunks: int | None = Field(
         None, ge=1, le=1000, description="with `stream`: the client disconnects after this many chunks")
+    provider: list[ProviderScript] = Field(
+        [], description="with `proxy: {provider: fake}`: how the provider answers this step's calls, per model "
+        "(status, latency, tokens, for the first `times`); withdrawn when the step ends")
     hold: Name | None = Field(
         None, description=f"with `requests: N` (at most {MAX_CONCURRENCY}) and `proxy: {{provider: fake}}`: the calls "
         "are sent in the background and held at the fake provider; the step returns once they are all there, "
@@ -72,8 +94,12 @@ class Spend(Step):
             raise ValueError("`concurrency` goes with `requests: N`")
         if self.cancel_after_chunks is not None and not self.stream:
             raise ValueError("`cancel_after_chunks` goes with `stream: true`")
-        if (self.stream or self.model is not None) and (self.concurrency is not None or self.amount is not None):
-            raise ValueError("`stream` and `model` go with `requests` or `until`, not `concurrency` or `amount`")
+        if self.stream and (self.concurrency is not None or self.amount is not None):
+            raise ValueError("`stream` goes with `requests` or `until`, not `concurrency` or `amount`")
+        if self.model is not None and self.amount is not None:
+            raise ValueError("`model` goes with `requests` or `until`, not `amount` (calibrated on the unit model)")
+        if self.provider and (self.hold is not None or self.amount is not None):
+            raise ValueError("`provider` does not go with `hold` (the hold is the provider's answer) or `amount`")
         if self.max_accepted is not None and self.concurrency is None:
             raise ValueError("`max_accepted` goes with `concurrency`")
         if self.hold is not None:
@@ -96,6 +122,11 @@ class Spend(Step):
         tags = [ctx.id_of(t) for t in self.tags]
         if self.hold is not None:
             return self._hold(ctx, key, end_user, tags)
+        with scripted_provider(ctx, self.provider, self.model) as answered:
+            note = self._spend(ctx, key, end_user, tags)
+        return f"{note}; {answered()}" if self.provider else note
+
+    def _spend(self, ctx: StepContext, key, end_user, tags) -> str:
         if self.concurrency is not None:
             return self._concurrent(ctx, key, end_user, tags)
         if self.amount is not None:
@@ -173,7 +204,8 @@ class Spend(Step):
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = [
-                pool.submit(ctx.target.chat, key.secret, end_user, tags=tags or None, fresh_connection=True)
+                pool.submit(ctx.target.chat, key.secret, end_user, tags=tags or None, model=self.model,
+                            fresh_connection=True)
                 for _ in range(self.requests)
             ]
             done, pending = wait(futures, timeout=CONCURRENCY_TIMEOUT_S)
@@ -203,6 +235,37 @@ class Spend(Step):
             raise Expectation(f"{note}: more than max_accepted={self.max_accepted}",
                               expected=f"<= {self.max_accepted} accepted", actual=len(accepted), entity=key)
         return note
+
+
+@contextmanager
+def scripted_provider(ctx: StepContext, scripts: list[ProviderScript], model: str | None):
+    """Script the fake provider of every replica of the step's scope for the `with` block (the
+    scripts are withdrawn when it ends, however it ends); yields a function that says what the
+    providers answered meanwhile, per model, e.g. `harness-free 3x500, harness-mock 3x200`."""
+    if not scripts:
+        yield lambda: ""
+        return
+    providers = [r.upstream for r in ctx.target.replicas if getattr(r, "upstream", None) is not None]
+    if not providers:
+        raise HarnessError("`provider` needs `proxy: {provider: fake}` (the replicas have no fake provider)")
+    marks = [len(upstream.requests) for upstream in providers]
+    try:
+        for upstream in providers:
+            for script in scripts:
+                tokens = {k: v for k in ("prompt_tokens", "completion_tokens", "usage_cost") if (v := getattr(script, k)) is not None}
+                behaviour = replace(upstream.default, status=script.status, latency_ms=script.latency_ms, **tokens)
+                upstream.script(behaviour, times=script.times, model=script.model or model or ctx.target.settings.model.name)
+
+        def answered() -> str:
+            seen = Counter((r.get("model_name"), r.get("status"))
+                           for upstream, mark in zip(providers, marks) for r in upstream.requests[mark:])
+            return "provider answered " + (", ".join(f"{m} {n}x{status}" for (m, status), n in sorted(seen.items(), key=str))
+                                           or "no call")
+
+        yield answered
+    finally:
+        for upstream in providers:
+            upstream.unscript_models()
 
 
 def _loopback_only(ctx: StepContext, what: str) -> None:

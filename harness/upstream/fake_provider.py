@@ -3,6 +3,8 @@ LiteLLM's own provider code and cost map price the calls, not `mock_response`.
 
     provider = FakeProvider().start()          # provider.openai_base, provider.anthropic_base
     provider.script(Behaviour(status=429), times=2)   # the next two requests, then the default
+    provider.script(Behaviour(status=500), times=None, model="free")  # every call to base_for("free")
+    provider.unscript_models()                 # withdraw the per-model scripts
     provider.default = Behaviour(completion_tokens=50)
     provider.script(Behaviour(hold="h1"))     # answered only after provider.release("h1")
     provider.wait_held("h1", 1, timeout=10)
@@ -11,7 +13,8 @@ LiteLLM's own provider code and cost map price the calls, not `mock_response`.
 
 It answers `POST .../chat/completions` (OpenAI; `stream: true` as server-sent events, with the
 final usage chunk when `stream_options.include_usage`) and `POST .../messages` (Anthropic, both
-plain and `stream: true` events). Each request takes the next scripted Behaviour, else the
+plain and `stream: true` events). Each request takes the next Behaviour scripted for its model
+(the `model_name` in the path of `base_for(name)`), else the next scripted for any, else the
 default: token counts, latency, an error status, a stream cut after N chunks, a hold.
 
 Bounds: a held request waits at most MAX_HOLD_S; latency at most MAX_LATENCY_MS; the server
@@ -23,6 +26,7 @@ from __future__ import annotations
 import atexit
 import collections
 import json
+import re
 import threading
 import time
 import uuid
@@ -32,6 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MAX_HOLD_S = 120.0
 MAX_LATENCY_MS = 60_000
 MAX_BODY = 4 * 1024 * 1024
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MODEL_PATH = re.compile(r"/m/([A-Za-z0-9_.-]{1,64})/")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class Behaviour:
     chunks: int = 4               # streaming: content chunks before the finish (and usage) chunks
     chunk_delay_ms: int = 0       # streaming: pause before each chunk after the first
     hold: str | None = None       # wait until release(hold) (or stop, or MAX_HOLD_S) before answering
+    usage_cost: float | None = None  # OpenAI shape: a provider-stated `usage.cost` (as OpenRouter and others send)
 
     def __post_init__(self) -> None:
         if not (0 <= self.latency_ms <= MAX_LATENCY_MS and 0 <= self.chunk_delay_ms <= MAX_LATENCY_MS):
@@ -58,6 +65,8 @@ class FakeProvider:
     def __init__(self, default: Behaviour | None = None):
         self.default = default or Behaviour()
         self._script: collections.deque[Behaviour] = collections.deque()
+        #: model_name -> [behaviour, calls left (None: until unscripted)], in the order scripted
+        self._by_model: dict[str, list[list]] = {}
         self._lock = threading.Lock()
         self._holds: dict[str, threading.Event] = {}
         self._held: collections.Counter[str] = collections.Counter()
@@ -103,14 +112,40 @@ class FakeProvider:
     def anthropic_base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def base_for(self, model_name: str, shape: str = "openai") -> str:
+        """The `api_base` of one proxy model: its name in the path lets `script(model=...)` find
+        its requests whatever upstream model they name."""
+        if not MODEL_NAME.fullmatch(model_name):
+            raise ValueError(f"model names at the fake provider match {MODEL_NAME.pattern}")
+        return f"http://127.0.0.1:{self.port}/m/{model_name}" + ("/v1" if shape == "openai" else "")
+
     # -- scripting ------------------------------------------------------------------------
 
-    def script(self, behaviour: Behaviour, times: int = 1) -> None:
+    def script(self, behaviour: Behaviour, times: int | None = 1, model: str | None = None) -> None:
+        """The next `times` requests answer with `behaviour`; with `model`, only requests to
+        `base_for(model)`, and `times=None` means every one until `unscript_models()`."""
         with self._lock:
-            self._script.extend([behaviour] * times)
+            if model is None:
+                if times is None:
+                    raise ValueError("times=None goes with a model")
+                self._script.extend([behaviour] * times)
+            else:
+                self._by_model.setdefault(model, []).append([behaviour, times])
 
-    def _next(self) -> Behaviour:
+    def unscript_models(self) -> None:
         with self._lock:
+            self._by_model.clear()
+
+    def _next(self, model: str | None = None) -> Behaviour:
+        with self._lock:
+            queue = self._by_model.get(model) if model is not None else None
+            if queue:
+                entry = queue[0]
+                if entry[1] is not None:
+                    entry[1] -= 1
+                    if entry[1] <= 0:
+                        queue.pop(0)
+                return entry[0]
             return self._script.popleft() if self._script else self.default
 
     def _hold_event(self, name: str) -> threading.Event:
@@ -186,13 +221,16 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._json(400, {"error": {"message": "not JSON"}})
         path = self.path.split("?", 1)[0]
+        routed = MODEL_PATH.match(path)
+        model_name = routed.group(1) if routed else None
         anthropic = path.endswith("/messages")
         if not anthropic and not path.endswith("/chat/completions"):
             return self._json(404, {"error": {"message": f"no such endpoint {path}"}})
         provider = self.owner
-        behaviour = provider._next()
+        behaviour = provider._next(model_name)
         with provider._lock:
-            provider.requests.append({"path": path, "model": body.get("model"), "stream": bool(body.get("stream"))})
+            provider.requests.append({"path": path, "model": body.get("model"), "model_name": model_name,
+                                      "stream": bool(body.get("stream")), "status": behaviour.status})
         provider._wait(behaviour)
         if behaviour.status != 200:
             error = ({"type": "error", "error": {"type": "api_error", "message": f"harness fake status {behaviour.status}"}}
@@ -268,8 +306,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _openai_usage(b: Behaviour) -> dict:
-    return {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
-            "total_tokens": b.prompt_tokens + b.completion_tokens}
+    usage = {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
+             "total_tokens": b.prompt_tokens + b.completion_tokens}
+    return usage if b.usage_cost is None else {**usage, "cost": b.usage_cost}
 
 
 def _openai(model: str, b: Behaviour) -> dict:
