@@ -76,3 +76,14 @@ def test_injector_points_both_webhook_variables_at_the_sink_and_clears_between_s
 
 def port_of(site: Site) -> int:
     return int(site.environment["WEBHOOK_URL"].rsplit(":", 1)[1].split("/")[0])
+
+
+def test_one_channel_counts_webhook_posts_and_slack_only_without_them(sink):
+    from harness.faults.alerts import one_channel
+
+    requests.post(sink.url("slack"), json={"text": "[Num Alerts: 2] Soft Budget Crossed t1 ... Soft Budget Crossed t1"}, timeout=5)
+    assert [a.channel for a in one_channel(sink.alerts)] == ["slack"]
+    for _ in range(2):
+        requests.post(sink.url("webhook"), json={"event": "soft_budget_crossed", "team_alias": "t1"}, timeout=5)
+    counted = sink.wait_for(lambda a: a.is_type("soft_budget_crossed"), count=5, within=0.3, pick=one_channel)
+    assert [a.channel for a in counted] == ["webhook", "webhook"]

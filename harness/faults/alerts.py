@@ -49,6 +49,14 @@ class Alert:
         return any(v and v in self.raw for v in values)
 
 
+def one_channel(alerts: list[Alert]) -> list[Alert]:
+    """The posts that count one per alert: the generic webhook's (one post per alert event), or
+    the Slack ones when no webhook post is among them (Slack posts batch alerts, "[Num Alerts: N]",
+    so a count that mixed both would count one alert twice)."""
+    webhook = [a for a in alerts if a.channel == "webhook"]
+    return webhook or alerts
+
+
 class AlertSink:
     """The receiver; `start()` binds it, `stop()` closes it (idempotent)."""
 
@@ -112,12 +120,14 @@ class AlertSink:
         with self._cond:
             return list(self._alerts)
 
-    def wait_for(self, match: Callable[[Alert], bool], count: int, within: float) -> list[Alert]:
-        """The matching alerts once `count` of them arrived, or what arrived in `within` seconds."""
+    def wait_for(self, match: Callable[[Alert], bool], count: int, within: float,
+                 pick: Callable[[list[Alert]], list[Alert]] = list) -> list[Alert]:
+        """The matching alerts (those of them `pick` keeps) once `count` of them arrived, or what
+        arrived in `within` seconds."""
         deadline = time.monotonic() + within
         with self._cond:
             while True:
-                found = [a for a in self._alerts if match(a)]
+                found = pick([a for a in self._alerts if match(a)])
                 left = deadline - time.monotonic()
                 if len(found) >= count or left <= 0:
                     return found

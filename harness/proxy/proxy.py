@@ -140,6 +140,20 @@ def proxy_config(settings: ProxySettings, upstream=None) -> dict[str, Any]:
     return config
 
 
+def write_modules(settings: ProxySettings, run_dir: Path) -> list[Path]:
+    """The scenario's modules as <name>.py in `run_dir`, next to the config: LiteLLM loads
+    `custom_auth` and callbacks (`my_auth.fn`) from the config's folder. The names are plain
+    identifiers (settings.ModuleName), so every file stays in the run folder."""
+    paths = []
+    for name, source in settings.modules.items():
+        path = run_dir / f"{name}.py"
+        if path.resolve().parent != run_dir.resolve():
+            raise HarnessError(f"module {name!r} would be written outside the run folder")
+        path.write_text(source)
+        paths.append(path)
+    return paths
+
+
 def settings_key(settings: ProxySettings) -> str:
     """Scenarios whose settings give the same key can share one proxy."""
     return hashlib.sha256(json.dumps(settings.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
@@ -216,6 +230,7 @@ class ProxyTarget:
             mock = config["model_list"][0]["litellm_params"]
             config, self.operator_notes = merge(self.operator, config, {k: v for k, v in mock.items() if k != "model"})
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        write_modules(self.settings, self.run_dir)
         self.port = free_port()
         env = {
             "DATABASE_URL": self.database_url,

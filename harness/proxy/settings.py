@@ -4,6 +4,8 @@ the proxy layer reads them without knowing about scenario files."""
 
 from __future__ import annotations
 
+import keyword
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -90,6 +92,39 @@ class FakeModel(_Strict):
         return {"model": self.model, **costs, **self.litellm_params}
 
 
+#: names a scenario module may not take: they would shadow what the proxy itself imports
+RESERVED_MODULES = frozenset(sys.stdlib_module_names) | {
+    "litellm", "harness", "agent", "agent_views", "prisma", "redis", "fastapi", "starlette", "uvicorn", "pydantic",
+    "proxy_config",
+}
+MAX_MODULES = 8
+MAX_MODULE_CHARS = 256 * 1024
+
+
+def _module_name(name: str) -> str:
+    if not name.isidentifier() or keyword.iskeyword(name) or not name.isascii():
+        raise ValueError(f"module names are plain Python identifiers (e.g. `my_auth`), not {name!r}")
+    if name in RESERVED_MODULES:
+        raise ValueError(f"`{name}` would shadow a module the proxy imports; choose another name")
+    return name
+
+
+def _module_source(source: str) -> str:
+    if len(source) > MAX_MODULE_CHARS:
+        raise ValueError(f"the module has {len(source)} characters; at most {MAX_MODULE_CHARS}")
+    try:  # a module that does not compile would only fail inside the proxy's start-up
+        compile(source, "<module>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise ValueError(f"not valid Python: {exc.msg} (line {exc.lineno} of the module)") from None
+    except ValueError as exc:  # a NUL character
+        raise ValueError(f"not valid Python: {exc}") from None
+    return source
+
+
+ModuleName = Annotated[str, AfterValidator(_module_name)]
+ModuleSource = Annotated[str, AfterValidator(_module_source)]
+
+
 class ProxySettings(_Strict):
     """Merged into the proxy config the harness generates. Scenarios with equal settings share a proxy."""
 
@@ -105,6 +140,17 @@ class ProxySettings(_Strict):
     litellm_settings: LitellmSettings = {}
     router_settings: dict[str, Any] = Field({}, description="the proxy config's router_settings (fallbacks, retries, ...)")
     environment: dict[str, str] = Field({}, description="environment variables for the proxy process")
+    modules: dict[ModuleName, ModuleSource] = Field(
+        {}, description="Python modules the config refers to (`general_settings.custom_auth: my_auth.user_api_key_auth`, "
+        "`litellm_settings.callbacks: [my_cb.handler]`): name -> source, written as <name>.py next to each replica's "
+        "config; in a scenario file the source may be `{file: path}`, relative to the scenario file")
+
+    @field_validator("modules")
+    @classmethod
+    def _module_count(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_MODULES:
+            raise ValueError(f"at most {MAX_MODULES} modules, not {len(value)}")
+        return value
 
 
 class ReplicaSettings(_Strict):

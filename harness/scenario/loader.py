@@ -431,6 +431,43 @@ def _check_fallbacks(file: str, lines: _Lines, path: Path_, value: Any, known: l
                                     f"models: {', '.join(known)}")
 
 
+def _module_sources(file: str, raw: Any, lines: _Lines) -> Any:
+    """`proxy.modules` with each `{file: path}` replaced by that file's text (read relative to the
+    scenario file), so the settings carry the source itself: scenarios whose modules differ do
+    not share a proxy, and nothing outside the run folder is read once the run starts."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("modules"), dict):
+        return raw
+    modules = {}
+    for name, value in raw["modules"].items():
+        if isinstance(value, dict):
+            where = ("proxy", "modules", name)
+            if set(value) != {"file"} or not isinstance(value["file"], str) or not value["file"]:
+                raise ScenarioError(f"{file}:{lines.line(where)}: module `{shorten(str(name))}` is its source text "
+                                    "or `{file: path}` (relative to the scenario file)")
+            value = _module_file(file, value["file"], lines.line(where + ("file",)))
+        modules[name] = value
+    return {**raw, "modules": modules}
+
+
+def _module_file(file: str, relative: str, line: int) -> str:
+    path = Path(relative)
+    if path.is_absolute():
+        raise ScenarioError(f"{file}:{line}: `file: {shorten(relative)}` must be relative to the scenario file")
+    full = Path(file).parent / path
+    try:
+        if full.stat().st_size > MAX_BYTES:
+            raise ScenarioError(f"{file}:{line}: `{shorten(relative)}` has more than {MAX_BYTES} bytes")
+        return full.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ScenarioError(f"{file}:{line}: no module file `{shorten(relative)}` next to the scenario file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{file}:{line}: `{shorten(relative)}` is a directory, not a module file") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{file}:{line}: `{shorten(relative)}` is not UTF-8 text") from None
+    except OSError as exc:
+        raise ScenarioError(f"{file}:{line}: cannot read `{shorten(relative)}`: {exc.strerror or exc}") from None
+
+
 def _a(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
@@ -449,7 +486,8 @@ def load(path: str | Path) -> Scenario:
     meta_raw = {k: data[k] for k in ("name", "title", "description", "issue", "affects", "tags") if k in data}
     meta = _validate(Metadata, meta_raw, file, lines, ())
     # an empty section (`proxy:` alone, null) means the defaults; `[]`, `false` or `0` are refused
-    proxy = _validate(ProxySettings, {} if data.get("proxy") is None else data["proxy"], file, lines, ("proxy",))
+    proxy_raw = _module_sources(file, data.get("proxy"), lines)
+    proxy = _validate(ProxySettings, {} if proxy_raw is None else proxy_raw, file, lines, ("proxy",))
     deployment = _validate(Deployment, {} if data.get("deployment") is None else data["deployment"], file, lines,
                            ("deployment",))
     raw_steps = data.get("steps")
@@ -490,6 +528,12 @@ def json_schema(plugins: bool = True) -> dict[str, Any]:
     meta = Metadata.model_json_schema(ref_template="#/$defs/{model}")
     proxy = ProxySettings.model_json_schema(ref_template="#/$defs/{model}")
     defs.update(proxy.pop("$defs", {}))
+    # a scenario file may also name a module's file (the loader reads it: _module_sources)
+    proxy["properties"]["modules"]["additionalProperties"] = {"anyOf": [
+        {"type": "string", "description": "the module's source"},
+        {"type": "object", "properties": {"file": {"type": "string", "description": "relative to the scenario file"}},
+         "required": ["file"], "additionalProperties": False},
+    ]}
     deployment = Deployment.model_json_schema(ref_template="#/$defs/{model}")
     defs.update(deployment.pop("$defs", {}))
     return {

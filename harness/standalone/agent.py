@@ -684,6 +684,7 @@ def _replica(app, request: dict, reply_fd: int) -> None:
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.chdir(request["cwd"])
+        sys.path.append(request["cwd"])  # a scenario's modules (last: they shadow nothing) can import each other
         os.environ.update(request["env"])
         _state["started_at"] = time.time()
         _serve(app)

@@ -10,6 +10,7 @@ from .. import assertions
 from ..calendar import next_boundary
 from ..durations import parse_span
 from ..errors import HarnessError
+from ..faults.alerts import one_channel
 from ..names import ANY_ENTITY, EntityKind, Name
 from ..proxy.entities import KINDS, Entity, EntityState
 from .base import Expectation, Step, StepContext, Strict, Unsupported, db_state, licence_gate
@@ -344,7 +345,7 @@ def _iso(moment) -> str:
 
 
 class ExpectAlert(Step):
-    """LiteLLM posted `count` alerts of `type` (its own names: soft_budget_crossed, threshold_crossed, budget_crossed, projected_limit_exceeded) naming `entity` to the loopback alert sink within `within` seconds; `at_most` also bounds them (then the whole window is waited)."""
+    """LiteLLM posted `count` alerts of `type` (its own names: soft_budget_crossed, threshold_crossed, budget_crossed, projected_limit_exceeded) naming `entity` to the loopback alert sink within `within` seconds; `at_most` also bounds them (then the whole window is waited). Webhook posts are counted, Slack posts only where none came."""
 
     action: ClassVar[str] = "expect_alert"
     references: ClassVar[dict[str, tuple[EntityKind, ...]]] = {"entity": ANY_ENTITY}
@@ -356,11 +357,16 @@ class ExpectAlert(Step):
     count: int = Field(1, ge=0, le=1000, description="at least this many")
     at_most: int | None = Field(None, ge=0, le=1000, description="and no more than this many")
     within: float = Field(30, gt=0, le=600, description="seconds to wait for them")
+    if_none: Literal["fail", "unsupported"] = Field(
+        "fail", description="`unsupported`: a control step; no such alert at all means the release does not send "
+        "this alert in this setup, so it cannot drive the scenario")
 
     @model_validator(mode="after")
     def _bounds(self) -> "ExpectAlert":
         if self.at_most is not None and self.at_most < self.count:
             raise ValueError("`at_most` is below `count`")
+        if self.if_none == "unsupported" and self.count < 1:
+            raise ValueError("`if_none: unsupported` goes with `count` of 1 or more")
         return self
 
     def run(self, ctx: StepContext) -> str:
@@ -373,8 +379,11 @@ class ExpectAlert(Step):
 
         # with an upper bound the whole window counts; otherwise stop as soon as enough arrived
         wanted = self.count if self.at_most is None else 1001
-        found = sink.wait_for(match, wanted, self.within)
+        found = sink.wait_for(match, wanted, self.within, pick=one_channel)
         what = f"{self.type} alert(s)" + (f" naming {self.entity}" if self.entity else "")
+        if not found and self.if_none == "unsupported":
+            raise Unsupported(f"the release posted no {what} within {self.within:g}s (it does not send this alert "
+                              f"in this setup; posts received: {', '.join(sorted({a.event or a.channel for a in sink.alerts})) or 'none'})")
         if len(found) < self.count or (self.at_most is not None and len(found) > self.at_most):
             bound = f"{self.count}" + (f"..{self.at_most}" if self.at_most is not None else "+")
             others = sorted({a.event or a.channel for a in sink.alerts})
