@@ -97,4 +97,6 @@ def merge(operator: OperatorConfig, generated: dict[str, Any], mock_params: dict
         "general_settings": {**general, **generated["general_settings"]},
         "litellm_settings": {**litellm_settings, **generated["litellm_settings"]},
     }
+    if generated.get("router_settings"):
+        merged["router_settings"] = {**(data.get("router_settings") or {}), **generated["router_settings"]}
     return merged, notes

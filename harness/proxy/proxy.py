@@ -118,11 +118,14 @@ def proxy_config(settings: ProxySettings, upstream=None) -> dict[str, Any]:
         if upstream is None:
             raise HarnessError("provider: fake needs the fake provider started (harness.upstream)")
         models = _fake_models(model.name, upstream) + models[1:]
-    return {
+    config = {
         "model_list": models,
         "general_settings": general,
         "litellm_settings": dict(settings.litellm_settings),
     }
+    if settings.router_settings:
+        config["router_settings"] = dict(settings.router_settings)
+    return config
 
 
 def settings_key(settings: ProxySettings) -> str:

@@ -62,6 +62,7 @@ class ProxySettings(_Strict):
     fake_provider: FakeProviderSettings = FakeProviderSettings()
     general_settings: dict[str, Any] = {}
     litellm_settings: LitellmSettings = {}
+    router_settings: dict[str, Any] = Field({}, description="the proxy config's router_settings (e.g. provider_budget_config)")
     environment: dict[str, str] = Field({}, description="environment variables for the proxy process")
 
 
