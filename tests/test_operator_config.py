@@ -90,3 +90,14 @@ def test_an_operator_config_survives_the_trip_to_a_matrix_worker(tmp_path: Path)
     path.write_text(OPERATOR)
     config = options.run_config(None, str(path))
     assert pickle.loads(pickle.dumps(config)).proxy_config == config.proxy_config
+
+
+def test_scenario_router_settings_reach_the_config_on_top_of_the_operators(tmp_path: Path) -> None:
+    budget = {"openai": {"budget_limit": 0.001, "time_period": "1d"}}
+    generated = proxy_config(ProxySettings(router_settings={"provider_budget_config": budget}))
+    assert generated["router_settings"] == {"provider_budget_config": budget}
+    assert "router_settings" not in proxy_config(ProxySettings())
+    path = tmp_path / "ops.yaml"
+    path.write_text(OPERATOR)
+    merged, _ = operator_config.merge(operator_config.load(path), generated, {"mock_response": "ok", "api_key": "not-used"})
+    assert merged["router_settings"] == {"routing_strategy": "usage-based-routing-v2", "provider_budget_config": budget}

@@ -456,3 +456,20 @@ def test_the_option_table_offers_redis_options():
 
     flags = {flag for option in options.OPTIONS for flag in option.flags}
     assert {"--redis", "--redis-url"} <= flags
+
+
+def test_scenario_cache_params_tune_the_wired_redis_client_but_not_where_it_is():
+    from harness.proxy.fleet import replica_settings
+    from harness.proxy.settings import Deployment, ProxySettings
+
+    base = ProxySettings(litellm_settings={"cache_params": {"socket_timeout": 0.2, "host": "elsewhere"}})
+    deployment = Deployment(replicas={"a": {}, "b": {"litellm_settings": {"cache_params": {"socket_timeout": 0.5}}}},
+                            redis="cache")
+    wired = {"litellm_settings": wiring.cache_settings("127.0.0.1", 6380, "pw")}
+    a = replica_settings(base, deployment, "a", wired).litellm_settings["cache_params"]
+    b = replica_settings(base, deployment, "b", wired).litellm_settings["cache_params"]
+    assert a == {**wired["litellm_settings"]["cache_params"], "socket_timeout": 0.2}
+    assert b["socket_timeout"] == 0.5 and b["host"] == "127.0.0.1" and b["port"] == 6380
+    # without a wired Redis, the scenario's own cache_params stand as they are
+    plain = replica_settings(base, Deployment(), "a", {}).litellm_settings["cache_params"]
+    assert plain == {"socket_timeout": 0.2, "host": "elsewhere"}

@@ -38,9 +38,17 @@ from .settings import Deployment, ProxySettings
 def replica_settings(base: ProxySettings, deployment: Deployment, name: str, redis_wiring: dict) -> ProxySettings:
     """The scenario's `proxy:` settings, then how the proxy finds Redis, then the replica's own."""
     own = deployment.replicas[name]
+    litellm_settings = {**base.litellm_settings, **redis_wiring.get("litellm_settings", {}), **own.litellm_settings}
+    wired_cache = redis_wiring.get("litellm_settings", {}).get("cache_params")
+    if wired_cache is not None:
+        # the scenario's cache_params tune the wired Redis client (socket_timeout, ...) rather than
+        # replace where it is
+        own_cache = {**base.litellm_settings.get("cache_params", {}), **own.litellm_settings.get("cache_params", {})}
+        litellm_settings["cache_params"] = {**wired_cache, **{
+            k: v for k, v in own_cache.items() if k not in ("type", "host", "port", "password", "db", "username")}}
     return base.model_copy(update={
         "general_settings": {**base.general_settings, **redis_wiring.get("general_settings", {}), **own.general_settings},
-        "litellm_settings": {**base.litellm_settings, **redis_wiring.get("litellm_settings", {}), **own.litellm_settings},
+        "litellm_settings": litellm_settings,
         "environment": {**base.environment, **redis_wiring.get("environment", {}), **own.environment},
     })
 

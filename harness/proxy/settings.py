@@ -138,7 +138,7 @@ class ProxySettings(_Strict):
         [], description="with `provider: fake`: more models at the fake provider (e.g. a free model with a paid fallback)")
     general_settings: dict[str, Any] = {}
     litellm_settings: LitellmSettings = {}
-    router_settings: dict[str, Any] = Field({}, description="the proxy config's router_settings (fallbacks, retries, ...)")
+    router_settings: dict[str, Any] = Field({}, description="the proxy config's router_settings (fallbacks, retries, provider_budget_config, ...)")
     environment: dict[str, str] = Field({}, description="environment variables for the proxy process")
     modules: dict[ModuleName, ModuleSource] = Field(
         {}, description="Python modules the config refers to (`general_settings.custom_auth: my_auth.user_api_key_auth`, "
