@@ -25,12 +25,13 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 from .. import options
 from ..errors import HarnessError, ScenarioError
 from ..execution.engine import Engine
 from ..model import ModelOptions
-from ..reports.terminal import ProgressPrinter
+from ..reports.terminal import ProgressBar, ProgressPrinter
 from ..reports import check as ck
 from ..scenario import loader
 from ..scenario.generate import TIER, Budget, Topology, build, render
@@ -110,6 +111,7 @@ class Explorer:
         #: examples the release could not run: reason -> count
         self.not_run: dict[str, int] = {}
         self.after_example = lambda: None
+        self.say = lambda line: None
         self.work = out / "work"
         self.work.mkdir(parents=True, exist_ok=True)
 
@@ -143,6 +145,8 @@ class Explorer:
         # nothing after the failing step can change it: the finding's file ends there
         scenario = {**scenario, "steps": scenario["steps"][: failed.index + 1]}
         known = self.findings.get(signature)
+        if known is None:
+            self.say(f"example {self.examples}: new discrepancy {summary}")
         if known is None or len(scenario["steps"]) < known[0]:
             note = [f"model rule broken: {rule}", f"first failing step: {failed.source.strip()}",
                     f"observed: {observed}", f"seed: {self.seed}"]
@@ -168,8 +172,11 @@ def run(args, console) -> int:
     progress = ProgressPrinter(console, steps=False, details=False)
     started = time.perf_counter()
     deadline = started + args.time_budget
-    with Engine([progress], run_config(args), db_kind=options.db_choice(args.db), db_url=args.db_url) as engine:
+    bar = ProgressBar(console)  # live on a terminal only: one tick per example run (shrink attempts too)
+    with bar, Engine([progress, bar], run_config(args), db_kind=options.db_choice(args.db), db_url=args.db_url) as engine:
+        bar.before_run(SimpleNamespace(cell_count=args.examples))
         explorer = Explorer(engine, version, args.seed, out, deadline)
+        explorer.say = lambda line: console.print(f"{time.perf_counter() - started:7.1f}s {line}", highlight=False, markup=False)
         strategy = strategies(kinds)
         # one round per new signature: a round ends when Hypothesis has shrunk a failure whose
         # signature is not yet reported (failures already reported count as passes)

@@ -34,8 +34,9 @@ CALENDAR = {"1d": "local_midnight", "24h": "local_midnight", "7d": "next_monday"
 #: scenario names of the entities a topology may hold (one of each kind)
 NAMES = {"organization": "org1", "team": "team1", "user": "user1", "team_member": "member1", "key": "key1",
          "end_user": "customer1", "tag": "tag1", "budget": "tier1"}
-#: the kinds whose update endpoint takes `spend` (/budget/, /customer/, /team/member_update do not; 1.82.3)
-SPEND_UPDATES = ("key", "user", "team", "organization", "tag")
+#: the kinds whose update endpoint takes `spend` (on 1.82.3 /team/, /tag/, /customer/, /budget/update and
+#: /team/member_update do not)
+SPEND_UPDATES = ("key", "user")
 #: rules (the third part of a signature)
 ADMITTED = "admitted unless a budget it meets is spent"
 ADMITTED_AGAIN = "admitted again once the budget that blocked it is lifted"
