@@ -31,6 +31,7 @@ from .. import options
 from ..errors import HarnessError, ScenarioError
 from ..execution.engine import Engine
 from ..model import ModelOptions
+from ..reports.html import HtmlReport
 from ..reports.terminal import ProgressBar, ProgressPrinter
 from ..reports import check as ck
 from ..scenario import loader
@@ -62,6 +63,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the seed every example derives from (default 0)")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"entity kinds to draw, of {', '.join(KINDS)} (key always)")
     parser.add_argument("--out", default="explore-out", metavar="DIR", help="where findings.json and findings/ go")
+    parser.add_argument("--deployment", metavar="FILE-or-YAML",
+                        help="the generated scenarios' `deployment:` section (replicas, Redis), as a YAML file "
+                        "(a scenario file's `deployment:` or the section alone) or inline, e.g. "
+                        "'{replicas: [a, b], redis: cache}'")
+    parser.add_argument("--html", metavar="FILE", help="write one self-contained HTML page: each finding's smallest "
+                        "example with its timeline")
     parser.add_argument("--catalogue", default=ck.DEFAULT_CATALOGUE, metavar="DIR",
                         help=f"the catalogue findings are labelled from (default {ck.DEFAULT_CATALOGUE}/)")
 
@@ -86,6 +93,31 @@ def strategies(kinds: set[str]):
     return st.tuples(topology, st.lists(action, min_size=5, max_size=15), st.sampled_from(STARTS))
 
 
+def deployment_section(text: str | None, work: Path) -> dict | None:
+    """The `deployment:` mapping --deployment names, checked as the loader checks a scenario's."""
+    import yaml
+
+    if not text:
+        return None
+    path = Path(text)
+    where = f"--deployment {text}"
+    try:
+        doc = yaml.safe_load(path.read_text() if path.is_file() else text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise HarnessError(f"{where}: not YAML ({str(exc).splitlines()[0]})") from None
+    if isinstance(doc, dict) and "deployment" in doc:
+        doc = doc["deployment"]
+    if not isinstance(doc, dict):
+        raise HarnessError(f"{where}: expected a mapping like {{replicas: [a, b], redis: cache}}")
+    probe = work / "deployment-check.yaml"
+    probe.write_text(yaml.safe_dump({"name": "deployment_check", "deployment": doc, "steps": ["flush_spend"]}))
+    try:
+        loader.load(probe)
+    except ScenarioError as exc:
+        raise HarnessError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
+    return doc
+
+
 def catalogue_reports(directory: str) -> dict[str, Report]:
     """name -> its issue link and measured range, for every catalogue scenario under `directory`."""
     reports = {}
@@ -105,6 +137,8 @@ class Explorer:
         self.examples = 0
         #: signature -> (step count, scenario text, rule, summary)
         self.findings: dict[tuple[str, str, str], tuple[int, str, str, str]] = {}
+        #: signature -> the run of its smallest example (for --html)
+        self.results: dict = {}
         #: signatures already shrunk (a later round treats them as passes) and when this round's began
         self.findings_reported: set[tuple[str, str, str]] = set()
         self.shrinking_since: float | None = None
@@ -112,6 +146,7 @@ class Explorer:
         self.not_run: dict[str, int] = {}
         self.after_example = lambda: None
         self.say = lambda line: None
+        self.deployment: dict | None = None
         self.work = out / "work"
         self.work.mkdir(parents=True, exist_ok=True)
 
@@ -120,7 +155,7 @@ class Explorer:
         rules: list = []
         name = f"explore_{self.version.replace('.', '_')}_seed{self.seed}"
         scenario, lines = build(topology, actions, start, name=name, options=ModelOptions(), rules=rules,
-                                skip=frozenset(self.findings_reported),
+                                skip=frozenset(self.findings_reported), deployment=self.deployment,
                                 header=[f"explore --litellm {self.version} --seed {self.seed}: a reference-model finding"])
         path = self.work / "example.yaml"
         text = render(scenario, lines)
@@ -151,6 +186,7 @@ class Explorer:
             note = [f"model rule broken: {rule}", f"first failing step: {failed.source.strip()}",
                     f"observed: {observed}", f"seed: {self.seed}"]
             self.findings[signature] = (len(scenario["steps"]), render(scenario, lines[:1] + note + lines[1:]), rule, summary)
+            self.results[signature] = result
         return signature
 
 
@@ -169,13 +205,18 @@ def run(args, console) -> int:
     version = versions[0]
     check_versions([version])
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    deployment = deployment_section(args.deployment, out)
     progress = ProgressPrinter(console, steps=False, details=False)
     started = time.perf_counter()
     deadline = started + args.time_budget
     bar = ProgressBar(console)  # live on a terminal only: one tick per example run (shrink attempts too)
-    with bar, Engine([progress, bar], run_config(args), db_kind=options.db_choice(args.db), db_url=args.db_url) as engine:
+    page = HtmlReport(args.html, progress.say, title=f"explore --litellm {version} --seed {args.seed}: findings",
+                      grid=False) if args.html else None
+    with bar, Engine([progress, bar, *([page] if page else [])], run_config(args), db_kind=options.db_choice(args.db), db_url=args.db_url) as engine:
         bar.before_run(SimpleNamespace(cell_count=args.examples))
         explorer = Explorer(engine, version, args.seed, out, deadline)
+        explorer.deployment = deployment
         explorer.say = lambda line: console.print(f"{time.perf_counter() - started:7.1f}s {line}", highlight=False, markup=False)
         strategy = strategies(kinds)
         # one round per new signature: a round ends when Hypothesis has shrunk a failure whose
@@ -208,6 +249,8 @@ def run(args, console) -> int:
                 # on a rerun; either way the explorer kept the smallest failing file it saw
                 explorer.findings_reported = set(explorer.findings)
     seconds = time.perf_counter() - started
+    if page is not None:
+        page.write([explorer.results[s] for s in sorted(explorer.results)])
     return _report(console, explorer, version, args.seed, out, seconds, catalogue_reports(args.catalogue))
 
 

@@ -88,12 +88,17 @@ Action = tuple
 
 def build(topology: Topology, actions: list[Action], start: datetime, *, name: str, options: ModelOptions,
           header: list[str] = (), rules: list[tuple[str, str, str] | None] | None = None,
-          skip: frozenset[tuple[str, str, str]] = frozenset()) -> tuple[dict[str, Any], list[str]]:
+          skip: frozenset[tuple[str, str, str]] = frozenset(),
+          deployment: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The scenario mapping and the comment lines above it; the model runs alongside. `rules`,
     when given, receives one entry per step: None for an action, else the (entity kind, step
     family, model rule) the expectation checks. Expectations whose signature is in `skip` (a
-    discrepancy already reported) are left out, so a known one does not hide the next."""
-    return _Builder(topology, start, options, [] if rules is None else rules, skip).build(actions, name, header)
+    discrepancy already reported) are left out, so a known one does not hide the next.
+    `deployment` is the scenario's `deployment:` section (replicas, Redis), as it stands."""
+    scenario, lines = _Builder(topology, start, options, [] if rules is None else rules, skip).build(actions, name, header)
+    if deployment:
+        scenario = {**{k: v for k, v in scenario.items() if k != "steps"}, "deployment": deployment, "steps": scenario["steps"]}
+    return scenario, lines
 
 
 class _Builder:
