@@ -144,7 +144,8 @@ class Explorer:
         self.shrinking_since: float | None = None
         #: examples the release could not run: reason -> count
         self.not_run: dict[str, int] = {}
-        self.after_example = lambda: None
+        #: new discrepancies that did not fail again on a fresh deployment
+        self.unconfirmed = 0
         self.say = lambda line: None
         self.deployment: dict | None = None
         self.work = out / "work"
@@ -160,21 +161,43 @@ class Explorer:
         path = self.work / "example.yaml"
         text = render(scenario, lines)
         path.write_text(text)
-        result = self.engine.run_cell(loader.load(path), self.version)
+        loaded = loader.load(path)
+        result = self.engine.run_cell(loaded, self.version)
         self.examples += 1
-        self.after_example()
+        signature = self.signature(result, scenario, rules)
+        if signature is not None and signature not in self.findings and signature not in self.findings_reported:
+            # a discrepancy not seen yet: confirmed on a fresh deployment before it counts, since
+            # one left broken by an earlier example (a stuck spend writer, say) fails everything
+            self.engine.session(self.version).discard_deployment(loaded)
+            result = self.engine.run_cell(loaded, self.version)
+            again = self.signature(result, scenario, rules)
+            if again != signature:
+                self.say(f"example {self.examples}: {signature[0]} / {signature[1]} did not fail again on a fresh "
+                         f"deployment: the shared one was discarded")
+                self.unconfirmed += 1
+        return self.record(result, scenario, lines, rules)
+
+    def signature(self, result, scenario: dict, rules: list) -> tuple[str, str, str] | None:
+        failed = next((s for s in result.steps if s.status == StepStatus.FAILED), None)
+        if failed is None or result.verdict in (Verdict.ERROR, Verdict.UNSUPPORTED):
+            return None
+        step = scenario["steps"][failed.index]
+        return rules[failed.index] or (next(iter(step)) if isinstance(step, dict) else step, "action",
+                                       "the management call succeeds")
+
+    def record(self, result, scenario: dict, lines: list[str], rules: list) -> tuple[str, str, str] | None:
+        """The run's first discrepancy's signature (kept as a finding when its file is the
+        smallest yet), or None."""
         if result.verdict in (Verdict.ERROR, Verdict.UNSUPPORTED):
             # a step the release cannot drive (an update field it lacks, say): no verdict, no finding
             reason = (result.reason or "").splitlines()[0][:160] if result.reason else "no reason given"
             self.not_run[f"{result.verdict.value}: {reason}"] = self.not_run.get(f"{result.verdict.value}: {reason}", 0) + 1
             return None
-        failed = next((s for s in result.steps if s.status == StepStatus.FAILED), None)
-        if failed is None:
+        signature = self.signature(result, scenario, rules)
+        if signature is None:
             return None
-        action = next(iter(scenario["steps"][failed.index])) if isinstance(scenario["steps"][failed.index], dict) \
-            else scenario["steps"][failed.index]
-        kind, family, rule = rules[failed.index] or (action, "action", "the management call succeeds")
-        signature = (kind, family, rule)
+        failed = next(s for s in result.steps if s.status == StepStatus.FAILED)
+        kind, family, rule = signature
         observed = failed.message.split(" | ")[0]
         summary = f"{kind} / {family}: {rule}; step {failed.index + 1} `{failed.source.strip()}`: {observed}"
         # nothing after the failing step can change it: the finding's file ends there
@@ -274,7 +297,7 @@ def _report(console, explorer: Explorer, version: str, seed: int, out: Path, sec
                         "catalogue_scenario": known.scenario, "in_measured_range": known.in_measured_range,
                         "scenario": str(path), "summary": summary})
     doc = {"litellm": version, "seed": seed, "examples": explorer.examples, "seconds": round(seconds, 1),
-           "command": command_line(), "not_run": explorer.not_run, "findings": entries}
+           "command": command_line(), "not_run": explorer.not_run, "unconfirmed": explorer.unconfirmed, "findings": entries}
     (out / "findings.json").write_text(json.dumps(doc, indent=2) + "\n")
     rate = explorer.examples / seconds * 60 if seconds else 0.0
     for entry in entries:
