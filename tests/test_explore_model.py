@@ -107,3 +107,21 @@ def test_a_reported_signature_is_left_out_so_the_next_discrepancy_shows():
 
 def test_the_frozen_clock_starts_are_fixed_instants():
     assert all(s.tzinfo is UTC for s in STARTS)
+
+
+def test_relabel_labels_an_earlier_runs_findings_against_the_catalogue_now(tmp_path, capsys):
+    import json
+
+    from harness import cli
+
+    finding = tmp_path / "findings" / "finding_01_organization_reset.yaml"
+    finding.parent.mkdir()
+    finding.write_text("# new: no catalogue scenario fails this way\nname: f\nsteps: [flush_spend]\n")
+    entry = {"id": "F01", "signature": ["organization", "reset", g.ZEROED], "rule": g.ZEROED, "known": None,
+             "scenario": str(finding), "summary": "organization / reset"}
+    (tmp_path / "findings.json").write_text(json.dumps({"litellm": "1.82.3", "seed": 1, "findings": [entry]}))
+    assert cli.main(["explore", "--relabel", "--out", str(tmp_path)]) == 1
+    doc = json.loads((tmp_path / "findings.json").read_text())
+    assert doc["findings"][0]["known"] == "https://github.com/BerriAI/litellm/issues/25495"
+    assert finding.read_text().startswith("# known: https://github.com/BerriAI/litellm/issues/25495")
+    assert finding.read_text().count("\n") == 3  # the label line replaced, the scenario kept

@@ -36,7 +36,7 @@ from ..reports.terminal import ProgressBar, ProgressPrinter
 from ..reports import check as ck
 from ..scenario import loader
 from ..scenario.generate import TIER, Budget, Topology, build, render
-from ..scenario.known import Report, label
+from ..scenario.known import Label, Report, label
 from ..verdicts import StepStatus, Verdict
 from .common import add_shared, check_versions, command_line, run_config
 
@@ -69,6 +69,8 @@ def add_arguments(parser) -> None:
                         "'{replicas: [a, b], redis: cache}'")
     parser.add_argument("--html", metavar="FILE", help="write one self-contained HTML page: each finding's smallest "
                         "example with its timeline")
+    parser.add_argument("--relabel", action="store_true",
+                        help="start nothing: label the findings in --out DIR again against the catalogue as it is now")
     parser.add_argument("--catalogue", default=ck.DEFAULT_CATALOGUE, metavar="DIR",
                         help=f"the catalogue findings are labelled from (default {ck.DEFAULT_CATALOGUE}/)")
 
@@ -217,6 +219,8 @@ def run(args, console) -> int:
     from hypothesis import HealthCheck, given, seed, settings
     from hypothesis.errors import Flaky
 
+    if args.relabel:
+        return relabel(console, Path(args.out), catalogue_reports(args.catalogue))
     versions = list(dict.fromkeys(args.litellm_versions or []))
     if len(versions) != 1:
         raise HarnessError("say which release to explore: one --litellm VERSION")
@@ -277,6 +281,39 @@ def run(args, console) -> int:
     return _report(console, explorer, version, args.seed, out, seconds, catalogue_reports(args.catalogue))
 
 
+def _label_line(known: Label, version: str) -> str:
+    """The first line of a finding's file: which report it is, or that it is new."""
+    if not known.issue:
+        return "# new: no catalogue scenario fails this way\n"
+    return f"# known: {known.issue} (catalogue scenario {known.scenario}, whose measured range " + (
+        "has this release)\n" if known.in_measured_range else f"does NOT have {version}: look again)\n")
+
+
+def _label_fields(known: Label) -> dict:
+    return {"known": known.issue, "catalogue_scenario": known.scenario, "in_measured_range": known.in_measured_range}
+
+
+def relabel(console, out: Path, catalogue: dict[str, Report]) -> int:
+    """`--relabel`: the findings of an earlier run labelled against the catalogue as it is now."""
+    try:
+        doc = json.loads((out / "findings.json").read_text())
+        findings = doc["findings"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise HarnessError(f"--relabel {out}: no findings.json from explore there ({exc})") from None
+    for entry in findings:
+        known = label(tuple(entry["signature"]), doc["litellm"], catalogue)
+        entry.update(_label_fields(known))
+        path = Path(entry["scenario"])
+        if path.is_file():
+            lines = path.read_text().split("\n", 1)
+            path.write_text(_label_line(known, doc["litellm"]) + (lines[1] if lines[0].startswith(("# new:", "# known:")) else "\n".join(lines)))
+        console.print(f"finding {entry['id']} [{entry['known'] or 'new'}]: {entry['summary']}", highlight=False, markup=False)
+    (out / "findings.json").write_text(json.dumps(doc, indent=2) + "\n")
+    console.print(f"{len(findings)} finding(s) relabelled, {sum(1 for e in findings if e['known'])} known; "
+                  f"{out}/findings.json", highlight=False, markup=False)
+    return 1 if findings else 0
+
+
 def _report(console, explorer: Explorer, version: str, seed: int, out: Path, seconds: float,
             catalogue: dict[str, Report]) -> int:
     findings_dir = out / "findings"
@@ -285,16 +322,9 @@ def _report(console, explorer: Explorer, version: str, seed: int, out: Path, sec
     for number, (signature, (_n, text, rule, summary)) in enumerate(sorted(explorer.findings.items()), 1):
         path = findings_dir / f"finding_{number:02d}_{signature[0]}_{signature[1]}.yaml"
         known = label(signature, version, catalogue)
-        if known.issue:
-            note = f"# known: {known.issue} (catalogue scenario {known.scenario}"
-            note += ", whose measured range has this release)\n" if known.in_measured_range else \
-                f", whose measured range does NOT have {version}: look again)\n"
-        else:
-            note = "# new: no catalogue scenario fails this way\n"
-        path.write_text(note + text.replace(f"name: explore_{version.replace('.', '_')}_seed{seed}",
+        path.write_text(_label_line(known, version) + text.replace(f"name: explore_{version.replace('.', '_')}_seed{seed}",
                                             f"name: explore_{version.replace('.', '_')}_seed{seed}_{number:02d}", 1))
-        entries.append({"id": f"F{number:02d}", "signature": list(signature), "rule": rule, "known": known.issue,
-                        "catalogue_scenario": known.scenario, "in_measured_range": known.in_measured_range,
+        entries.append({"id": f"F{number:02d}", "signature": list(signature), "rule": rule, **_label_fields(known),
                         "scenario": str(path), "summary": summary})
     doc = {"litellm": version, "seed": seed, "examples": explorer.examples, "seconds": round(seconds, 1),
            "command": command_line(), "not_run": explorer.not_run, "unconfirmed": explorer.unconfirmed, "findings": entries}

@@ -18,8 +18,17 @@ from . import generate as g
 KNOWN: dict[tuple[str, str, str], str] = {
     # an organization over budget, the reset job past its day: spend stays (#25495)
     ("organization", "reset", g.ZEROED): "org_budget_reset",
-    # a tag over budget, the reset job past its day: spend stays (#27481)
+    # the same with the period given by /organization/update: no org handler in the job either way
+    ("organization", "reset_after_duration_update", g.ZEROED): "org_budget_reset",
+    # a tag over budget, the reset job past its day: spend stays (#27481); the same job skipping
+    # tags shows as a budget_reset_at that does not move when the tag had no spend to zero, and
+    # whether the period came with /tag/new or /tag/update
     ("tag", "reset", g.ZEROED): "tag_budget_reset",
+    ("tag", "reset", g.MOVED): "tag_budget_reset",
+    ("tag", "reset_after_duration_update", g.ZEROED): "tag_budget_reset",
+    ("tag", "reset_after_duration_update", g.MOVED): "tag_budget_reset",
+    ("organization", "reset", g.MOVED): "org_budget_reset",
+    ("organization", "reset_after_duration_update", g.MOVED): "org_budget_reset",
     # blocked by its max_budget, /customer/update raises it: still blocked (#31838)
     ("end_user", "update_max_budget", g.ADMITTED_AGAIN): "end_user_budget_raised",
     # blocked by its max_budget, /tag/update raises it: still blocked (#35538)
