@@ -34,6 +34,12 @@ def test_a_seeded_exploration_on_1_85_0_runs_to_the_end(tmp_path, capsys, reques
     doc = json.loads((tmp_path / "findings.json").read_text())
     assert doc["litellm"] == "1.85.0" and doc["seed"] == 1 and doc["examples"] >= 1, out
     assert code == (1 if doc["findings"] else 0), out
-    for finding in doc["findings"]:  # each one replays to a failing verdict, labelled known or new
+    for finding in doc["findings"]:
         assert set(finding) >= {"id", "rule", "known", "scenario", "summary"}, finding
-        assert cli.main(["run", finding["scenario"], "--litellm", "1.85.0"]) == 1, finding
+    if doc["findings"]:  # each one replays to a failing verdict (one `run`, so one proxy start)
+        reports = tmp_path / "replay"
+        assert cli.main(["run", *(f["scenario"] for f in doc["findings"]), "--litellm", "1.85.0",
+                         "--report-dir", str(reports)]) == 1
+        verdicts = {json.loads(p.read_text())["scenario"]: json.loads(p.read_text())["verdict"]
+                    for p in reports.glob("*.json")}
+        assert len(verdicts) == len(doc["findings"]) and set(verdicts.values()) <= {"regression", "reproduced"}, verdicts

@@ -125,3 +125,16 @@ def test_relabel_labels_an_earlier_runs_findings_against_the_catalogue_now(tmp_p
     assert doc["findings"][0]["known"] == "https://github.com/BerriAI/litellm/issues/25495"
     assert finding.read_text().startswith("# known: https://github.com/BerriAI/litellm/issues/25495")
     assert finding.read_text().count("\n") == 3  # the label line replaced, the scenario kept
+
+
+def test_after_a_reported_spend_discrepancy_the_entity_and_what_it_decides_are_no_longer_predicted():
+    topology = Topology(DAY, None, NONE)
+    actions = [("request",), ("request",), ("advance", "1d2h"), ("reset",), ("request",), ("request",)]
+    rules: list = []
+    scenario, _ = build(topology, actions, START, name="s", options=ModelOptions(), rules=rules,
+                        skip=frozenset({("organization", "reset", g.ZEROED)}))
+    after_reset = scenario["steps"][[i for i, s in enumerate(scenario["steps"]) if s == "run_reset_job"][0]:]
+    assert not any(r and r[0] == "organization" for r in rules[len(scenario["steps"]) - len(after_reset):])
+    # the requests after it are still made, without a predicted outcome; the key spends through the org
+    assert [s for s in after_reset if isinstance(s, dict) and "spend" in s] and \
+        not [s for s in after_reset if isinstance(s, dict) and "expect_request" in s]

@@ -48,8 +48,11 @@ DESCRIPTION = ("Drive --litellm V with generated step sequences, compare each st
 KINDS = ("key", "team", "organization", "user", "team_member", "end_user", "tag", "budget")
 #: how long one finding may be shrunk (each attempt is a real run of a few seconds)
 SHRINK_SECONDS = 60.0
-#: fixed instants the frozen clock starts at (a month end and a plain Monday): no run depends on today
-STARTS = (datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 1, 31, 23, 30, tzinfo=UTC))
+#: fixed instants the frozen clock starts at, so no run depends on today: a Monday 10:00 (a 1d
+#: period ends at midnight, not 24 h on) and Monday 1 June 00:00, where midnight, next Monday and
+#: the 1st of next month are 1d, 7d and 30d away, so a release that counts spans from creation
+#: agrees with the calendar and the examples explore past the alignment findings
+STARTS = (datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 6, 1, 0, 0, tzinfo=UTC))
 DURATIONS = ("1d", "7d", "30d", "1mo", "2h")
 #: management updates drawn: the kinds /{kind}/update takes, and the values (a raise, a cut, a day)
 UPDATES = (("max_budget", (10.0, 0.3, 0.05)), ("budget_duration", ("1d", "7d")), ("spend", (0.0,)))
