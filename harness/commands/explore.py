@@ -78,8 +78,18 @@ def add_arguments(parser) -> None:
                         help=f"the catalogue findings are labelled from (default {ck.DEFAULT_CATALOGUE}/)")
 
 
+def present_kinds(topology: Topology) -> list[str]:
+    """The kinds an example's world holds (what its updates may name)."""
+    present = ["key"] + [kind for kind, value in (("organization", topology.organization), ("team", topology.team),
+                                                  ("user", topology.user), ("end_user", topology.end_user),
+                                                  ("tag", topology.tag), ("budget", topology.tier)) if value is not None]
+    return present + (["team_member"] if topology.user is not None and topology.team is not None else [])
+
+
 def strategies(kinds: set[str]):
-    """(topology, actions, start) examples over the entity kinds in `kinds` (the key always)."""
+    """(topology, actions, start) examples over the entity kinds in `kinds` (the key always).
+    Updates and reset_spend name a kind the drawn world holds, and raise a budget more often
+    than anything else: a blocked entity given more budget is where caches go stale."""
     from hypothesis import strategies as st
 
     amount = st.sampled_from((0.05, 0.1, 0.15, 0.2))
@@ -89,13 +99,19 @@ def strategies(kinds: set[str]):
     topology = st.builds(Topology, maybe("organization"), maybe("team"), budget, user=maybe("user"),
                          member=maybe("team_member", amount), end_user=on_tier("end_user"), tag=on_tier("tag"),
                          tier=maybe("budget", st.builds(Budget, amount, st.sampled_from(DURATIONS))))
-    updatable = sorted(kinds | {"key"})
-    update = st.one_of(*(st.tuples(st.just("update"), st.sampled_from(updatable), st.just(field), st.sampled_from(values))
-                         for field, values in UPDATES))
-    reset_spend = st.tuples(st.just("reset_spend"), st.sampled_from([k for k in ("key", "team_member") if k in kinds | {"key"}]))
-    action = st.one_of(st.just(("request",)), st.just(("request",)), st.just(("request",)), st.just(("reset",)),
-                       st.tuples(st.just("advance"), st.sampled_from(("3h", "1d2h", "8d", "32d"))), update, reset_spend)
-    return st.tuples(topology, st.lists(action, min_size=5, max_size=15), st.sampled_from(STARTS))
+
+    def actions_for(top: Topology):
+        present = st.sampled_from(present_kinds(top))
+        update = st.one_of(*(st.tuples(st.just("update"), present, st.just(field), st.sampled_from(values))
+                             for field, values in UPDATES))
+        raise_budget = st.tuples(st.just("update"), present, st.just("max_budget"), st.just(10.0))
+        resettable = [k for k in ("key", "team_member") if k in present_kinds(top)]
+        action = st.one_of(st.just(("request",)), st.just(("request",)), st.just(("request",)), st.just(("reset",)),
+                           st.tuples(st.just("advance"), st.sampled_from(("3h", "1d2h", "8d", "32d"))), update,
+                           raise_budget, st.tuples(st.just("reset_spend"), st.sampled_from(resettable)))
+        return st.lists(action, min_size=5, max_size=15)
+
+    return topology.flatmap(lambda top: st.tuples(st.just(top), actions_for(top), st.sampled_from(STARTS)))
 
 
 def deployment_section(text: str | None, work: Path) -> dict | None:
