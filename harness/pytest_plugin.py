@@ -6,6 +6,7 @@
   failure; a harness error is an error everywhere.
 * Tags become marks, so `-m organization` and `-k org_budget_reset` work as usual.
 * Items of one release run together and share that release's proxy.
+* `--explore-examples N` sizes the seeded exploration test (tests/test_explore.py); 0 skips it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class ScenarioUnsupported(Exception):
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("litellm-harness", "LiteLLM budget scenarios")
     options.add_to(group.addoption)
+    group.addoption("--explore-examples", dest="explore_examples", type=int, default=4, metavar="N",
+                    help="examples of the seeded exploration test (tests/test_explore.py: `explore --seed 1` "
+                    "on 1.85.0, every finding replayed); 0 skips it (default 4)")
     parser.addini("litellm_versions", "releases scenario files run on when no --litellm-version is given",
                   type="args", default=DEFAULT_VERSIONS.split())
 
