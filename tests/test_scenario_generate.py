@@ -40,7 +40,8 @@ def test_the_model_predicts_the_organization_reset():
     outcomes = [s["expect_request"]["outcome"] for s in scenario["steps"] if isinstance(s, dict) and "expect_request" in s]
     assert outcomes == ["accepted", "accepted", "rejected", "accepted"]  # organizations block at the limit
     org_spends = [s["expect_state"]["spend"] for s in scenario["steps"]
-                  if isinstance(s, dict) and "expect_state" in s and s["expect_state"]["entity"] == "org1"]
+                  if isinstance(s, dict) and "expect_state" in s and s["expect_state"]["entity"] == "org1"
+                  and "spend" in s["expect_state"]]  # the others check budget_reset_at
     assert org_spends == [0.05, 0.1, 0.1, 0.0, 0.05]
     # leaving organizations out of the reset job (the option for releases before 1.85.0) keeps it blocked
     old, _ = build(topology, [("request",), ("request",), ("advance", "1d2h"), ("reset",), ("request",)], START,
