@@ -37,6 +37,13 @@ def test_the_doc_and_its_json_agree() -> None:
     assert all(f"]({bug['issue']})" in DOC.read_text() for bug in doc["bugs"])
 
 
+def test_every_catalogue_layer_has_a_heading() -> None:
+    """A scenarios/ subdirectory with catalogue scenarios gets a section title in LAYERS, not its bare name."""
+    layers = {Path(s.path).parent.name for s in CATALOGUE}
+    missing = sorted(layers - set(catalogue_script.LAYERS))
+    assert not missing, f"scenarios/{missing[0]}/ has catalogue scenarios but no heading in scripts/catalogue.py LAYERS"
+
+
 @pytest.mark.parametrize("affects, fixed", [
     ("<1.85.0", "1.85.0"),
     (">=1.83.0,<1.95.0", "1.95.0"),
