@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..errors import HarnessError
+from ..services.processes import is_running
 from ..settings import runtime_dir
 from .zygote import AGENT, Zygote
 
@@ -206,17 +207,9 @@ def stop(timeout: float = 15.0) -> dict[str, Any] | None:
         return None
     pid = answer[0].get("pid")
     deadline = time.monotonic() + timeout
-    while pid and _running(pid) and time.monotonic() < deadline:
+    while pid and is_running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     return answer[0]
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def warm(release, env: dict[str, str], agent: Path = AGENT) -> str | None:

@@ -25,7 +25,7 @@ import requests
 import yaml
 
 from ..errors import HarnessError
-from ..services.processes import free_port
+from ..services.processes import free_port, is_running
 from .control import ProxyControl, post
 from .settings import ProxySettings
 
@@ -48,18 +48,9 @@ def read_tail(path: Path, lines: int = 40) -> str:
         return "(no proxy log)"
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (the zygote reaps its replicas, but not instantly)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _running(pid):
+    while is_running(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
@@ -317,7 +308,7 @@ class ProxyTarget:
 
     @property
     def alive(self) -> bool:
-        return self.pid is not None and _running(self.pid)
+        return self.pid is not None and is_running(self.pid)
 
     # -- talking to it --------------------------------------------------------------------
 

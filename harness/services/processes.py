@@ -28,6 +28,15 @@ Ladder = tuple[tuple[int, float], ...]
 _GROUP_SIGNALS = {"term": signal.SIGTERM, "kill": signal.SIGKILL}
 
 
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (a parent reaps its children, but not instantly)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def process_start_ticks(pid: int) -> int | None:
     """Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or None."""
     try:
