@@ -1,6 +1,7 @@
 """`--html` pages from real runs, opened from file:// in Debian's headless chromium (selenium with
 the system chromedriver: nothing is downloaded). A `run` of the seed scenario on 1.82.3 (its
-reset does not happen: line 29 fails) and a `check` grid of two scenarios on 1.82.3.
+reset does not happen: line 29 fails), a `check` grid of two scenarios on 1.82.3, and the findings
+page of a short seeded `explore` there.
 
 In CI (CI=true) a missing chromium, chromedriver or selenium fails; elsewhere the test skips
 saying which is missing. Cost with a warm 1.82.3 cache: ~70 s on 2 busy cores (two proxies).
@@ -71,7 +72,11 @@ def pages(tmp_path_factory, browser):
         code = cli.main(["check", "--catalogue", SEED, OTHER, "--litellm", "1.82.3", "--no-fail",
                          "--html", str(check_page)])
         assert code == 0 and check_page.is_file()
-    return run_page, check_page
+        explore_page = out / "explore.html"
+        code = cli.main(["explore", "--litellm", "1.82.3", "--seed", "1", "--examples", "6", "--time-budget", "60",
+                         "--out", str(out / "explore"), "--html", str(explore_page)])
+        assert code in (0, 1) and explore_page.is_file()
+    return run_page, check_page, explore_page
 
 
 def _errors(driver) -> list[dict]:
@@ -89,7 +94,7 @@ def _shown(driver, css: str):
 def test_the_run_page_draws_the_failing_reset(browser, pages) -> None:
     from selenium.webdriver.common.by import By
 
-    run_page, _ = pages
+    run_page, *_ = pages
     browser.get(run_page.as_uri())
     lines = {e.get_attribute("data-entity") for e in _shown(browser, "svg.timeline polyline.entity-line")}
     assert lines == {"acme", "k1"}
@@ -108,7 +113,7 @@ def test_the_run_page_draws_the_failing_reset(browser, pages) -> None:
 def test_the_check_grid_links_to_each_cell(browser, pages) -> None:
     from selenium.webdriver.common.by import By
 
-    _, check_page = pages
+    _, check_page, _ = pages
     browser.get(check_page.as_uri())
     links = _shown(browser, "table.grid a")
     assert len(links) == 2
@@ -122,4 +127,23 @@ def test_the_check_grid_links_to_each_cell(browser, pages) -> None:
         assert abs(top) < 5 or browser.execute_script(
             "return window.innerHeight + window.scrollY >= document.body.scrollHeight - 2"), top  # scrolled to it
         assert section.find_elements(By.CSS_SELECTOR, "svg.timeline")
+    assert _errors(browser) == []
+
+
+def test_the_explore_page_draws_each_finding(browser, pages) -> None:
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    explore_page = pages[2]
+    findings = json.loads((explore_page.parent / "explore" / "findings.json").read_text())["findings"]
+    browser.get(explore_page.as_uri())
+    assert "explore --litellm 1.82.3 --seed 1" in browser.find_element(By.CSS_SELECTOR, "h1").text
+    sections = browser.find_elements(By.CSS_SELECTOR, "section.cell")
+    # one smallest example per finding; a short run may find none (then only the header renders;
+    # a finding's section is the `run` page's renderer, drawn above)
+    assert len(sections) == len(findings)
+    assert len({s.get_attribute("id") for s in sections}) == len(sections)
+    for section in sections:
+        assert section.find_elements(By.CSS_SELECTOR, "svg.timeline rect.failing-step")
     assert _errors(browser) == []

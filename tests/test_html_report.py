@@ -125,6 +125,15 @@ def test_the_grid_links_every_cell_to_its_timeline() -> None:
     assert not parse(build_page(results[:1])).of_class("grid")  # one cell: no grid unless asked
 
 
+def test_cells_of_one_scenario_name_get_anchors_of_their_own() -> None:
+    # explore's findings are all runs of one example scenario name on one release
+    results = [fake_result(), fake_result(), fake_result()]
+    ids = [a["id"] for t, a in parse(build_page(results, grid=True)).found if t == "section"]
+    links = [a["href"][1:] for t, a in parse(build_page(results, grid=True)).found if t == "a"]
+    assert len(set(ids)) == 3 and ids[0] == cell_id(results[0])
+    assert set(links) <= set(ids)
+
+
 def test_request_outcomes() -> None:
     spend = StepResult(0, 1, "- spend: {key: k1}", "", "passed", message="3 calls spent 0.1; call 4 was rejected: x")
     assert request_outcome(spend) == "rejected"

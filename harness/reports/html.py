@@ -49,6 +49,17 @@ def cell_id(result: ScenarioResult) -> str:
     return "cell-" + re.sub(r"[^A-Za-z0-9_-]+", "_", f"{result.scenario.name}-{result.version}")
 
 
+def cell_ids(results: list[ScenarioResult]) -> list[str]:
+    """Each cell's anchor, unique on the page (explore's examples share one scenario name)."""
+    seen: dict[str, int] = {}
+    ids = []
+    for result in results:
+        base = cell_id(result)
+        seen[base] = seen.get(base, 0) + 1
+        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return ids
+
+
 def _verdict_class(verdict: str) -> str:
     return "v-" + str(verdict).replace(" ", "-")
 
@@ -173,8 +184,8 @@ def _band(x1: float, x2: float, plot_h: float, title: str) -> str:
             f'fill="#ffbf00" fill-opacity="0.2"><title>{title}</title></rect>')
 
 
-def _cell_section(result: ScenarioResult, esc: Callable[[Any], str]) -> str:
-    out = [f'<section class="cell" id="{cell_id(result)}">',
+def _cell_section(result: ScenarioResult, anchor: str, esc: Callable[[Any], str]) -> str:
+    out = [f'<section class="cell" id="{anchor}">',
            f'<h2>{esc(result.scenario.name)} on litellm {esc(result.version)}: '
            f'<span class="{_verdict_class(result.verdict)}">{esc(result.verdict)}</span></h2>',
            f'<p>{esc(result.scenario.meta.title or "")} <code>{esc(result.scenario.path)}</code></p>',
@@ -198,7 +209,8 @@ def _cell_section(result: ScenarioResult, esc: Callable[[Any], str]) -> str:
     return "".join(out)
 
 
-def _grid(results: list[ScenarioResult], esc: Callable[[Any], str]) -> str:
+def _grid(results: list[ScenarioResult], anchors: list[str], esc: Callable[[Any], str]) -> str:
+    anchor_of = {id(r): a for r, a in zip(results, anchors)}
     versions = list(dict.fromkeys(r.version for r in results))
     paths = list(dict.fromkeys(r.scenario.path for r in results))
     out = ['<table class="grid"><tr><th>scenario</th>' + "".join(f"<th>{esc(v)}</th>" for v in versions) + "</tr>"]
@@ -209,7 +221,7 @@ def _grid(results: list[ScenarioResult], esc: Callable[[Any], str]) -> str:
         for v in versions:
             r = cells.get(v)
             out.append("<td></td>" if r is None else
-                       f'<td class="{_verdict_class(r.verdict)}"><a href="#{cell_id(r)}">{esc(r.verdict)}</a></td>')
+                       f'<td class="{_verdict_class(r.verdict)}"><a href="#{anchor_of[id(r)]}">{esc(r.verdict)}</a></td>')
         out.append("</tr>")
     out.append("</table>")
     return "".join(out)
@@ -224,9 +236,10 @@ def build_page(results: list[ScenarioResult], *, title: str = "LiteLLM budget ha
         return html.escape(redact(str(value), secrets), quote=True)
 
     body = [f"<h1>{esc(title)}</h1>"]
+    anchors = cell_ids(results)
     if grid if grid is not None else len(results) > 1:
-        body.append(_grid(results, esc))
-    body += [_cell_section(r, esc) for r in results]
+        body.append(_grid(results, anchors, esc))
+    body += [_cell_section(r, a, esc) for r, a in zip(results, anchors)]
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>" + "".join(body) + "</body></html>\n")
 
@@ -254,4 +267,4 @@ class HtmlReport(Hooks):
         return self.path
 
 
-__all__ = ["HtmlReport", "build_page", "cell_id", "request_outcome", "timeline_svg"]
+__all__ = ["HtmlReport", "build_page", "cell_id", "cell_ids", "request_outcome", "timeline_svg"]
