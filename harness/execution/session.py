@@ -244,7 +244,7 @@ class ReleaseSession:
         try:
             fleet, view = self._fleet(scenario)
             self.dirty.add(self.deployment_key(scenario))
-            scenario_run = ScenarioRun(scenario, fleet, view, self.config, on_step, readings)
+            scenario_run = ScenarioRun(scenario, fleet, view, self.config, on_step, readings, self.detail)
             steps, error = scenario_run.run()
         except HarnessError as exc:
             error = str(exc)
@@ -278,7 +278,7 @@ class ReleaseSession:
         key = self.deployment_key(scenario)
         self.dirty.add(key)
         self.spoiled.add(key)
-        return ScenarioRun(scenario, fleet, view, self.config)
+        return ScenarioRun(scenario, fleet, view, self.config, progress=self.detail)
 
     def _discard(self, key: str) -> None:
         fleet, database, view = self.fleets.pop(key)
