@@ -151,6 +151,34 @@ export function stringify(value) {
 // ------------------------------------------------------------------------------------------
 // errors in the engine's shape
 
+// The native engine (quaint) refuses a PostgreSQL statement with more than 32,767 bind variables
+// before sending it; node-postgres would send up to 65,535 and PostgreSQL would run it. The bridge
+// refuses too, so its answer is the native one (P2035), e.g. for a reset job that zeroes 33,000
+// end users with one `user_id IN (...)` (upstream PR #40639).
+export const BIND_LIMIT = 32767;
+
+class BindLimitExceeded extends Error {
+  constructor(received) {
+    super(`too many bind variables in prepared statement, expected maximum of ${BIND_LIMIT}, received ${received}`);
+    this.bindLimitExceeded = true;
+  }
+}
+
+/** Throws (before anything is sent) when a statement's `values` exceed the native limit. */
+export function refuseOverBindLimit(values) {
+  if (Array.isArray(values) && values.length > BIND_LIMIT) throw new BindLimitExceeded(values.length);
+}
+
+/** The native engine's user-facing error for an error `refuseOverBindLimit` threw; null for any other. */
+export function bindLimitError(error) {
+  if (!error || !error.bindLimitExceeded) return null;
+  return {
+    error_code: 'P2035',
+    message: `Assertion violation on the database: \`${error.message}\``,
+    meta: { database_error: error.message },
+  };
+}
+
 export class BridgeError extends Error {}
 
 /** An error body prisma-client-py understands; with no code it raises prisma.errors.DataError. */
