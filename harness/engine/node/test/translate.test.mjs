@@ -301,3 +301,15 @@ test('bind variables: up to 32,767 pass; more are refused with the native engine
   });
   assert.equal(t.bindLimitError(new Error('other')), null);
 });
+
+test('lossless parse: strings with and without escapes, anywhere in a long answer', () => {
+  const rows = [];
+  for (let i = 0; i < 2000; i++) {
+    rows.push({ id: `u${i}`, note: i % 7 === 0 ? `a "quoted" \\ back\\slash\nline ${i}` : `plain ${i}`, tail: i % 500 === 0 ? '\\' : 'x' });
+  }
+  const text = JSON.stringify({ data: { result: rows }, last: 'no escape after the final backslash' });
+  const parsed = t.parseLossless(text);
+  assert.deepEqual(JSON.parse(t.stringify(parsed)), JSON.parse(text));
+  assert.equal(t.parseLossless('"\\u00e9t\\u00e9"'), 'été');
+  assert.equal(t.parseLossless('["a\\"b", "c"]')[1], 'c');
+});
