@@ -117,3 +117,51 @@ def test_post_sends_the_token_and_tells_a_failed_operation_from_a_silent_proxy()
     with pytest.raises(HarnessError, match=r"the proxy did not answer the harness \(settle\): refused") as caught:
         post(silent, "http://127.0.0.1:1", "tok", "settle", {})
     assert not isinstance(caught.value, AgentError)
+
+
+def test_a_job_whose_engine_requests_timed_out_says_so_and_names_the_replica() -> None:
+    from harness.proxy.control import EngineTimedOut
+
+    answers = {"a": {"job": "reset_budget_job", "seconds": 91.0, "engine_timeouts": 3},
+               "b": {"job": "reset_budget_job", "seconds": 2.0, "engine_timeouts": 0}}
+    control = ProxyControl(lambda op, body, reach: answers)
+    with pytest.raises(EngineTimedOut, match=r"reset_budget_job lost 3 request\(s\) .* 30 s \(on a\)"):
+        control.run_job("reset_budget_job")
+    answers["a"]["engine_timeouts"] = 0
+    assert control.run_job("reset_budget_job") == 91.0
+    # an agent that does not count (older answer shape) is taken at its word
+    assert ProxyControl.of("a", lambda op, body: {"job": "reset_budget_job", "seconds": 0.5}).run_job("reset_budget_job") == 0.5
+
+
+def test_the_agent_counts_engine_requests_prisma_gave_up_on(monkeypatch) -> None:
+    import asyncio
+    import sys
+    import types
+
+    # the proxy's environment has httpx and prisma-client-py; here both are stand-ins of their shape
+    httpx = types.ModuleType("httpx")
+    httpx.TimeoutException = type("TimeoutException", (Exception,), {})
+    httpx.ReadTimeout = type("ReadTimeout", (httpx.TimeoutException,), {})
+
+    class HTTPEngine:
+        async def request(self, method, path):
+            if path == "/slow":
+                raise httpx.ReadTimeout("timed out")
+            if path == "/refused":
+                raise ConnectionError("refused")
+            return {"ok": True}
+
+    fake = types.ModuleType("prisma.engine.http")
+    fake.HTTPEngine = HTTPEngine
+    for name, module in (("httpx", httpx), ("prisma", types.ModuleType("prisma")),
+                         ("prisma.engine", types.ModuleType("prisma.engine")), ("prisma.engine.http", fake)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setitem(agent._state, "engine_timeouts", 0)
+    agent._count_engine_timeouts()
+    engine = HTTPEngine()
+    assert asyncio.run(engine.request("POST", "/")) == {"ok": True}
+    with pytest.raises(httpx.ReadTimeout):
+        asyncio.run(engine.request("POST", "/slow"))
+    with pytest.raises(ConnectionError):  # other failures are not the engine being slow
+        asyncio.run(engine.request("POST", "/refused"))
+    assert agent._state["engine_timeouts"] == 1

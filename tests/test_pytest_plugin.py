@@ -64,3 +64,15 @@ def test_invalid_scenario_is_a_collection_error_with_file_and_line(pytester: pyt
     result = pytester.runpytest_subprocess("scenarios", "--collect-only")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*bad.yaml:3: unknown key `colour`; allowed:*"])
+
+
+def test_a_long_scenario_is_skipped_saying_why_unless_asked_for(pytester: pytest.Pytester) -> None:
+    scenarios = pytester.mkdir("scenarios")
+    (scenarios / "slow_one.yaml").write_text(REGRESSION.replace("tags: [key]", "tags: [key, long]"))
+    result = pytester.runpytest_subprocess("scenarios", "--litellm-version", "1.85.0", "-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*tagged `long` (minutes per release): run with --long-scenarios*"])
+    # asked for: not skipped (--setup-only stops before the proxy; a skip mark would still show)
+    result = pytester.runpytest_subprocess("scenarios", "--litellm-version", "1.85.0", "-p", "no:cacheprovider",
+                                           "--long-scenarios", "--setup-only", "-rs")
+    assert "skipped" not in result.stdout.str().splitlines()[-1] and "tagged `long`" not in result.stdout.str()

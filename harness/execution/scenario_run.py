@@ -34,7 +34,8 @@ class ScenarioRun(StepContext):
     """One scenario's steps on one live proxy; the context every step's `run(ctx)` receives."""
 
     def __init__(self, scenario: Scenario, fleet: Fleet, db: Database, config: RunConfig = RunConfig(),
-                 on_step: Callable[[StepResult], None] | None = None, readings: bool = False):
+                 on_step: Callable[[StepResult], None] | None = None, readings: bool = False,
+                 progress: Callable[[str], None] | None = None):
         self.scenario = scenario
         self.config = config
         # a bare target (one proxy started elsewhere) is a fleet of one
@@ -46,6 +47,8 @@ class ScenarioRun(StepContext):
         self.on_step = on_step or (lambda _result: None)
         #: whether each step's result gets the clock and every entity's spend (Hooks.wants_readings)
         self.readings = readings
+        #: where a long step's progress lines go (the session's detail line)
+        self._progress = progress or (lambda _message: None)
         self.entities: dict[str, Entity] = {}
         self.before_reset: dict[str, datetime | None] = {}
         self.reset_job_ran = False
@@ -229,6 +232,9 @@ class ScenarioRun(StepContext):
 
     def network_faults(self) -> list[str]:
         return self.fleet.faults.network_modes()
+
+    def progress(self, message: str) -> None:
+        self._progress(message)
 
     def answer(self, method: str, path: str, resp: requests.Response) -> str:
         """A management call's answer: a licence refusal -> unsupported; 5xx or another refusal

@@ -252,7 +252,7 @@ class ReleaseSession:
         try:
             fleet, view = self._fleet(scenario)
             self.dirty.add(deployment_key(scenario))
-            scenario_run = ScenarioRun(scenario, fleet, view, self.config, on_step, readings)
+            scenario_run = ScenarioRun(scenario, fleet, view, self.config, on_step, readings, self.detail)
             steps, error = scenario_run.run()
         except HarnessError as exc:
             error = str(exc)
@@ -280,8 +280,8 @@ class ReleaseSession:
     def discard_deployment(self, scenario: Scenario) -> None:
         """The next scenario with this one's deployment starts a fresh one (this one is stopped
         first): for a caller that suspects the shared proxy, not the scenario, made a failure."""
-        if self.deployment_key(scenario) in self.fleets:
-            self.spoiled.add(self.deployment_key(scenario))
+        if deployment_key(scenario) in self.fleets:
+            self.spoiled.add(deployment_key(scenario))
 
     def open(self, scenario: Scenario, extra_requires: frozenset[str] = frozenset()) -> ScenarioRun:
         """A live run that outlasts its scenario (`serve`): the caller executes steps on it one
@@ -292,7 +292,7 @@ class ReleaseSession:
         key = deployment_key(scenario)
         self.dirty.add(key)
         self.spoiled.add(key)
-        return ScenarioRun(scenario, fleet, view, self.config)
+        return ScenarioRun(scenario, fleet, view, self.config, progress=self.detail)
 
     def _discard(self, key: str, how: str = "term") -> None:
         fleet, database, view = self.fleets.pop(key)

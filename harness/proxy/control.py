@@ -100,6 +100,10 @@ def post(http: requests.Session, base_url: str, token: str, op: str, body: dict[
     return data
 
 
+class EngineTimedOut(Exception):
+    """A job's database work did not finish because the harness's Prisma engine was too slow."""
+
+
 class ProxyControl:
     """The agent's operations, typed. `send(op, body, reach)` delivers one to the replicas `reach`
     names and returns their answers; only fan-out code (harness.proxy.fleet) calls it."""
@@ -131,8 +135,17 @@ class ProxyControl:
         return _instant(self._first("advance", {"seconds": seconds}, Reach.ALL))
 
     def run_job(self, name: str) -> float:
-        """Run the proxy's scheduled job `name` (`reset_budget_job`, `update_spend_job`) now; its seconds."""
-        return float(self._first("run-job", {"job": name}, Reach.EACH)["seconds"])
+        """Run the proxy's scheduled job `name` (`reset_budget_job`, `update_spend_job`) now; its seconds.
+
+        EngineTimedOut when the proxy's Prisma client gave up on the harness's engine meanwhile."""
+        answers = self.send("run-job", {"job": name}, Reach.EACH)
+        lost = {replica: a.get("engine_timeouts", 0) for replica, a in answers.items() if a.get("engine_timeouts")}
+        if lost:
+            raise EngineTimedOut(
+                f"{name} lost {sum(lost.values())} request(s) to the harness's Prisma engine (wasm bridge), which did not "
+                f"answer within prisma-client-py's 30 s (on {', '.join(lost)}): too slow for this release's work here, so "
+                "the outcome says nothing about the release")
+        return float(next(iter(answers.values()))["seconds"])
 
     def start_job(self, name: str) -> None:
         """Start the job `name` inside the proxy and return at once; `wait_jobs` collects it."""

@@ -48,6 +48,12 @@ def read_tail(path: Path, lines: int = 40) -> str:
         return "(no proxy log)"
 
 
+#: how long a job run on demand may take: a release that resets 33,000 end users one row at a
+#: time loses its Prisma requests to prisma-client-py's 30 s timeout three times over (LiteLLM's
+#: retries) before the job ends, and the harness must hear that end to say why (EngineTimedOut)
+RUN_JOB_TIMEOUT_S = 300.0
+
+
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while is_running(pid):
@@ -313,7 +319,8 @@ class ProxyTarget:
     # -- talking to it --------------------------------------------------------------------
 
     def _call_agent(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
-        return post(self.http, self.base_url, self.control_token, op, body)
+        return post(self.http, self.base_url, self.control_token, op, body,
+                    timeout=RUN_JOB_TIMEOUT_S if op == "run-job" else 120.0)
 
     def api(
         self, method: str, path: str, *, key: str | None = None, headers: dict[str, str] | None = None, **kwargs: Any

@@ -246,13 +246,37 @@ def _task_label(task) -> str:
     return getattr(coro, "__qualname__", None) or task.get_name()
 
 
+def _count_engine_timeouts() -> None:
+    """Count the Prisma engine requests prisma-client-py gave up on (its HTTP timeout, 30 s).
+
+    The harness's engine (the wasm bridge) is slower than the native one; a job that lost a
+    request that way failed for the harness's sake, not the release's, and says so (`run-job`).
+    """
+    try:
+        import httpx
+        from prisma.engine.http import HTTPEngine
+    except Exception:  # a release without prisma-client-py's HTTP engine: nothing to count
+        return
+    original = HTTPEngine.request
+
+    async def request(self, *args, **kwargs):
+        try:
+            return await original(self, *args, **kwargs)
+        except httpx.TimeoutException:
+            _state["engine_timeouts"] = _state.get("engine_timeouts", 0) + 1
+            raise
+
+    HTTPEngine.request = request
+
+
 async def _run_job(job_id: str) -> dict:
     job = _find_job(job_id)
-    started = time.perf_counter()
+    started, timeouts = time.perf_counter(), _state.get("engine_timeouts", 0)
     result = job.func(*job.args, **job.kwargs)
     if inspect.isawaitable(result):
         await result
-    return {"job": job_id, "seconds": round(time.perf_counter() - started, 4)}
+    return {"job": job_id, "seconds": round(time.perf_counter() - started, 4),
+            "engine_timeouts": _state.get("engine_timeouts", 0) - timeouts}
 
 
 #: how long a wait for a job started with `start-job` may take, unless the caller says otherwise
@@ -547,6 +571,7 @@ def _prepare():
     """Import LiteLLM's app, with the caches tracked and the schedulers captured (the slow part)."""
     _track_in_memory_caches()  # before the proxy module builds its caches
     _capture_schedulers()  # before it imports AsyncIOScheduler
+    _count_engine_timeouts()
     from litellm.proxy.proxy_server import app
 
     _wrap_lifespan(app)

@@ -14,7 +14,7 @@ from types import ModuleType
 
 from .base import Step
 
-FAMILIES = ("entities", "spend", "clock", "jobs", "interleavings", "expectations", "management", "faults")
+FAMILIES = ("entities", "spend", "clock", "jobs", "interleavings", "expectations", "management", "faults", "bulk")
 ENTRY_POINT_GROUP = "litellm_harness.steps"
 
 

@@ -92,6 +92,9 @@ class StepContext(Protocol):
     def network_faults(self) -> list[str]:
         """The modes of the network faults in force (relays not passing traffic untouched)."""
 
+    def progress(self, message: str) -> None:
+        """A progress line for a long step (shown as the run's detail line, not kept in reports)."""
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -7,8 +7,17 @@ from typing import ClassVar
 from pydantic import Field
 
 from ..errors import HarnessError
-from ..proxy.control import AgentError
+from ..proxy.control import AgentError, EngineTimedOut
 from .base import Step, StepContext, Unsupported
+
+
+def engine_timed_out(ctx: StepContext, exc: EngineTimedOut) -> str:
+    """Under a network fault the engine not answering is the fault's doing (the proxy's behaviour);
+    without one it is the harness's engine being slow: the release cannot be judged here."""
+    faults = ctx.network_faults()
+    if not faults:
+        raise Unsupported(str(exc))
+    return f"{exc} (under the fault: {', '.join(faults)})"
 
 
 class FlushSpend(Step):
@@ -20,6 +29,8 @@ class FlushSpend(Step):
         still = ctx.target.control.settle()
         try:
             seconds = ctx.target.control.run_job("update_spend_job")
+        except EngineTimedOut as exc:
+            return engine_timed_out(ctx, exc)
         except AgentError as exc:
             # under an injected network fault the job failing is the proxy's behaviour, not the harness's
             faults = ctx.network_faults()
@@ -48,6 +59,8 @@ class RunResetJob(Step):
                 ctx.target.control.start_job("reset_budget_job")
                 return f"reset_budget_job started on {', '.join(ctx.target.names)}"
             seconds = ctx.target.control.run_job("reset_budget_job")
+        except EngineTimedOut as exc:
+            return engine_timed_out(ctx, exc)
         except AgentError as exc:
             if "scheduled no job" in str(exc):  # disable_reset_budget: the release runs no reset job
                 raise Unsupported(str(exc)) from None

@@ -21,6 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 import {
+  bindLimitError,
   BridgeError,
   datasourceUrl,
   errorBody,
@@ -28,6 +29,7 @@ import {
   parseLossless,
   RawNumber,
   rawFormatFromSource,
+  refuseOverBindLimit,
   stringify,
   translateAnswer,
   translateRequest,
@@ -217,6 +219,7 @@ function installUnmappedTypeFallback(pg, parseArray) {
       if (typeof values === 'function' || typeof cb === 'function' || !config || config.rowMode !== 'array') {
         return original(config, values, cb);
       }
+      refuseOverBindLimit(values);
       return original(withTextParsers(config), values).then(fixResult);
     };
     client.__bridgePatched = true;
@@ -227,6 +230,7 @@ function installUnmappedTypeFallback(pg, parseArray) {
       if (typeof values === 'function' || typeof cb === 'function' || !config || config.rowMode !== 'array') {
         return super.query(config, values, cb);
       }
+      refuseOverBindLimit(values);
       return super.query(withTextParsers(config), values).then(fixResult);
     }
     connect(cb) {
@@ -302,7 +306,12 @@ function resolveExternalErrors(value, ctx) {
     if (original) {
       const { host = 'localhost', port = 5432 } = ctx.poolOptions;
       let message;
-      if (UNREACHABLE.has(original.code)) {
+      const refused = bindLimitError(original);
+      if (refused) {
+        ({ message } = refused);
+        ufe.error_code = refused.error_code;
+        ufe.meta = refused.meta;
+      } else if (UNREACHABLE.has(original.code)) {
         message = `Can't reach database server at \`${host}\`:\`${port}\`\n\nPlease make sure your database server is running at \`${host}\`:\`${port}\`. (${original.message})`;
         ufe.error_code = 'P1001';
         ufe.meta = { database_host: String(host), database_port: String(port) };

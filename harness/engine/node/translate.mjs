@@ -41,6 +41,13 @@ export function parseLossless(text) {
     }
   };
   const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  // The first backslash at or after a position, remembered: searching the rest of the text at
+  // every string made a 33,000-row answer (8.8 MB) take two minutes instead of a fraction of a second.
+  let nextBackslash = -2;
+  const backslashFrom = (j) => {
+    if (nextBackslash !== -1 && nextBackslash < j) nextBackslash = text.indexOf('\\', j);
+    return nextBackslash;
+  };
   const str = () => {
     const start = i; // at the opening quote
     let j = i + 1;
@@ -48,7 +55,7 @@ export function parseLossless(text) {
     for (;;) {
       const q = text.indexOf('"', j);
       if (q < 0) fail('unterminated string');
-      const bs = text.indexOf('\\', j);
+      const bs = backslashFrom(j);
       if (bs >= 0 && bs < q) {
         escaped = true;
         j = bs + 2;
@@ -150,6 +157,34 @@ export function stringify(value) {
 
 // ------------------------------------------------------------------------------------------
 // errors in the engine's shape
+
+// The native engine (quaint) refuses a PostgreSQL statement with more than 32,767 bind variables
+// before sending it; node-postgres would send up to 65,535 and PostgreSQL would run it. The bridge
+// refuses too, so its answer is the native one (P2035), e.g. for a reset job that zeroes 33,000
+// end users with one `user_id IN (...)` (upstream PR #40639).
+export const BIND_LIMIT = 32767;
+
+class BindLimitExceeded extends Error {
+  constructor(received) {
+    super(`too many bind variables in prepared statement, expected maximum of ${BIND_LIMIT}, received ${received}`);
+    this.bindLimitExceeded = true;
+  }
+}
+
+/** Throws (before anything is sent) when a statement's `values` exceed the native limit. */
+export function refuseOverBindLimit(values) {
+  if (Array.isArray(values) && values.length > BIND_LIMIT) throw new BindLimitExceeded(values.length);
+}
+
+/** The native engine's user-facing error for an error `refuseOverBindLimit` threw; null for any other. */
+export function bindLimitError(error) {
+  if (!error || !error.bindLimitExceeded) return null;
+  return {
+    error_code: 'P2035',
+    message: `Assertion violation on the database: \`${error.message}\``,
+    meta: { database_error: error.message },
+  };
+}
 
 export class BridgeError extends Error {}
 

@@ -283,3 +283,33 @@ test('raw answer format detected from the generated client source', () => {
   assert.equal(t.rawFormatFromSource("columns=raw_result['columns'],"), 'columns'); // 0.14+
   assert.equal(t.rawFormatFromSource(''), 'legacy');
 });
+
+test('bind variables: up to 32,767 pass; more are refused with the native engine\'s P2035', () => {
+  assert.doesNotThrow(() => t.refuseOverBindLimit(new Array(t.BIND_LIMIT).fill(0)));
+  assert.doesNotThrow(() => t.refuseOverBindLimit(undefined));
+  let thrown;
+  try {
+    t.refuseOverBindLimit(new Array(33001).fill('x'));
+  } catch (e) {
+    thrown = e;
+  }
+  assert.ok(thrown, 'a statement with 33,001 values must be refused');
+  assert.deepEqual(t.bindLimitError(thrown), {
+    error_code: 'P2035',
+    message: 'Assertion violation on the database: `too many bind variables in prepared statement, expected maximum of 32767, received 33001`',
+    meta: { database_error: 'too many bind variables in prepared statement, expected maximum of 32767, received 33001' },
+  });
+  assert.equal(t.bindLimitError(new Error('other')), null);
+});
+
+test('lossless parse: strings with and without escapes, anywhere in a long answer', () => {
+  const rows = [];
+  for (let i = 0; i < 2000; i++) {
+    rows.push({ id: `u${i}`, note: i % 7 === 0 ? `a "quoted" \\ back\\slash\nline ${i}` : `plain ${i}`, tail: i % 500 === 0 ? '\\' : 'x' });
+  }
+  const text = JSON.stringify({ data: { result: rows }, last: 'no escape after the final backslash' });
+  const parsed = t.parseLossless(text);
+  assert.deepEqual(JSON.parse(t.stringify(parsed)), JSON.parse(text));
+  assert.equal(t.parseLossless('"\\u00e9t\\u00e9"'), 'été');
+  assert.equal(t.parseLossless('["a\\"b", "c"]')[1], 'c');
+});
