@@ -17,8 +17,25 @@ def _agent(op, body):
     raise AgentError("harness control `run-job` failed inside the proxy: DataError: connect ECONNRESET")
 
 
-def _ctx(modes):
-    return SimpleNamespace(target=SimpleNamespace(control=ProxyControl.of("a", _agent)), network_faults=lambda: modes)
+def _ctx(modes, agent=_agent):
+    spoiled: list[str] = []
+    return SimpleNamespace(target=SimpleNamespace(control=ProxyControl.of("a", agent)), network_faults=lambda: modes,
+                           spoil_deployment=spoiled.append, spoiled=spoiled)
+
+
+def _engine_timed_out(op, body):
+    if op == "settle":
+        return {"still_running": []}
+    return {"job": "update_spend_job", "seconds": 31.0, "engine_timeouts": 2}
+
+
+def test_a_job_that_lost_engine_requests_is_unsupported_and_spoils_its_deployment():
+    from harness.steps.base import Unsupported
+
+    ctx = _ctx([], _engine_timed_out)
+    with pytest.raises(Unsupported, match="lost 2 request"):
+        FlushSpend().run(ctx)
+    assert ctx.spoiled and "lost 2 request" in ctx.spoiled[0]  # its job may still hold row locks
 
 
 def test_job_failure_under_a_postgres_fault_is_noted():

@@ -236,6 +236,9 @@ class ScenarioRun(StepContext):
     def progress(self, message: str) -> None:
         self._progress(message)
 
+    def spoil_deployment(self, why: str) -> None:
+        self.fleet.spoiled = why
+
     def answer(self, method: str, path: str, resp: requests.Response) -> str:
         """A management call's answer: a licence refusal -> unsupported; 5xx or another refusal
         (a 401/403 without the licence text included) -> failed step."""

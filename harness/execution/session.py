@@ -271,7 +271,7 @@ class ReleaseSession:
             secrets=(fleet.secrets() if fleet is not None else []) + keys,
             faults=[e.as_dict() for e in fleet.fault_events()] if fleet is not None else [],
         )
-        if fleet is not None and (result.faults or not fleet.alive):
+        if fleet is not None and (result.faults or not fleet.alive or fleet.spoiled):
             # a fault's after-effects must not leak into the next scenario (discarded then, so
             # `on_result` can still read this one's database rows)
             self.spoiled.add(deployment_key(scenario))

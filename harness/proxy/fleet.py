@@ -85,6 +85,8 @@ class Fleet:
         self.clock_at: datetime | None = None
         #: calls `spend: {hold}` left waiting at the fake provider (harness.proxy.holds)
         self.holds = HeldCalls()
+        #: why the next scenario must not reuse this deployment (a step left work running in it)
+        self.spoiled: str | None = None
 
     @classmethod
     def build(cls, zygote, database_url: str, deployment: Deployment, settings: ProxySettings, run_dir: Path,

@@ -95,6 +95,9 @@ class StepContext(Protocol):
     def progress(self, message: str) -> None:
         """A progress line for a long step (shown as the run's detail line, not kept in reports)."""
 
+    def spoil_deployment(self, why: str) -> None:
+        """The next scenario gets a fresh deployment, not this one (e.g. a job still holds locks in it)."""
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -14,6 +14,8 @@ from .base import Step, StepContext, Unsupported
 def engine_timed_out(ctx: StepContext, exc: EngineTimedOut) -> str:
     """Under a network fault the engine not answering is the fault's doing (the proxy's behaviour);
     without one it is the harness's engine being slow: the release cannot be judged here."""
+    # the job may still be writing (and holding row locks) after the client gave up
+    ctx.spoil_deployment(f"a job lost requests to the engine: {exc}")
     faults = ctx.network_faults()
     if not faults:
         raise Unsupported(str(exc))
