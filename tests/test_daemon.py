@@ -233,3 +233,17 @@ def test_an_idle_daemon_stops_by_itself(world) -> None:
     daemon.start(idle_s=0.5)
     daemon.warm(world.release, world.env, world.agent)
     assert wait_gone(world.marker, 10) == []
+
+
+
+def test_a_hand_over_the_client_read_and_closed_at_once_counts_as_sent() -> None:
+    # the whole line goes with the fds; a further empty send would hit the peer that has read it
+    # and closed (EPIPE), and the daemon would keep as its spare a zygote the client now holds
+    class PeerClosedAfterTheLine:
+        def sendmsg(self, buffers, ancdata=(), flags=0, address=None):
+            return sum(len(b) for b in buffers)
+
+        def sendall(self, data):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    daemon._send_line(PeerClosedAfterTheLine(), {"zygote": {"pid": 1}}, [0])

@@ -141,7 +141,8 @@ def _read_line(sock: socket.socket, timeout: float | None) -> tuple[dict[str, An
 def _send_line(sock: socket.socket, message: dict[str, Any], fds: list[int] = ()) -> None:
     data = (json.dumps(message) + "\n").encode()
     sent = socket.send_fds(sock, [data], list(fds)) if fds else 0
-    sock.sendall(data[sent:])
+    if sent < len(data):  # never an empty send: the peer may have read it all and closed (EPIPE)
+        sock.sendall(data[sent:])
 
 
 def request(message: dict[str, Any], timeout: float | None = 5.0) -> tuple[dict[str, Any], list[int]] | None:
