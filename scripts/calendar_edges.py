@@ -8,7 +8,7 @@ scenarios whose verdict hangs on the calendar (scenarios/reset_job/ and scenario
 the `--scenarios` given) on one release through the CLI, then checks that the edge really reached them: the job's
 start time and each scenario's frozen clock fall on the edge's date.
 
-    python scripts/calendar_edges.py [--litellm 1.85.0] [--edge "2027-01-31 23:59:00" ...]
+    python scripts/calendar_edges.py [--litellm 1.85.0] [--edge "2027-01-31 23:50:00" ...]
 
 The release environments should already be built (the main test run builds them): under a
 faked date, downloads could meet certificates that are not yet valid. Prints one line per edge
@@ -29,13 +29,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: (instant in UTC, why it is an edge)
+#: (instant in UTC, why it is an edge). The late-evening edges start 10 minutes before midnight:
+#: every scenario of the run must start on that day (a run takes ~2 min; under load 23:59 was missed)
 EDGES = [
     ("2026-12-01 12:00:00", "1 December: a 30d budget resets 31 days later"),
     ("2027-02-01 00:00:30", "the 1st after a 31-day month"),
-    ("2027-01-31 23:59:00", "31 January 23:59"),
+    ("2027-01-31 23:50:00", "31 January 23:50"),
     ("2027-02-28 23:50:00", "28 February 23:50, non-leap year"),
-    ("2027-03-07 23:59:00", "Sunday 23:59, for weekly budgets"),
+    ("2027-03-07 23:50:00", "Sunday 23:50, for weekly budgets"),
     ("2027-03-14 06:30:00", "New York springs forward (01:30 EST)"),
     ("2027-11-07 05:30:00", "New York falls back (01:30 EDT)"),
 ]
