@@ -280,8 +280,8 @@ class ReleaseSession:
     def discard_deployment(self, scenario: Scenario) -> None:
         """The next scenario with this one's deployment starts a fresh one (this one is stopped
         first): for a caller that suspects the shared proxy, not the scenario, made a failure."""
-        if self.deployment_key(scenario) in self.fleets:
-            self.spoiled.add(self.deployment_key(scenario))
+        if deployment_key(scenario) in self.fleets:
+            self.spoiled.add(deployment_key(scenario))
 
     def open(self, scenario: Scenario, extra_requires: frozenset[str] = frozenset()) -> ScenarioRun:
         """A live run that outlasts its scenario (`serve`): the caller executes steps on it one
