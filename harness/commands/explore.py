@@ -21,6 +21,7 @@ still has to be rendered to a file afterwards; drawing the list shrinks the file
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from datetime import UTC, datetime
@@ -101,11 +102,16 @@ def strategies(kinds: set[str]):
                          tier=maybe("budget", st.builds(Budget, amount, st.sampled_from(DURATIONS))))
 
     def actions_for(top: Topology):
-        present = st.sampled_from(present_kinds(top))
+        return actions_over(tuple(present_kinds(top)))
+
+    @functools.lru_cache(maxsize=None)
+    def actions_over(kinds_present: tuple[str, ...]):
+        # one strategy per set of kinds present (a few dozen), not one built afresh per draw
+        present = st.sampled_from(kinds_present)
         update = st.one_of(*(st.tuples(st.just("update"), present, st.just(field), st.sampled_from(values))
                              for field, values in UPDATES))
         raise_budget = st.tuples(st.just("update"), present, st.just("max_budget"), st.just(10.0))
-        resettable = [k for k in ("key", "team_member") if k in present_kinds(top)]
+        resettable = [k for k in ("key", "team_member") if k in kinds_present]
         action = st.one_of(st.just(("request",)), st.just(("request",)), st.just(("request",)), st.just(("reset",)),
                            st.tuples(st.just("advance"), st.sampled_from(("3h", "1d2h", "8d", "32d"))), update,
                            raise_budget, st.tuples(st.just("reset_spend"), st.sampled_from(resettable)))
