@@ -138,3 +138,44 @@ def test_after_a_reported_spend_discrepancy_the_entity_and_what_it_decides_are_n
     # the requests after it are still made, without a predicted outcome; the key spends through the org
     assert [s for s in after_reset if isinstance(s, dict) and "spend" in s] and \
         not [s for s in after_reset if isinstance(s, dict) and "expect_request" in s]
+
+
+def test_a_request_that_spends_an_entity_up_to_its_budget_makes_the_event_that_lifts_it_the_family():
+    # the key reaches its 0.05 with the one request; the reset job lifts it: the next request's
+    # expectation is the key's (key / reset), not a request no budget decided (`none`)
+    topology = Topology(None, None, Budget(0.05, "2h"), user=Budget(None, "2h"))
+    actions = [("advance", "3h"), ("request",), ("reset",), ("request",)]
+    rules: list = []
+    scenario, _ = build(topology, actions, datetime(2026, 6, 1, tzinfo=UTC), name="s", options=ModelOptions(), rules=rules)
+    outcomes = [r for step, r in zip(scenario["steps"], rules) if isinstance(step, dict) and "expect_request" in step]
+    assert outcomes == [("none", "request", g.ADMITTED), ("key", "reset", g.ADMITTED_AGAIN)]
+
+
+def test_a_customer_budget_duration_update_is_sent_as_the_raw_body():
+    # the release's request model may lack the field (#33941): `update` would be unsupported there
+    topology, actions = STORIES["end_user_update_budget_duration"]
+    scenario, _ = build(topology, actions, START, name="s", options=ModelOptions())
+    calls = [s["api_call"] for s in scenario["steps"] if isinstance(s, dict) and "api_call" in s]
+    assert calls == [{"path": "/customer/update", "json": {"user_id": "${customer1.id}", "budget_duration": "1d"}}]
+    updates = [s["update"] for s in scenario["steps"] if isinstance(s, dict) and "update" in s]
+    assert updates == [{"entity": "customer1", "max_budget": 0.05}]
+
+
+def test_an_update_giving_the_same_budget_duration_sets_the_period_afresh():
+    from harness.model import World
+
+    world = World(ModelOptions())
+    world.create("user", "u", datetime(2026, 6, 1, tzinfo=UTC), max_budget=None, budget_duration="1d")
+    world.update("user", "u", datetime(2026, 6, 2, 2, tzinfo=UTC), budget_duration="1d")
+    assert world.get("user", "u").budget_reset_at == datetime(2026, 6, 3, tzinfo=UTC)
+    # without the option the period stands
+    world = World(ModelOptions(duration_update_moves_reset_at=False))
+    world.create("user", "u", datetime(2026, 6, 1, tzinfo=UTC), max_budget=None, budget_duration="1d")
+    world.update("user", "u", datetime(2026, 6, 2, 2, tzinfo=UTC), budget_duration="1d")
+    assert world.get("user", "u").budget_reset_at == datetime(2026, 6, 2, tzinfo=UTC)
+
+
+def test_the_customer_update_that_leaves_budget_reset_at_is_labelled_with_33941():
+    reports = catalogue_reports("scenarios")
+    found = label(("end_user", "update_budget_duration", g.SET_AT_CREATE), "1.82.3", reports)
+    assert found.issue == "https://github.com/BerriAI/litellm/issues/33941" and found.in_measured_range
