@@ -179,3 +179,17 @@ def test_the_customer_update_that_leaves_budget_reset_at_is_labelled_with_33941(
     reports = catalogue_reports("scenarios")
     found = label(("end_user", "update_budget_duration", g.SET_AT_CREATE), "1.82.3", reports)
     assert found.issue == "https://github.com/BerriAI/litellm/issues/33941" and found.in_measured_range
+
+
+def test_a_tier_raised_while_another_budget_still_blocks_is_named_once_a_request_may_pass():
+    # explore --litellm 1.82.3 --seed 1: the end user on a raised tier was still rejected after
+    # the key's reset_spend; the expectation is the end user's (its tier's update), not the key's
+    topology = Topology(None, Budget(None, "7d"), NONE, end_user=TIER, tier=Budget(0.05, "1d"))
+    actions = [("request",), ("request",), ("advance", "3h"), ("request",), ("update", "key", "max_budget", 10.0),
+               ("update", "key", "max_budget", 0.05), ("reset",), ("update", "budget", "max_budget", 10.0), ("request",),
+               ("reset_spend", "key"), ("reset_spend", "key"), ("request",)]
+    rules: list = []
+    scenario, _ = build(topology, actions, START, name="s", options=ModelOptions(), rules=rules)
+    outcomes = [r for step, r in zip(scenario["steps"], rules) if isinstance(step, dict) and "expect_request" in step]
+    assert outcomes[-1] == ("end_user", "tier_update_max_budget", g.ADMITTED_AGAIN)
+    assert label(outcomes[-1], "1.82.3", catalogue_reports("scenarios")).issue is None  # no catalogue report yet

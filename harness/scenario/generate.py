@@ -259,6 +259,11 @@ class _Builder:
                 self.expect_reset_at(kind, "update_budget_duration", SET_AT_CREATE)
             else:
                 self.last[(kind, ident)] = f"update_{field}"
+            if kind == "budget":
+                # the end users and tags on the tier went through it too (their limits are its)
+                for other in world.entities.values():
+                    if other.links.get("budget") == ident and other.max_budget is None and other.budget_duration is None:
+                        self.last[(other.kind, other.id)] = f"tier_update_{field}"
             if field == "spend":
                 self.step({"expect_state": {"entity": NAMES[kind], "spend": float(value), "tolerance": 1e-6, "source": "db"}},
                           (kind, "update_spend", UPDATED))
@@ -296,8 +301,11 @@ class _Builder:
             kind, ident = decision.blocked_by
             rule = (kind, "request" if (kind, ident) in self.blocking else self.family(kind, ident), rejected_by(kind))
         # what blocks the next request as this one leaves the world (a request that spends an
-        # entity up to its budget blocks the next one): an event that lifts it names the bug
-        self.blocking = {(e.kind, e.id) for e in checked if world.blocks(e)}
+        # entity up to its budget blocks the next one): an event that lifts it names the bug. A
+        # rejection does not show that the release lifted the others: they stay until an
+        # admitted request does (a tier raised while the key still blocked, say)
+        now_blocking = {(e.kind, e.id) for e in checked if world.blocks(e)}
+        self.blocking = now_blocking if decision.admitted else self.blocking | now_blocking
         expected = {"expect_request": {**self.request_fields(), "outcome": "accepted" if decision.admitted else "rejected"}}
         if any(e.kind in self.diverged for e in checked) or not self.step(expected, rule):
             # the outcome is not the model's to predict any more: the request is still made, and
