@@ -193,3 +193,14 @@ def test_a_tier_raised_while_another_budget_still_blocks_is_named_once_a_request
     outcomes = [r for step, r in zip(scenario["steps"], rules) if isinstance(step, dict) and "expect_request" in step]
     assert outcomes[-1] == ("end_user", "tier_update_max_budget", g.ADMITTED_AGAIN)
     assert label(outcomes[-1], "1.82.3", catalogue_reports("scenarios")).issue is None  # no catalogue report yet
+
+
+def test_a_budget_set_by_an_update_that_the_next_requests_reach_is_signed_by_the_update():
+    # explore --litellm 1.82.3 --seed 1: a tag spent 0.3 without a budget, /tag/update gave it
+    # 0.3, the next request took it over, the one after was admitted: the update did not take
+    topology = Topology(None, None, NONE, tag=NONE)
+    actions = [("request",)] * 6 + [("update", "tag", "max_budget", 0.3), ("request",), ("request",)]
+    rules: list = []
+    scenario, _ = build(topology, actions, START, name="s", options=ModelOptions(), rules=rules)
+    outcomes = [r for step, r in zip(scenario["steps"], rules) if isinstance(step, dict) and "expect_request" in step]
+    assert outcomes[-2:] == [("none", "request", g.ADMITTED), ("tag", "update_max_budget", g.rejected_by("tag"))]

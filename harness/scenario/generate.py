@@ -118,6 +118,8 @@ class _Builder:
         self.duration_updated: set[tuple[str, str]] = set()
         #: (kind, id) of the entities that block a request as the last one left them
         self.blocking: set[tuple[str, str]] = set()
+        #: (kind, id) of the entities that blocked when the last request was checked
+        self.blocked_at_last: set[tuple[str, str]] = set()
         #: kinds whose expectations are left out from here on (see `step`)
         self.diverged: set[str] = set()
 
@@ -288,6 +290,7 @@ class _Builder:
         end_user = NAMES["end_user"] if self.top.end_user is not None else None
         tags = (NAMES["tag"],) if self.top.tag is not None else ()
         checked = world.applicable(NAMES["key"], end_user, tags)
+        blocked_now = {(e.kind, e.id) for e in checked if world.blocks(e)}
         decision = world.request(NAMES["key"], COST, end_user=end_user, tags=tags)
         if decision.admitted:
             # one that blocked before and no longer does: the event that lifted it names the bug
@@ -299,13 +302,16 @@ class _Builder:
                 rule = ("none", "request", ADMITTED)
         else:
             kind, ident = decision.blocked_by
-            rule = (kind, "request" if (kind, ident) in self.blocking else self.family(kind, ident), rejected_by(kind))
+            # blocked already when the last request was checked: a plain request; else the event
+            # that made it block (a budget set or cut by an update) names the bug
+            rule = (kind, "request" if (kind, ident) in self.blocked_at_last else self.family(kind, ident), rejected_by(kind))
         # what blocks the next request as this one leaves the world (a request that spends an
         # entity up to its budget blocks the next one): an event that lifts it names the bug. A
         # rejection does not show that the release lifted the others: they stay until an
         # admitted request does (a tier raised while the key still blocked, say)
         now_blocking = {(e.kind, e.id) for e in checked if world.blocks(e)}
         self.blocking = now_blocking if decision.admitted else self.blocking | now_blocking
+        self.blocked_at_last = blocked_now
         expected = {"expect_request": {**self.request_fields(), "outcome": "accepted" if decision.admitted else "rejected"}}
         if any(e.kind in self.diverged for e in checked) or not self.step(expected, rule):
             # the outcome is not the model's to predict any more: the request is still made, and
