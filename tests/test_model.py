@@ -206,13 +206,11 @@ def test_a_duration_update_moves_budget_reset_at_to_the_new_boundary(world_now, 
     world, start = world_now
     now = start + timedelta(seconds=seconds)
     team = world.get("team", "team")
-    old_duration, old_reset = team.budget_duration, team.budget_reset_at
     world.update("team", "team", now, budget_duration=duration, max_budget=2.0, spend=0.3)
     assert team.max_budget == 2.0 and team.spend == 0.3 and team.budget_duration == duration
-    if old_duration == duration:  # not a change: the period in progress stands
-        assert team.budget_reset_at == old_reset
-    else:
-        assert team.budget_reset_at == next_reset(duration, now, world.options)
+    # also the value the team had: an update giving budget_duration starts its period afresh
+    # (duration_update_moves_reset_at; measured for /user/update on 1.82.3; test_explore_model has the False case)
+    assert team.budget_reset_at == next_reset(duration, now, world.options)
     world.update("team", "team", now, budget_duration=None)
     assert team.budget_reset_at is None
     world.reset_spend("team", "team")

@@ -21,6 +21,7 @@ still has to be rendered to a file afterwards; drawing the list shrinks the file
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from datetime import UTC, datetime
@@ -46,8 +47,10 @@ DESCRIPTION = ("Drive --litellm V with generated step sequences, compare each st
                "one per (entity kind, step family, rule). Exit 1 with a finding, 0 without.")
 
 KINDS = ("key", "team", "organization", "user", "team_member", "end_user", "tag", "budget")
-#: how long one finding may be shrunk (each attempt is a real run of a few seconds)
-SHRINK_SECONDS = 60.0
+#: how many runs one finding may be shrunk with (each attempt is a real run of a few seconds): a
+#: count, not a time, so the same seed on the same release shrinks to the same files and leaves
+#: the same examples to explore, however loaded the machine is
+SHRINK_RUNS = 12
 #: fixed instants the frozen clock starts at, so no run depends on today: a Monday 10:00 (a 1d
 #: period ends at midnight, not 24 h on) and Monday 1 June 00:00, where midnight, next Monday and
 #: the 1st of next month are 1d, 7d and 30d away, so a release that counts spans from creation
@@ -101,11 +104,16 @@ def strategies(kinds: set[str]):
                          tier=maybe("budget", st.builds(Budget, amount, st.sampled_from(DURATIONS))))
 
     def actions_for(top: Topology):
-        present = st.sampled_from(present_kinds(top))
+        return actions_over(tuple(present_kinds(top)))
+
+    @functools.lru_cache(maxsize=None)
+    def actions_over(kinds_present: tuple[str, ...]):
+        # one strategy per set of kinds present (a few dozen), not one built afresh per draw
+        present = st.sampled_from(kinds_present)
         update = st.one_of(*(st.tuples(st.just("update"), present, st.just(field), st.sampled_from(values))
                              for field, values in UPDATES))
         raise_budget = st.tuples(st.just("update"), present, st.just("max_budget"), st.just(10.0))
-        resettable = [k for k in ("key", "team_member") if k in present_kinds(top)]
+        resettable = [k for k in ("key", "team_member") if k in kinds_present]
         action = st.one_of(st.just(("request",)), st.just(("request",)), st.just(("request",)), st.just(("reset",)),
                            st.tuples(st.just("advance"), st.sampled_from(("3h", "1d2h", "8d", "32d"))), update,
                            raise_budget, st.tuples(st.just("reset_spend"), st.sampled_from(resettable)))
@@ -162,7 +170,8 @@ class Explorer:
         self.results: dict = {}
         #: signatures already shrunk (a later round treats them as passes) and when this round's began
         self.findings_reported: set[tuple[str, str, str]] = set()
-        self.shrinking_since: float | None = None
+        #: the example count when this round's shrinking began (None: not shrinking)
+        self.shrinking_since: int | None = None
         #: examples the release could not run: reason -> count
         self.not_run: dict[str, int] = {}
         #: new discrepancies that did not fail again on a fresh deployment
@@ -279,12 +288,13 @@ def run(args, console) -> int:
                 # past the time budget, or past this round's shrink allowance, an example counts
                 # as passing without running: Hypothesis then stops with what it has shrunk so far
                 now = time.perf_counter()
-                if now >= deadline or (explorer.shrinking_since is not None and now - explorer.shrinking_since > SHRINK_SECONDS):
+                if now >= deadline or (explorer.shrinking_since is not None
+                                       and explorer.examples - explorer.shrinking_since >= SHRINK_RUNS):
                     return
                 signature = explorer.example(*drawn)
                 if signature is not None and signature not in explorer.findings_reported:
                     if explorer.shrinking_since is None:
-                        explorer.shrinking_since = time.perf_counter()
+                        explorer.shrinking_since = explorer.examples
                     raise AssertionError(signature)
 
             try:

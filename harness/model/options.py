@@ -44,7 +44,7 @@ class ModelOptions:
     month_alignment: str = "first_of_month"
     #: the reset job takes an entity whose budget_reset_at is `due` (<= now) or `past` (< now)
     reset_when: str = "due"
-    #: changing budget_duration moves budget_reset_at to the new duration's next boundary
+    #: an update giving budget_duration (a new value or the same) moves budget_reset_at to its next boundary
     duration_update_moves_reset_at: bool = True
     #: the kinds the reset job covers (docs: every budget with a budget_duration resets)
     reset_kinds: tuple[str, ...] = SPENDING_KINDS

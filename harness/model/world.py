@@ -88,7 +88,9 @@ class World:
             entity.max_budget = fields["max_budget"]
         if "spend" in fields:
             entity.spend = float(fields["spend"])
-        if "budget_duration" in fields and fields["budget_duration"] != entity.budget_duration:
+        if "budget_duration" in fields:
+            # an update that gives budget_duration sets its period afresh, also when the value is
+            # the one the entity had (the generator expects the next boundary after any such update)
             entity.budget_duration = fields["budget_duration"]
             if not entity.budget_duration:
                 entity.budget_reset_at = None

@@ -39,8 +39,10 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("organization", "update_max_budget", g.ADMITTED_AGAIN): "org_budget_raised",
     # budget_duration given by /team/member_update: the member never resets (#25509)
     ("team_member", "reset_after_duration_update", g.ZEROED): "team_member_update_budget_duration",
-    # budget_duration given by /customer/update: the end user never resets (#33941)
+    # budget_duration given by /customer/update: the end user never resets (#33941); the same drop
+    # shows first as a budget_reset_at the update did not set (generate.RAW_UPDATES sends the field)
     ("end_user", "reset_after_duration_update", g.ZEROED): "end_user_update_budget_duration",
+    ("end_user", "update_budget_duration", g.SET_AT_CREATE): "end_user_update_budget_duration",
     # /key/{key}/reset_spend or /key/update spend 0 on a blocked key: still blocked (#30002)
     ("key", "reset_spend", g.ADMITTED_AGAIN): "key_reset_spend_counter",
     ("key", "update_spend", g.ADMITTED_AGAIN): "key_spend_updated",

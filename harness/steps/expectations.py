@@ -154,12 +154,16 @@ class ExpectState(Step):
                 api_note = f"api: not read ({str(exc)[:120]})"
         wants_auth = any(v is not None for v in (self.counter, self.cached_spend, self.window_spend))
         reads_spend = wants_auth or self.spend is not None or self.spend_at_least is not None or self.redis_counter is not None
-        auth = AuthView.read(ctx, entity) if reads_spend else None
+        # the auth path's view is read up front only when an expectation is about it; a plain
+        # spend expectation shows it beside the readings when it fails (nothing ran in between)
+        auth = AuthView.read(ctx, entity) if wants_auth or self.redis_counter is not None else None
         if wants_auth and not auth.has_counters:
             raise Unsupported("this release keeps no in-memory spend counters (no spend_counter_cache)")
         if self.redis_counter is not None and auth.redis is None:
             raise HarnessError("`redis_counter` needs a deployment with Redis")
-        now = ctx.target.control.clock()
+        # the clock only bounds budget_reset_at: a spend expectation does not ask the proxy for it
+        reads_clock = any(v is not None for v in (self.budget_reset_at, self.budget_reset_within, self.budget_reset_is))
+        now = ctx.target.control.clock() if reads_clock else None
         notes = []
         try:
             for source, state in readings.items():
@@ -181,8 +185,9 @@ class ExpectState(Step):
         except Expectation as exc:
             # the auth path, the API and the database side by side: the family's typical bug
             # is one of them reset while the one enforcement reads first is not
-            if auth is None:
+            if not reads_spend:
                 raise
+            auth = auth or AuthView.read(ctx, entity)
             side = side_by_side(ctx, entity, readings, auth)
             raise Expectation(f"{exc} | readings: {side}", exc.expected, exc.actual, exc.entity) from None
         if auth is not None and (wants_auth or self.redis_counter is not None):
