@@ -46,10 +46,10 @@ def runtime(tmp_path_factory):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def start_run(runtime: Path, marker: str) -> subprocess.Popen:
+def start_run(runtime: Path, marker: str, argv: list[str] | None = None) -> subprocess.Popen:
     env = dict(os.environ, HARNESS_RUNTIME_DIR=str(runtime), HARNESS_TEST_MARKER=marker)
     return subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", str(SEED), "--litellm", "1.82.3", "--db", "embedded"],
+        [sys.executable, "-m", "harness", *(argv or ["run", str(SEED), "--litellm", "1.82.3"]), "--db", "embedded"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
 
@@ -103,6 +103,18 @@ def test_ctrl_c_during_proxy_start_stops_everything(runtime: Path) -> None:
     assert proc.returncode == 130, out
     assert "interrupted" in out
     assert wait_gone(marker, 1) == []  # true when it is printed: the 1 s is for the kernel to reap
+
+
+def test_ctrl_c_mid_exploration_exits_130_with_nothing_left(runtime: Path, tmp_path: Path) -> None:
+    marker = f"lh-cleanup-{uuid.uuid4().hex}"
+    proc = start_run(runtime, marker, ["explore", "--litellm", "1.82.3", "--seed", "1", "--examples", "200",
+                                       "--out", str(tmp_path / "explore")])
+    wait_for_line(proc, "proxy up")
+    time.sleep(3)  # examples running
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert wait_gone(marker, 1) == []
 
 
 def test_ctrl_c_while_litellm_imports_is_true_when_it_is_printed(runtime: Path) -> None:
