@@ -63,8 +63,8 @@ def split(wall: float, lines: list[tuple[float, float, str]]) -> list[tuple[str,
         return hits[-1] if hits else float("nan")
 
     marks = [("python start, harness import, scenario load", lines[0][0]),
-             ("PostgreSQL server start", at("PostgreSQL:")),
-             ("database template", at("template")),
+             ("PostgreSQL server start (or the daemon's)", at("PostgreSQL:")),
+             ("database template (built, or found)", at("template")),
              ("zygote (taken from the daemon)", at("starting the litellm")),
              ("proxy fork and readiness", at("proxy up (")),
              ("scenario steps", at("PASSED")),

@@ -247,3 +247,42 @@ def test_a_hand_over_the_client_read_and_closed_at_once_counts_as_sent() -> None
             raise BrokenPipeError(32, "Broken pipe")
 
     daemon._send_line(PeerClosedAfterTheLine(), {"zygote": {"pid": 1}}, [0])
+
+
+def test_the_clone_sweep_drops_only_clones_of_ended_runs(tmp_path, monkeypatch) -> None:
+    """A run killed with -9 leaves its clone on the daemon's server; the sweep drops it by the pid
+    in its name, and leaves templates, live runs' clones and names it cannot read alone."""
+    live, dead = os.getpid(), 2 ** 22 + 12345  # above pid_max's default: never running
+    names = [f"lh_c_lh_1_85_0_{live}_0a1b2c3d", f"lh_c_lh_1_85_0_{dead}_0a1b2c3d", "lh_c_oddname", "lh_tpl_ea0dc47d7b25"]
+    dropped: list[str] = []
+    server = SimpleNamespace(list_databases=lambda prefix: [n for n in names if n.startswith(prefix)],
+                             drop_database=dropped.append)
+    keeper = daemon.Daemon(tmp_path, idle_s=60, max_releases=1)
+    keeper.postgres = server
+    keeper.log = lambda text: None
+    keeper.sweep_clones()
+    assert dropped == [f"lh_c_lh_1_85_0_{dead}_0a1b2c3d"]
+
+
+def test_only_a_session_that_would_start_an_embedded_server_leases_the_daemons(monkeypatch) -> None:
+    monkeypatch.delenv("HARNESS_DB", raising=False)
+    monkeypatch.delenv("HARNESS_DB_URL", raising=False)
+    assert daemon.wants_embedded("embedded", None)
+    assert not daemon.wants_embedded("container", None)
+    assert not daemon.wants_embedded("url", "postgresql://u:p@127.0.0.1:5432/x")
+    assert not daemon.wants_embedded("auto", "postgresql://u:p@127.0.0.1:5432/x")  # auto takes the URL
+    monkeypatch.setenv("HARNESS_DB", "embedded")
+    assert daemon.wants_embedded(None, None)
+    monkeypatch.setenv("HARNESS_DB", "container")
+    assert not daemon.wants_embedded("auto", None)
+    monkeypatch.setenv("HARNESS_DB", "auto")
+    monkeypatch.setattr("harness.db.probe_engine", lambda: SimpleNamespace(ok=True))
+    assert not daemon.wants_embedded(None, None)  # a Docker engine answers: auto may take a container
+    monkeypatch.setattr("harness.db.probe_engine", lambda: SimpleNamespace(ok=False))
+    assert daemon.wants_embedded(None, None)
+
+
+def test_with_the_daemon_off_no_server_is_leased(monkeypatch) -> None:
+    monkeypatch.setenv("HARNESS_DAEMON", "off")
+    monkeypatch.setattr(daemon, "request", lambda *a, **k: pytest.fail("asked the daemon"))
+    assert daemon.lease_postgres("embedded", None, lambda message: None) is None

@@ -1,6 +1,7 @@
-"""The warm daemon with the real release: a run takes its zygote from the daemon (no import of its
-own), and a run killed with -9 mid-scenario leaves no proxy of it after 1 s; then the daemon
-killed with -9 leaves none of its spares."""
+"""The warm daemon with the real release: a run takes its zygote and its PostgreSQL server from the
+daemon (no import, no server start of its own), and a run killed with -9 mid-scenario leaves no
+proxy of it after 1 s and its database clone is dropped by the daemon; then the daemon killed
+with -9 leaves none of its spares and not its server."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 import uuid
 
+import psycopg
 import pytest
 
 from harness.proxy import daemon
@@ -40,6 +42,40 @@ def status(env: dict[str, str]) -> dict | None:
             os.environ["HARNESS_RUNTIME_DIR"] = saved
 
 
+def parent_of(pid: int) -> int:
+    try:
+        return int(open(f"/proc/{pid}/stat", "rb").read().rsplit(b")", 1)[-1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def of_daemon(pid: int, daemon_pid: int) -> bool:
+    """Whether `pid` descends from the daemon (its spares, its PostgreSQL server and its watchdog)."""
+    for _ in range(32):
+        if pid == daemon_pid:
+            return True
+        if pid <= 1:
+            return False
+        pid = parent_of(pid)
+    return False
+
+
+def daemon_clones(env: dict[str, str]) -> list[str]:
+    """The run databases (clones) on the daemon's PostgreSQL server."""
+    saved = os.environ.get("HARNESS_RUNTIME_DIR")
+    os.environ["HARNESS_RUNTIME_DIR"] = env["HARNESS_RUNTIME_DIR"]
+    try:
+        answer = daemon.request({"op": "postgres", "code": daemon.code_fingerprint()}, timeout=60)
+    finally:
+        if saved is None:
+            del os.environ["HARNESS_RUNTIME_DIR"]
+        else:
+            os.environ["HARNESS_RUNTIME_DIR"] = saved
+    assert answer is not None and "url" in answer[0], answer
+    with psycopg.connect(answer[0]["url"], autocommit=True) as conn:
+        return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'lh\\_c\\_%'")]
+
+
 def wait_spare_ready(env: dict[str, str], timeout: float = 240) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -64,18 +100,24 @@ def test_a_run_uses_the_warm_zygote_and_a_killed_run_or_daemon_leaves_nothing(ru
         seen = "".join(wait_for_line(run, "proxy up ("))
         assert f"warm zygote from the daemon (pid {spare['pid']}" in seen, seen
         assert "importing litellm" not in seen  # it did not import LiteLLM itself
+        assert "kept warm by the daemon" in seen, seen  # nor started a PostgreSQL server
         wait_for_line(run, "create_organization")  # mid-scenario
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
         deadline = time.monotonic() + 1
         while time.monotonic() < deadline:
             info = status(env)
-            allowed = {info["pid"], *(s["pid"] for s in info["spares"])}  # the daemon and its next spare
-            left = [p for p in processes_with(marker) if int(p.split(":")[0]) not in allowed]
+            # the daemon and what it keeps: its next spare, its PostgreSQL server
+            left = [p for p in processes_with(marker) if not of_daemon(int(p.split(":")[0]), info["pid"])]
             if not left:
                 break
             time.sleep(0.05)
-        assert left == [], left  # the zygote it was handed (its stdin closed), its replica, PostgreSQL
+        assert left == [], left  # the zygote it was handed (its stdin closed), its replica
+        assert info["postgres"] is not None, info
+        deadline = time.monotonic() + 3 * daemon.SWEEP_EVERY_S
+        while (clones := [c for c in daemon_clones(env) if f"_{run.pid}_" in c]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert clones == []  # the killed run's database was dropped by the daemon
     finally:
         info = status(env)
         if info is not None:

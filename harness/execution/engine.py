@@ -106,8 +106,10 @@ class Engine:
         """The PostgreSQL server of this process's cells, started on first use."""
         if self._server is None:
             from ..db import start_server
+            from ..proxy import daemon
 
-            self._server = start_server(self.db_kind, self.db_url)
+            self._server = (daemon.lease_postgres(self.db_kind, self.db_url, self.hooks.progress)
+                            or start_server(self.db_kind, self.db_url))
             self.hooks.progress(f"PostgreSQL: {self._server.kind} {self._server.version} ({self._server.reason})")
         return self._server
 

@@ -306,6 +306,8 @@ class ReleaseSession:
         # the results are read and written: nothing asks these proxies again, so no graceful
         # shut-down (0.5-0.9 s each) before their databases are dropped
         for key in list(self.fleets):
+            # what its proxies imported on their first requests, the next zygotes import up front
+            next(iter(self.fleets[key][0].replicas.values())).remember_lazy_imports()
             self._discard(key, how="kill")
         if self.zygote is not None:
             self.zygote.stop()

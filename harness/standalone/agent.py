@@ -214,10 +214,15 @@ async def _settle(timeout: float = 10.0) -> list[str]:
     me = asyncio.current_task()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    baseline = _state["baseline_tasks"]
     for worker in _logging_workers():
         await asyncio.wait_for(worker.flush(), timeout)
+        # its loop, started by the first call, runs for good: without this, the first settle
+        # of every proxy waited LONG_LIVED_S for it to count as long-lived
+        loop_task = getattr(worker, "_worker_task", None)
+        if isinstance(loop_task, asyncio.Task):
+            baseline.add(loop_task)
     first_seen: dict = _state.setdefault("first_seen", weakref.WeakKeyDictionary())
-    baseline = _state["baseline_tasks"]
     while True:
         now = loop.time()
         pending = [t for t in asyncio.all_tasks() if t is not me and not t.done() and t not in baseline]
@@ -431,6 +436,10 @@ async def _op_wait_paused(body: dict, app, state: dict) -> dict:
     return {**_pause_report(body["name"], pause), "reached": pause["reached"].is_set()}
 
 
+def _op_lazy_imports(body: dict, app, state: dict) -> dict:
+    return {"modules": sorted(_release_modules() - state.get("modules_at_fork", set()))}
+
+
 def _op_info(body: dict, app, state: dict) -> dict:
     from apscheduler.schedulers.base import STATE_PAUSED
 
@@ -491,6 +500,7 @@ def _op_reset(body: dict, app, state: dict) -> dict:
 #: harness fails the step with. The read-only views are agent_views'.
 OPERATIONS = {
     "info": _op_info,
+    "lazy-imports": _op_lazy_imports,
     "clock": _op_clock,
     "freeze": _op_freeze,
     "advance": _op_advance,
@@ -657,12 +667,53 @@ def _zygote() -> None:
     os._exit(0)
 
 
+#: the modules earlier replicas of this release imported after their fork (the harness keeps the
+#: list, harness.proxy.proxy.remember_lazy_imports): the zygote imports them before forking
+WARM_IMPORTS = Path(sys.prefix) / "harness-warm-imports.txt"
+
+
+def _release_modules() -> set[str]:
+    """The loaded modules that come from the release's own site-packages (not a scenario's)."""
+    import sysconfig
+
+    roots = tuple({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})
+    return {name for name, module in list(sys.modules.items())
+            if str(getattr(module, "__file__", None) or "").startswith(roots)}
+
+
+def _warm_imports() -> None:
+    """Import what replicas import lazily on their first requests (LiteLLM imports mcp, the
+    guardrail translations and more on the first call: ~0.2 s of every new proxy's first call).
+    A module whose import starts a thread ends the list: forks must find the main thread alone."""
+    import importlib
+
+    try:
+        names = WARM_IMPORTS.read_text().split()
+    except OSError:
+        return
+    started, done, threads = time.time(), 0, threading.active_count()  # 1 in the zygote
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - gone in this release, or fails outside a request: skipped
+            continue
+        done += 1
+        if threading.active_count() > threads:
+            print(f"harness-agent: warm import of {name} started a thread; the rest are left to the replicas",
+                  file=sys.stderr, flush=True)
+            break
+    print(f"harness-agent: {done} of {len(names)} warm imports in {time.time() - started:.2f}s", file=sys.stderr, flush=True)
+
+
 def _prime_replicas() -> None:
-    """Do once here what every replica would do first: import uvicorn, and fill freezegun's cache
-    of which module attributes are time functions (its first `start()` scans every loaded module,
-    0.4 s with LiteLLM's; later ones take 0.04 s). One freeze and unfreeze, with nothing between."""
+    """Do once here what every replica would do first: import uvicorn and what earlier replicas
+    imported lazily, and fill freezegun's cache of which module attributes are time functions (its
+    first `start()` scans every loaded module, 0.4 s with LiteLLM's; later ones take 0.04 s). One
+    freeze and unfreeze, with nothing between."""
     import freezegun
     import uvicorn  # noqa: F401 - imported for the forks
+
+    _warm_imports()
 
     freezer = freezegun.freeze_time(datetime.now(timezone.utc), tick=False, real_asyncio=True)
     freezer.start()
@@ -712,6 +763,7 @@ def _replica(app, request: dict, reply_fd: int) -> None:
         sys.path.append(request["cwd"])  # a scenario's modules (last: they shadow nothing) can import each other
         os.environ.update(request["env"])
         _state["started_at"] = time.time()
+        _state["modules_at_fork"] = _release_modules()
         _serve(app)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - a replica must never return into the zygote's loop
