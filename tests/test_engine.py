@@ -124,6 +124,26 @@ def test_cold_build_then_warm_reuse(cache):
 
 
 @needs_node
+def test_the_launcher_answers_version_as_the_bridge_does_and_old_launchers_are_refreshed(built, tmp_path):
+    """prisma-client-py asks `--version` before each connect: the launcher answers without Node,
+    exactly what bridge.mjs answers (also with PRISMA_EXPECTED_ENGINE_VERSION)."""
+    target = built.query_engine.parent.parent
+    node = json.loads((target / MARKER).read_text())["node"]
+    for env in ({}, {"PRISMA_EXPECTED_ENGINE_VERSION": "0123abc"}):
+        full = {**os.environ, **env}
+        by_launcher = subprocess.run([str(built.query_engine), "--version"], capture_output=True, text=True, env=full)
+        by_bridge = subprocess.run([node, str(target / "bridge.mjs"), "--version"], capture_output=True, text=True, env=full)
+        assert by_launcher.returncode == by_bridge.returncode == 0
+        assert by_launcher.stdout == by_bridge.stdout == f"query-engine {env.get('PRISMA_EXPECTED_ENGINE_VERSION', ENGINE_HASH)}\n"
+    # a build made by an older harness (launcher without the shortcut) gets the new launcher
+    old = f"#!/bin/sh\nexec {node} {target / 'bridge.mjs'} \"$@\"\n"
+    built.query_engine.write_text(old)
+    assert ensure_engine("wasm") == built
+    assert 'case "$1" in' in built.query_engine.read_text()
+    assert os.access(built.query_engine, os.X_OK)
+
+
+@needs_node
 def test_half_built_dir_is_removed_and_rebuilt(cache):
     info = ensure_engine()
     built = info.query_engine.parent.parent
