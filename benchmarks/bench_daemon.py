@@ -5,9 +5,10 @@
 In one private runtime dir (its own daemon and embedded PostgreSQL), after one untimed warm-up
 run, each round measures in turn: `import litellm.proxy.proxy_server` in the release's python
 with the zygote's environment, `harness run` of the seed scenario with HARNESS_DAEMON=off, and
-the same run with a warm daemon (after its spare is ready: a repeat run some seconds after the
-last one). Prints the medians, the ratios to the import time, and where the warm run's time goes
-(from its progress lines).
+the same run with a warm daemon (after its spare zygote is ready: a repeat run some seconds after
+the last one), which runs the command line in its warm harness runner, on its warm PostgreSQL.
+Prints the medians, the ratios to the import time, and where the warm run's time goes (from its
+progress lines).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def split(wall: float, lines: list[tuple[float, float, str]]) -> list[tuple[str,
         hits = [t for t, _, line in lines if text in line]
         return hits[-1] if hits else float("nan")
 
-    marks = [("python start, harness import, scenario load", lines[0][0]),
+    marks = [("python start, hand-over to the runner, scenario load", lines[0][0]),
              ("PostgreSQL server start (or the daemon's)", at("PostgreSQL:")),
              ("database template (built, or found)", at("template")),
              ("zygote (taken from the daemon)", at("starting the litellm")),
@@ -91,13 +92,16 @@ def main() -> None:
         if refused:
             raise SystemExit(f"the daemon will not warm {args.litellm}: {refused}")
         timed_run(args.litellm, cold_env)  # warm-up: page cache, the run folder's first use
+        timed_run(args.litellm, warm_env)  # untimed: the daemon starts its runner for this environment
         for round_ in range(args.rounds):
             imports.append(import_time(release))
             colds.append(timed_run(args.litellm, cold_env)[0])
-            wait_ready()
+            runs = wait_ready()
             wall, lines = timed_run(args.litellm, warm_env)
             if not any("warm zygote from the daemon" in line for _, _, line in lines):
                 raise SystemExit("the warm run did not take the daemon's zygote:\n" + "\n".join(t for _, _, t in lines))
+            if daemon.status()["runs"] != runs + 1:
+                raise SystemExit("the warm run was not run by the daemon's runner")
             warms.append(wall)
             warm_lines.append((wall, lines))
             print(f"round {round_ + 1}: import {imports[-1]:.2f}s, run without daemon {colds[-1]:.2f}s, "
@@ -121,12 +125,14 @@ def main() -> None:
         print(f"  {name:<45} {seconds:5.2f} s")
 
 
-def wait_ready(timeout: float = 300) -> None:
+def wait_ready(timeout: float = 300) -> int:
+    """Wait for a ready spare zygote and a ready runner; the runs the runners made so far."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = daemon.status()
-        if info and any(s["state"] == "ready" for s in info["spares"]):
-            return
+        if (info and any(s["state"] == "ready" for s in info["spares"])
+                and any(r["state"] == "ready" for r in info["runners"])):
+            return info["runs"]
         time.sleep(0.2)
     raise SystemExit(f"the daemon's spare was not ready within {timeout:.0f}s: {daemon.status()}")
 

@@ -1,3 +1,11 @@
-from .cli import main
+import sys
 
-raise SystemExit(main())
+from .commands.remote import run_remote
+
+# with a warm daemon, its runner runs the command (no harness import here); otherwise it runs here
+code = run_remote(sys.argv[1:])
+if code is None:
+    from .cli import main
+
+    code = main()
+raise SystemExit(code)

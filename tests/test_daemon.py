@@ -246,7 +246,7 @@ def test_a_hand_over_the_client_read_and_closed_at_once_counts_as_sent() -> None
         def sendall(self, data):
             raise BrokenPipeError(32, "Broken pipe")
 
-    daemon._send_line(PeerClosedAfterTheLine(), {"zygote": {"pid": 1}}, [0])
+    daemon.send_line(PeerClosedAfterTheLine(), {"zygote": {"pid": 1}}, [0])
 
 
 def test_the_clone_sweep_drops_only_clones_of_ended_runs(tmp_path, monkeypatch) -> None:

@@ -93,7 +93,9 @@ def test_a_run_uses_the_warm_zygote_and_a_killed_run_or_daemon_leaves_nothing(ru
     started = harness(env, "daemon", "start", "--litellm", VERSION, "--idle-timeout", "300")
     assert started.returncode == 0, started.stdout + started.stderr
     try:
+        assert harness(env, "validate", str(SEED)).returncode == 0  # the daemon starts its runner for env
         spare = wait_spare_ready(env)["spares"][0]
+        assert [r["state"] for r in status(env)["runners"]] == ["ready"]
         run = subprocess.Popen([sys.executable, "-m", "harness", "run", str(SEED), "--litellm", VERSION, "--db", "embedded"],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
@@ -101,7 +103,9 @@ def test_a_run_uses_the_warm_zygote_and_a_killed_run_or_daemon_leaves_nothing(ru
         assert f"warm zygote from the daemon (pid {spare['pid']}" in seen, seen
         assert "importing litellm" not in seen  # it did not import LiteLLM itself
         assert "kept warm by the daemon" in seen, seen  # nor started a PostgreSQL server
+        assert status(env)["runs"] == 1  # run by the runner: `run` is only the client
         wait_for_line(run, "create_organization")  # mid-scenario
+        assert daemon_clones(env) != []  # its database
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
         deadline = time.monotonic() + 1
@@ -115,9 +119,23 @@ def test_a_run_uses_the_warm_zygote_and_a_killed_run_or_daemon_leaves_nothing(ru
         assert left == [], left  # the zygote it was handed (its stdin closed), its replica
         assert info["postgres"] is not None, info
         deadline = time.monotonic() + 3 * daemon.SWEEP_EVERY_S
-        while (clones := [c for c in daemon_clones(env) if f"_{run.pid}_" in c]) and time.monotonic() < deadline:
+        while (clones := daemon_clones(env)) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert clones == []  # the killed run's database was dropped by the daemon
+
+        # Ctrl-C reaches the run through the client: the harness's own clean-up, exit 130
+        wait_spare_ready(env)
+        run = subprocess.Popen([sys.executable, "-m", "harness", "run", str(SEED), "--litellm", VERSION, "--db", "embedded"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+        seen = "".join(wait_for_line(run, "create_organization"))
+        assert status(env)["runs"] == 2, seen
+        run.send_signal(signal.SIGINT)
+        rest = run.communicate(timeout=60)[0]
+        assert run.returncode == 130, seen + rest
+        assert "every proxy and server this run started has been stopped" in rest
+        info = status(env)
+        assert [p for p in processes_with(marker) if not of_daemon(int(p.split(":")[0]), info["pid"])] == []
     finally:
         info = status(env)
         if info is not None:

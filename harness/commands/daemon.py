@@ -30,7 +30,7 @@ def add_arguments(parser) -> None:
     start.add_argument("--litellm", "--litellm-version", dest="litellm", action="append", default=[], metavar="VERSION",
                        help="import a spare of this release now (repeatable); otherwise each release is warmed on first use")
     actions.add_parser("stop", help="stop the daemon and every spare zygote it holds")
-    actions.add_parser("status", help="the daemon's pid and its spares: release, state, age, pid")
+    actions.add_parser("status", help="the daemon's pid, its spares (release, state, age, pid), runners and PostgreSQL")
 
 
 def _age(seconds: float) -> str:
@@ -47,6 +47,15 @@ def _print_status(console, info) -> None:
         imported = f", imported in {spare['import_s']:.1f}s" if spare["import_s"] is not None else ""
         console.print(f"  litellm {spare['release']:<10} {spare['state']:<9} pid {spare['pid']}  age {_age(spare['age_s'])}"
                       f"{imported}  key {spare['key'][:12]}", highlight=False, markup=False)
+    for runner in info.get("runners", []):
+        console.print(f"  harness runner  {runner['state']:<9} pid {runner['pid']}  key {runner['key'][:12]}",
+                      highlight=False, markup=False)
+    if info.get("runners"):
+        console.print(f"  {info.get('runs', 0)} command lines run by the runners", highlight=False, markup=False)
+    if info.get("postgres"):
+        pg = info["postgres"]
+        console.print(f"  PostgreSQL {pg['version']} (embedded) pid {pg['pid']} on 127.0.0.1:{pg['port']}",
+                      highlight=False, markup=False)
 
 
 def run(args, console) -> int:

@@ -21,7 +21,7 @@ from .base import Database, Server
 from .container import ContainerServer
 from .embedded import EmbeddedServer
 from .template import clone, ensure_template, list_migrations, reset, schema_hash, template_name, verify_schema
-from .urlserver import UrlServer
+from .urlserver import LeasedServer, UrlServer
 
 PROVIDERS = {"container": container.start, "embedded": embedded.start, "url": urlserver.start}
 POSTGRESQL = Service(name="PostgreSQL", noun="database", option="--db", variable="HARNESS_DB",
@@ -30,7 +30,7 @@ POSTGRESQL = Service(name="PostgreSQL", noun="database", option="--db", variable
 KINDS = POSTGRESQL.kinds
 
 __all__ = [
-    "KINDS", "Server", "Database", "ContainerServer", "EmbeddedServer", "UrlServer",
+    "KINDS", "Server", "Database", "ContainerServer", "EmbeddedServer", "UrlServer", "LeasedServer",
     "start_server", "ensure_template", "clone", "reset", "verify_schema", "template_name",
     "list_migrations", "schema_hash", "probe_engine", "redact_url",
 ]

