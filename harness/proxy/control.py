@@ -123,6 +123,10 @@ class ProxyControl:
         """Diagnostics: the release, pid, uptime, peak memory (also of the Prisma engine), the scheduled jobs."""
         return self._first("info", {}, Reach.EACH)
 
+    def lazy_imports(self) -> list[str]:
+        """The release's modules a replica imported after its fork (its requests' lazy imports)."""
+        return list(self._first("lazy-imports", {}, Reach.ANY)["modules"])
+
     def clock(self) -> datetime:
         return _instant(self._first("clock", {}, Reach.ANY))
 

@@ -332,7 +332,8 @@ class ProxyTarget:
         if not self.alive:
             return
         try:
-            modules = post(self.http, self.base_url, self.control_token, "lazy-imports", {}, timeout=0.5)["modules"]
+            quick = ProxyControl.of(self.name, partial(post, self.http, self.base_url, self.control_token, timeout=0.5))
+            modules = quick.lazy_imports()
         except (HarnessError, KeyError, TypeError):
             return
         root = getattr(self.release, "root", None)
