@@ -78,7 +78,7 @@ def test_a_step_scripts_every_replica_and_withdraws_the_scripts_even_when_it_fai
 def test_no_scripts_touch_nothing_and_a_proxy_without_fake_provider_is_an_error() -> None:
     with scripted_provider(_ctx(), [], None) as answered:
         assert answered() == ""
-    with pytest.raises(HarnessError, match="provider: fake"):
+    with pytest.raises(HarnessError, match="needs the fake provider, not `provider: mock`"):
         with scripted_provider(_ctx(None), [ProviderScript(status=500)], None):
             pass
 

@@ -247,7 +247,7 @@ def scripted_provider(ctx: StepContext, scripts: list[ProviderScript], model: st
         return
     providers = [r.upstream for r in ctx.target.replicas if getattr(r, "upstream", None) is not None]
     if not providers:
-        raise HarnessError("`provider` needs `proxy: {provider: fake}` (the replicas have no fake provider)")
+        raise HarnessError("`provider` needs the fake provider, not `provider: mock` (the replicas have no fake provider)")
     marks = [len(upstream.requests) for upstream in providers]
     try:
         for upstream in providers:
