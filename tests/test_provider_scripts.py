@@ -97,7 +97,7 @@ def test_extra_models_point_at_their_own_path_with_their_costs_and_router_settin
                                       "api_base": f"http://127.0.0.1:{provider.port}/m/harness-free/v1"}
     assert models["harness-mock"]["api_base"].endswith("/m/harness-mock/v1")
     assert config["router_settings"] == {"num_retries": 0, "fallbacks": [{"harness-free": ["harness-mock"]}]}
-    assert "router_settings" not in proxy_config(ProxySettings(), None)
+    assert "router_settings" not in proxy_config(ProxySettings(provider="mock"), None)
 
 
 def test_a_stated_usage_cost_is_in_the_plain_and_the_streamed_usage(provider: FakeProvider) -> None:

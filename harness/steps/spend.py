@@ -248,7 +248,7 @@ def scripted_provider(ctx: StepContext, scripts: list[ProviderScript], model: st
     providers = [r.upstream for r in ctx.target.replicas if getattr(r, "upstream", None) is not None]
     if not providers:
         raise HarnessError("`provider` needs the fake provider, not `provider: mock` (the replicas have no fake provider)")
-    marks = [len(upstream.requests) for upstream in providers]
+    marks = [upstream.mark() for upstream in providers]
     try:
         for upstream in providers:
             for script in scripts:
@@ -258,7 +258,7 @@ def scripted_provider(ctx: StepContext, scripts: list[ProviderScript], model: st
 
         def answered() -> str:
             seen = Counter((r.get("model_name"), r.get("status"))
-                           for upstream, mark in zip(providers, marks) for r in upstream.requests[mark:])
+                           for upstream, mark in zip(providers, marks) for r in upstream.since(mark))
             return "provider answered " + (", ".join(f"{m} {n}x{status}" for (m, status), n in sorted(seen.items(), key=str))
                                            or "no call")
 
