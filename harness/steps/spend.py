@@ -1,4 +1,5 @@
-"""Steps that spend: real `/chat/completions` calls of the mock model through a key."""
+"""Steps that spend: real `/chat/completions` calls of the spend model through a key (at the fake
+provider, or the mock with `provider: mock`)."""
 
 from __future__ import annotations
 
