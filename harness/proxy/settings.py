@@ -137,8 +137,8 @@ class ProxySettings(_Strict):
     provider: Literal["mock", "fake"] = Field(
         "fake", description="who answers `spend`'s calls: `fake` (a loopback provider the harness starts: the spend "
         "model is openai/gpt-4o at it, through LiteLLM's provider code, priced by `model`; a second model "
-        "harness-claude is anthropic/claude-sonnet-4-5, priced by LiteLLM's cost map; about 1 ms per call more than "
-        "mock) or `mock` (mock_response inside the proxy, priced by `model`; no hold, provider scripts or "
+        "harness-claude is anthropic/claude-sonnet-4-5, priced by LiteLLM's cost map; 1.2 ms per call more than "
+        "mock on 1.85.0, benchmarks/bench_traffic.py) or `mock` (mock_response inside the proxy, priced by `model`; no hold, provider scripts or "
         "model_list); see README 'Fake provider'")
     fake_provider: FakeProviderSettings = FakeProviderSettings()
     model_list: list[FakeModel] = Field(
