@@ -53,7 +53,7 @@ OPTIONS = (
         ("--proxy-config",),
         "proxy_config",
         "the operator's proxy config file: every setting is kept, model providers are replaced by the "
-        "mock (each replacement stated), secrets never reach reports",
+        "harness's spend model's (each replacement stated), secrets never reach reports",
         {"metavar": "FILE", "default": None},
     ),
     Option(

@@ -75,7 +75,7 @@ def test_proxy_config_keeps_the_operators_settings_states_replacements_and_leaks
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report_text = (tmp_path / "r" / "key_budget_reset-1.85.0.json").read_text()
     notes = json.loads(report_text)["environment"]["proxy_config"]
-    assert "model gpt-4o (azure/gpt-4o-prod): provider replaced by the mock" in notes
+    assert "model gpt-4o (azure/gpt-4o-prod): provider replaced by the harness's spend model's" in notes
     assert "general_settings.master_key: the harness's own value is used" in notes
     for secret in ("azure-secret-0123456789", "sk-operator-master-0123456789"):
         assert secret not in proc.stdout + proc.stderr and secret not in report_text

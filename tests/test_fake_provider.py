@@ -93,16 +93,50 @@ def test_behaviour_bounds_are_checked() -> None:
         Behaviour(latency_ms=10**6)
 
 
-def test_provider_fake_points_the_spend_model_at_the_provider_and_keeps_the_unit_mock(provider: FakeProvider) -> None:
-    from harness.proxy.proxy import UNIT_MODEL, proxy_config
+def test_the_default_config_points_the_spend_model_at_the_fake_provider_priced_per_token(provider: FakeProvider) -> None:
+    from harness.errors import HarnessError
+    from harness.proxy.proxy import UNIT_MODEL, UNIT_MODEL_COSTS, proxy_config
     from harness.proxy.settings import ProxySettings
 
-    models = {m["model_name"]: m["litellm_params"] for m in proxy_config(ProxySettings(provider="fake"), provider)["model_list"]}
-    assert models["harness-mock"] == {"model": "openai/gpt-4o", "api_key": "sk-fake-provider",
+    assert ProxySettings().provider == "fake"
+    models = {m["model_name"]: m["litellm_params"] for m in proxy_config(ProxySettings(), provider)["model_list"]}
+    # the mock's prices: 10 prompt + 20 completion tokens (the provider's default answer) cost 0.05
+    assert models["harness-mock"] == {"model": "openai/gpt-4o", "input_cost_per_token": 0.001,
+                                      "output_cost_per_token": 0.002, "api_key": "sk-fake-provider",
                                       "api_base": provider.base_for("harness-mock")}
-    assert models["harness-claude"]["api_base"] == provider.base_for("harness-claude", "anthropic")
-    assert "mock_response" in models[UNIT_MODEL] and "mock_response" not in models["harness-mock"]
-    assert "api_base" not in proxy_config(ProxySettings(), None)["model_list"][0]["litellm_params"]
+    assert models["harness-claude"] == {"model": "anthropic/claude-sonnet-4-5", "api_key": "sk-fake-provider",
+                                        "api_base": provider.base_for("harness-claude", "anthropic")}
+    assert models[UNIT_MODEL] == {"model": f"openai/{UNIT_MODEL}", "api_key": "not-used", "mock_response": "ok",
+                                  **UNIT_MODEL_COSTS}  # `spend: {amount}` stays exact, whatever the provider is told
+    with pytest.raises(HarnessError, match="needs the fake provider started"):
+        proxy_config(ProxySettings(), None)
+
+
+def test_cost_map_pricing_leaves_the_spend_model_to_litellms_map_and_needs_the_fake_provider(provider: FakeProvider) -> None:
+    from pydantic import ValidationError
+
+    from harness.proxy.proxy import proxy_config
+    from harness.proxy.settings import ProxySettings
+
+    settings = ProxySettings.model_validate({"model": {"pricing": "cost_map"}})
+    spend = proxy_config(settings, provider)["model_list"][0]["litellm_params"]
+    assert spend == {"model": "openai/gpt-4o", "api_key": "sk-fake-provider", "api_base": provider.base_for("harness-mock")}
+    with pytest.raises(ValidationError, match="needs the fake provider"):
+        ProxySettings.model_validate({"provider": "mock", "model": {"pricing": "cost_map"}})
+
+
+def test_provider_mock_still_gives_the_mock_config_without_a_fake_provider() -> None:
+    from harness.proxy.proxy import UNIT_MODEL, UNIT_MODEL_COSTS, proxy_config
+    from harness.proxy.settings import ProxySettings
+
+    models = proxy_config(ProxySettings(provider="mock"), None)["model_list"]
+    assert models == [
+        {"model_name": "harness-mock", "litellm_params": {"model": "openai/harness-mock", "api_key": "not-used",
+                                                          "mock_response": "ok", "input_cost_per_token": 0.001,
+                                                          "output_cost_per_token": 0.002}},
+        {"model_name": UNIT_MODEL, "litellm_params": {"model": f"openai/{UNIT_MODEL}", "api_key": "not-used",
+                                                      "mock_response": "ok", **UNIT_MODEL_COSTS}},
+    ]
 
 
 @pytest.mark.parametrize("spend, message", [
@@ -119,3 +153,17 @@ def test_spend_shapes_that_do_not_combine_are_refused_with_a_line(tmp_path, spen
     with pytest.raises(ScenarioError, match="s.yaml:4") as err:
         load(path)
     assert message in str(err.value)
+
+
+def test_the_request_log_is_bounded_and_since_a_mark_survives_the_trim(monkeypatch, provider: FakeProvider) -> None:
+    from harness.upstream import fake_provider
+
+    monkeypatch.setattr(fake_provider, "MAX_LOGGED", 4)
+    url = f"{provider.openai_base}/chat/completions"
+    for _ in range(3):
+        requests.post(url, json={}, timeout=5)
+    mark = provider.mark()
+    for _ in range(3):
+        requests.post(url, json={}, timeout=5)
+    assert len(provider.requests) <= 4 and provider.mark() == 6
+    assert len(provider.since(mark)) == 3 and len(provider.since(0)) == len(provider.requests)

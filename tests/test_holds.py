@@ -77,7 +77,7 @@ def test_hold_without_a_fake_provider_and_an_unknown_release_are_harness_errors(
     from harness.errors import HarnessError
 
     holds = HeldCalls()
-    with pytest.raises(HarnessError, match="provider: fake"):
+    with pytest.raises(HarnessError, match="needs the fake provider, not `provider: mock`"):
         holds.hold("h", [(None, refused)])
     with pytest.raises(HarnessError, match="no calls are held under `x`"):
         holds.release("x")
@@ -144,7 +144,8 @@ def test_an_interrupted_scenario_releases_its_held_calls(tmp_path, provider) -> 
 
 
 @pytest.mark.parametrize("proxy, steps, line, message", [
-    ("", ["spend: {key: k, requests: 2, hold: h}"], 4, "`hold` needs `proxy: {provider: fake}`"),
+    ("proxy: {provider: mock}\n", ["spend: {key: k, requests: 2, hold: h}"], 5,
+     "`hold` needs the fake provider, not `provider: mock`"),
     ("proxy: {provider: fake}\n", ["spend: {key: k, requests: 2, hold: h}", "release: g"], 6,
      "`release: g` names no `hold` of an earlier `spend` step; holds: h"),
     ("proxy: {provider: fake}\n", ["release: h", "spend: {key: k, requests: 2, hold: h}"], 5,

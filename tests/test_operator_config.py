@@ -1,4 +1,4 @@
-"""--proxy-config: the operator's settings kept, providers replaced by the mock, secrets collected."""
+"""--proxy-config: the operator's settings kept, providers replaced by the spend model's, secrets collected."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_every_setting_is_kept_and_each_replacement_is_stated(tmp_path: Path) ->
     path = tmp_path / "ops.yaml"
     path.write_text(OPERATOR)
     operator = operator_config.load(path)
-    settings = ProxySettings(litellm_settings={"max_end_user_budget_id": "scenario-tier"})
+    settings = ProxySettings(provider="mock", litellm_settings={"max_end_user_budget_id": "scenario-tier"})
     generated = proxy_config(settings)
     merged, notes = operator_config.merge(operator, generated, {"mock_response": "ok", "api_key": "not-used"})
     assert merged["router_settings"] == {"routing_strategy": "usage-based-routing-v2"}
@@ -45,7 +45,7 @@ def test_every_setting_is_kept_and_each_replacement_is_stated(tmp_path: Path) ->
     assert operator_model["model_name"] == "gpt-4o" and operator_model["model_info"] == {"id": "prod-gpt"}
     assert operator_model["litellm_params"] == {"mock_response": "ok", "api_key": "not-used", "model": "openai/gpt-4o"}
     assert [m["model_name"] for m in merged["model_list"][:-1]] == [m["model_name"] for m in generated["model_list"]]
-    assert "model gpt-4o (azure/gpt-4o-prod): provider replaced by the mock" in notes
+    assert "model gpt-4o (azure/gpt-4o-prod): provider replaced by the harness's spend model's" in notes
     assert "general_settings.master_key: the harness's own value is used" in notes
     assert any(n.startswith("environment_variables") for n in notes)
     text = f"{OPERATOR} {merged}"
@@ -94,9 +94,9 @@ def test_an_operator_config_survives_the_trip_to_a_matrix_worker(tmp_path: Path)
 
 def test_scenario_router_settings_reach_the_config_on_top_of_the_operators(tmp_path: Path) -> None:
     budget = {"openai": {"budget_limit": 0.001, "time_period": "1d"}}
-    generated = proxy_config(ProxySettings(router_settings={"provider_budget_config": budget}))
+    generated = proxy_config(ProxySettings(provider="mock", router_settings={"provider_budget_config": budget}))
     assert generated["router_settings"] == {"provider_budget_config": budget}
-    assert "router_settings" not in proxy_config(ProxySettings())
+    assert "router_settings" not in proxy_config(ProxySettings(provider="mock"))
     path = tmp_path / "ops.yaml"
     path.write_text(OPERATOR)
     merged, _ = operator_config.merge(operator_config.load(path), generated, {"mock_response": "ok", "api_key": "not-used"})

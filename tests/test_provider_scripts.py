@@ -78,7 +78,7 @@ def test_a_step_scripts_every_replica_and_withdraws_the_scripts_even_when_it_fai
 def test_no_scripts_touch_nothing_and_a_proxy_without_fake_provider_is_an_error() -> None:
     with scripted_provider(_ctx(), [], None) as answered:
         assert answered() == ""
-    with pytest.raises(HarnessError, match="provider: fake"):
+    with pytest.raises(HarnessError, match="needs the fake provider, not `provider: mock`"):
         with scripted_provider(_ctx(None), [ProviderScript(status=500)], None):
             pass
 
@@ -97,7 +97,7 @@ def test_extra_models_point_at_their_own_path_with_their_costs_and_router_settin
                                       "api_base": f"http://127.0.0.1:{provider.port}/m/harness-free/v1"}
     assert models["harness-mock"]["api_base"].endswith("/m/harness-mock/v1")
     assert config["router_settings"] == {"num_retries": 0, "fallbacks": [{"harness-free": ["harness-mock"]}]}
-    assert "router_settings" not in proxy_config(ProxySettings(), None)
+    assert "router_settings" not in proxy_config(ProxySettings(provider="mock"), None)
 
 
 def test_a_stated_usage_cost_is_in_the_plain_and_the_streamed_usage(provider: FakeProvider) -> None:

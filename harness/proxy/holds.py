@@ -77,8 +77,8 @@ class HeldCalls:
         upstreams: list[Any] = []
         for upstream, _send in calls:
             if upstream is None:
-                raise HarnessError("`hold` needs `proxy: {provider: fake}`: the mock provider answers inside "
-                                   "the proxy, so there is nowhere to hold a call")
+                raise HarnessError("`hold` needs the fake provider, not `provider: mock`: the mock answers "
+                                   "inside the proxy, so there is nowhere to hold a call")
             if all(upstream is not u for u in upstreams):
                 upstreams.append(upstream)
                 upstream.hold(name)  # re-armed: an earlier scenario may have released this name

@@ -1,8 +1,9 @@
 """`--proxy-config FILE`: run the scenarios with the proxy settings an operator actually runs.
 
 Every setting of the operator's file is kept, with three kinds of exception, each stated in the
-run's notes: every model's provider is replaced by the mock (its `model_name` and `model_info`
-stay, so routing by name and per-model settings still apply); the settings the harness must
+run's notes: every model's provider is replaced by the harness's spend model's (the fake
+provider, or the mock with `provider: mock`, at the spend model's prices; its `model_name` and
+`model_info` stay, so routing by name and per-model settings still apply); the settings the harness must
 own to control the proxy (database, master key, scheduler intervals) are the harness's; and
 the scenario's own `proxy:` settings, which are the point of a scenario, win over the file's.
 Values that look secret (keys, passwords, tokens, URLs with credentials) are collected so
@@ -82,7 +83,7 @@ def merge(operator: OperatorConfig, generated: dict[str, Any], mock_params: dict
         provider = (entry.get("litellm_params") or {}).get("model", "?")
         kept = {k: v for k, v in entry.items() if k not in ("litellm_params",)}
         models.append({**kept, "litellm_params": {**mock_params, "model": f"openai/{name}"}})
-        notes.append(f"model {name} ({provider}): provider replaced by the mock")
+        notes.append(f"model {name} ({provider}): provider replaced by the harness's spend model's")
     general = dict(data.pop("general_settings", None) or {})
     for owned in HARNESS_OWNED:
         if owned in general:

@@ -36,6 +36,9 @@ NEVER_S = 10**8
 #: a second mock model priced by its output tokens only (the mock answers with 20 completion
 #: tokens on every release, while releases count its prompt differently): 0.01 per call, so
 #: `spend: {amount: X}` lands on X exactly. Input must cost more than 0, or budget checks are skipped.
+#: It stays a mock under the fake provider too: `amount` puts an exact sum on the counters, and at
+#: the fake provider its calls would take what a scenario tells that provider (an error `status`,
+#: other token counts, a `hold` scripted for any model).
 UNIT_MODEL = "harness-unit"
 UNIT_MODEL_COSTS = {"input_cost_per_token": 1e-15, "output_cost_per_token": 0.0005}
 
@@ -64,15 +67,16 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 
 #: with `provider: fake`: the spend model and a second provider shape, both real provider models
-#: at the fake provider, so LiteLLM's cost map prices them (claude-sonnet-4-5 is in the maps of
-#: 1.82.3..1.108.7 at least, not of 1.72.0, where its calls cost 0)
+#: at the fake provider. The spend model is priced like the mock (`model`'s per-token costs in its
+#: litellm_params) unless `model.pricing: cost_map`; harness-claude always by LiteLLM's cost map
+#: (claude-sonnet-4-5 is in the maps of 1.82.3..1.108.7 at least, not of 1.72.0: its calls cost 0)
 FAKE_MODELS = {"openai": "openai/gpt-4o", "anthropic": "anthropic/claude-sonnet-4-5"}
 FAKE_ANTHROPIC_MODEL = "harness-claude"
 #: the name the fake provider knows the OpenAI pass-through routes' calls by (`provider: [{model}]`)
 PASSTHROUGH_MODEL = "openai-passthrough"
 
 
-def _fake_models(name: str, upstream, extra=()) -> list[dict[str, Any]]:
+def _fake_models(model, upstream, extra=()) -> list[dict[str, Any]]:
     """The models at the fake provider; each one's `api_base` names it, so that a step can script
     its calls alone (`spend: {provider: [{model: ...}]}`)."""
     def at(model_name: str, params: dict[str, Any], shape: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -80,8 +84,10 @@ def _fake_models(name: str, upstream, extra=()) -> list[dict[str, Any]]:
             **params, "api_key": "sk-fake-provider", "api_base": upstream.base_for(model_name, shape)}}
         return {**entry, "model_info": info} if info else entry
 
+    costs = ({"input_cost_per_token": model.input_cost_per_token, "output_cost_per_token": model.output_cost_per_token}
+             if model.pricing == "per_token" else {})
     return [
-        at(name, {"model": FAKE_MODELS["openai"]}, "openai"),
+        at(model.name, {"model": FAKE_MODELS["openai"], **costs}, "openai"),
         at(FAKE_ANTHROPIC_MODEL, {"model": FAKE_MODELS["anthropic"]}, "anthropic"),
         *(at(m.model_name, m.litellm(), m.shape, m.model_info) for m in extra),
     ]
@@ -93,8 +99,9 @@ def fake_model_names(settings: ProxySettings) -> list[str]:
 
 
 def proxy_config(settings: ProxySettings, upstream=None) -> dict[str, Any]:
-    """The config file the proxy loads: the mock model (or, with `provider: fake`, real provider
-    models at `upstream`, a harness.upstream.FakeProvider), then the scenario's settings on top."""
+    """The config file the proxy loads: real provider models at `upstream`, a
+    harness.upstream.FakeProvider (or, with `provider: mock`, the mock model), the mock unit model,
+    then the scenario's settings on top."""
     model = settings.model
     general = {
         "proxy_batch_write_at": NEVER_S,
@@ -126,7 +133,7 @@ def proxy_config(settings: ProxySettings, upstream=None) -> dict[str, Any]:
     if settings.provider == "fake":
         if upstream is None:
             raise HarnessError("provider: fake needs the fake provider started (harness.upstream)")
-        models = _fake_models(model.name, upstream, settings.model_list) + models[1:]
+        models = _fake_models(model, upstream, settings.model_list) + models[1:]
     config = {
         "model_list": models,
         "general_settings": general,

@@ -1,4 +1,4 @@
-"""What a proxy is started with: the mock model, the settings merged into its config, and how
+"""What a proxy is started with: the spend model, the settings merged into its config, and how
 its replicas are deployed. The scenario file's `proxy:` and `deployment:` are these models, so
 the proxy layer reads them without knowing about scenario files."""
 
@@ -8,7 +8,7 @@ import keyword
 import sys
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypedDict  # pydantic needs typing_extensions' TypedDict before Python 3.12
 
 from ..calendar import zone
@@ -20,12 +20,17 @@ class _Strict(BaseModel):
 
 
 class MockModel(_Strict):
-    """The model `spend` calls: a mock response with a fixed per-token cost (no provider)."""
+    """The model `spend` calls, priced per token: `openai/gpt-4o` at the fake provider (the default)
+    or, with `provider: mock`, a mock response. Both answer 10 prompt + 20 completion tokens, so a
+    call costs 10 * 0.001 + 20 * 0.002 = 0.05 with either provider."""
 
     name: str = "harness-mock"
     input_cost_per_token: float = Field(0.001, gt=0)
     output_cost_per_token: float = Field(0.002, gt=0)
-    mock_response: str = "ok"
+    pricing: Literal["per_token", "cost_map"] = Field(
+        "per_token", description="`per_token`: the two costs above; `cost_map` (fake provider only): LiteLLM's own "
+        "cost map prices openai/gpt-4o (0.000225 per call of 10 + 20 tokens)")
+    mock_response: str = Field("ok", description="with `provider: mock`: the answer's text")
 
 
 def _zone_name(name: str) -> str:
@@ -130,9 +135,11 @@ class ProxySettings(_Strict):
 
     model: MockModel = MockModel()
     provider: Literal["mock", "fake"] = Field(
-        "mock", description="who answers `spend`'s calls: `mock` (mock_response, priced by `model`) or `fake` "
-        "(a loopback provider the harness starts; models openai/gpt-4o and anthropic/claude-sonnet-4-5 "
-        "priced by LiteLLM's own cost map; see README 'Fake provider')")
+        "fake", description="who answers `spend`'s calls: `fake` (a loopback provider the harness starts: the spend "
+        "model is openai/gpt-4o at it, through LiteLLM's provider code, priced by `model`; a second model "
+        "harness-claude is anthropic/claude-sonnet-4-5, priced by LiteLLM's cost map; 1.2 ms per call more than "
+        "mock on 1.85.0, benchmarks/bench_traffic.py) or `mock` (mock_response inside the proxy, priced by `model`; no hold, provider scripts or "
+        "model_list); see README 'Fake provider'")
     fake_provider: FakeProviderSettings = FakeProviderSettings()
     model_list: list[FakeModel] = Field(
         [], description="with `provider: fake`: more models at the fake provider (e.g. a free model with a paid fallback)")
@@ -144,6 +151,13 @@ class ProxySettings(_Strict):
         {}, description="Python modules the config refers to (`general_settings.custom_auth: my_auth.user_api_key_auth`, "
         "`litellm_settings.callbacks: [my_cb.handler]`): name -> source, written as <name>.py next to each replica's "
         "config; in a scenario file the source may be `{file: path}`, relative to the scenario file")
+
+    @model_validator(mode="after")
+    def _cost_map_needs_a_provider(self) -> "ProxySettings":
+        if self.provider == "mock" and self.model.pricing == "cost_map":
+            raise ValueError("`model: {pricing: cost_map}` needs the fake provider: the mock's model is in no cost "
+                             "map (its calls would cost 0); remove `provider: mock` or the pricing")
+        return self
 
     @field_validator("modules")
     @classmethod

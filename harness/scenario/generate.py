@@ -13,7 +13,7 @@ one finding: the family says what the entity went through last (`create`, `reque
 team member whose budget_duration came from /team/member_update is told apart from one whose
 period was set at creation.
 
-Every call costs the mock model's fixed 0.05 (README: deterministic cost); the clock is frozen
+Every call costs the spend model's fixed 0.05 (README: deterministic cost); the clock is frozen
 at a fixed instant the caller chooses, so a file replays the same on any day.
 """
 

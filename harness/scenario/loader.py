@@ -359,8 +359,8 @@ def _check_holds(file: str, steps: list[PlacedStep], lines: _Lines, proxy: Proxy
         if name is not None:
             line = lines.line(("steps", placed.index, step.action, "hold"))
             if proxy.provider != "fake":
-                raise ScenarioError(f"{file}:{line}: `hold` needs `proxy: {{provider: fake}}`: the `{proxy.provider}` "
-                                    "provider answers inside the proxy, so there is nowhere to hold a call")
+                raise ScenarioError(f"{file}:{line}: `hold` needs the fake provider, not `provider: mock`: the mock "
+                                    "answers inside the proxy, so there is nowhere to hold a call")
             if name in held:
                 raise ScenarioError(f"{file}:{line}: `hold: {name}` is already the hold of line {held[name]}")
             held[name] = line
@@ -382,8 +382,8 @@ def _check_models(file: str, steps: list[PlacedStep], lines: _Lines, proxy: Prox
     """`model_list` needs the fake provider and names of its own; fallbacks and `spend: {provider}`
     name models the proxy serves."""
     if proxy.model_list and proxy.provider != "fake":
-        raise ScenarioError(f"{file}:{lines.line(('proxy', 'model_list'))}: `model_list` needs `provider: fake` "
-                            "(its models are served by the fake provider)")
+        raise ScenarioError(f"{file}:{lines.line(('proxy', 'model_list'))}: `model_list` needs the fake provider, "
+                            "not `provider: mock` (its models are served by the fake provider)")
     builtin = fake_model_names(proxy.model_copy(update={"model_list": []})) if proxy.provider == "fake" else [proxy.model.name]
     known = [*builtin, UNIT_MODEL]
     for index, extra in enumerate(proxy.model_list):
@@ -405,7 +405,8 @@ def _check_models(file: str, steps: list[PlacedStep], lines: _Lines, proxy: Prox
             continue
         if proxy.provider != "fake":
             line = lines.line(("steps", placed.index, step.action, "provider"))
-            raise ScenarioError(f"{file}:{line}: `provider` scripts the fake provider: set `proxy: {{provider: fake}}`")
+            raise ScenarioError(f"{file}:{line}: `provider` scripts the fake provider: "
+                                "remove `provider: mock`")
         for index, script in enumerate(scripts):
             model = script.model or getattr(step, "model", None) or proxy.model.name
             if model not in served:

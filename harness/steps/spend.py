@@ -1,4 +1,5 @@
-"""Steps that spend: real `/chat/completions` calls of the mock model through a key."""
+"""Steps that spend: real `/chat/completions` calls of the spend model through a key (at the fake
+provider, or the mock with `provider: mock`)."""
 
 from __future__ import annotations
 
@@ -247,8 +248,8 @@ def scripted_provider(ctx: StepContext, scripts: list[ProviderScript], model: st
         return
     providers = [r.upstream for r in ctx.target.replicas if getattr(r, "upstream", None) is not None]
     if not providers:
-        raise HarnessError("`provider` needs `proxy: {provider: fake}` (the replicas have no fake provider)")
-    marks = [len(upstream.requests) for upstream in providers]
+        raise HarnessError("`provider` needs the fake provider, not `provider: mock` (the replicas have no fake provider)")
+    marks = [upstream.mark() for upstream in providers]
     try:
         for upstream in providers:
             for script in scripts:
@@ -258,7 +259,7 @@ def scripted_provider(ctx: StepContext, scripts: list[ProviderScript], model: st
 
         def answered() -> str:
             seen = Counter((r.get("model_name"), r.get("status"))
-                           for upstream, mark in zip(providers, marks) for r in upstream.requests[mark:])
+                           for upstream, mark in zip(providers, marks) for r in upstream.since(mark))
             return "provider answered " + (", ".join(f"{m} {n}x{status}" for (m, status), n in sorted(seen.items(), key=str))
                                            or "no call")
 

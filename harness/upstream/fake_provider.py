@@ -36,6 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MAX_HOLD_S = 120.0
 MAX_LATENCY_MS = 60_000
 MAX_BODY = 4 * 1024 * 1024
+#: requests kept in `requests`: every proxy has a fake provider, and a shared proxy (`serve`, the
+#: daemon) answers scenario after scenario; the oldest half goes once this many are logged
+MAX_LOGGED = 50_000
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MODEL_PATH = re.compile(r"/m/([A-Za-z0-9_.-]{1,64})/")
 
@@ -72,6 +75,7 @@ class FakeProvider:
         self._held: collections.Counter[str] = collections.Counter()
         self._stopped = threading.Event()
         self.requests: list[dict] = []  # (path, model, stream) of each request, in arrival order
+        self._dropped = 0  # requests no longer in `requests` (MAX_LOGGED)
         self._server: ThreadingHTTPServer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -118,6 +122,15 @@ class FakeProvider:
         if not MODEL_NAME.fullmatch(model_name):
             raise ValueError(f"model names at the fake provider match {MODEL_NAME.pattern}")
         return f"http://127.0.0.1:{self.port}/m/{model_name}" + ("/v1" if shape == "openai" else "")
+
+    def mark(self) -> int:
+        """How many requests came so far: `since(mark)` gives the ones after it."""
+        with self._lock:
+            return self._dropped + len(self.requests)
+
+    def since(self, mark: int) -> list[dict]:
+        with self._lock:
+            return self.requests[max(0, mark - self._dropped):]
 
     # -- scripting ------------------------------------------------------------------------
 
@@ -231,6 +244,10 @@ class _Handler(BaseHTTPRequestHandler):
         with provider._lock:
             provider.requests.append({"path": path, "model": body.get("model"), "model_name": model_name,
                                       "stream": bool(body.get("stream")), "status": behaviour.status})
+            if len(provider.requests) > MAX_LOGGED:
+                half = MAX_LOGGED // 2
+                del provider.requests[:half]
+                provider._dropped += half
         provider._wait(behaviour)
         if behaviour.status != 200:
             error = ({"type": "error", "error": {"type": "api_error", "message": f"harness fake status {behaviour.status}"}}
