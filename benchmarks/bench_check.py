@@ -43,7 +43,17 @@ def check(args: list[str], out: Path, env: dict[str, str] | None = None) -> dict
     log = proc.stdout
     proxies = [float(s) for s in re.findall(r"proxy up \(.*?\) in ([0-9.]+)s", log)]
     builds = re.findall(r"litellm (\S+) ready in ([0-9.]+)s", log)
-    return {"seconds": seconds, "doc": doc, "proxies": proxies, "builds": builds, "exit": proc.returncode}
+    workers = re.findall(r"\] (\S+ worker \d+/\d+): (\d+) scenarios \((\d+) deployments?\) in ([0-9.]+)s", log)
+    return {"seconds": seconds, "doc": doc, "proxies": proxies, "builds": builds, "workers": workers,
+            "exit": proc.returncode}
+
+
+def profile(r: dict) -> str:
+    """Each worker's seconds (a split release) and the five slowest cells."""
+    workers = "; ".join(f"{w}: {n} scenarios, {d} deployments, {float(t):.1f}s" for w, n, d, t in r["workers"])
+    slowest = ", ".join(f"{c['scenario']} {c['seconds']:.1f}s"
+                        for c in sorted(r["doc"]["cells"], key=lambda c: -c["seconds"])[:5])
+    return f"  workers: {workers or 'one per release'}\n  slowest cells: {slowest}"
 
 
 def line(name: str, r: dict) -> str:
@@ -84,6 +94,7 @@ def main() -> int:
         print(line(f"warm: check --litellm {args.litellm} -j 1", serial), flush=True)
         warm = check(["--litellm", args.litellm], tmp_path / "warm")
         print(line(f"warm: check --litellm {args.litellm} (default -j)", warm), flush=True)
+        print(profile(warm))
         print(f"  target whole catalogue <= 90 s: {len(warm['doc']['cells'])} scenarios took {warm['seconds']:.1f}s "
               f"({warm['seconds'] / serial['seconds']:.2f}x the -j 1 run)")
         slow = sorted({c["scenario"] for c in warm["doc"]["cells"] if c["seconds"] > 5})

@@ -209,7 +209,7 @@ def test_a_worker_that_dies_or_fails_gives_error_cells_for_its_release():
     cells, lines, seconds = [], [], {}
     versions = ["1.0.0", "2.0.0", "3.0.0"]
     plan = Plan.of([ORG, KEY], versions)
-    eng._run_in_workers(Engine(Lines(lines)), plan, eng.release_shares(plan, versions, 2), 2, cells.append, seconds,
+    eng._run_in_workers(Engine(Lines(lines)), plan, eng.release_work(plan, versions, 2), 2, cells.append, seconds,
                         worker=dying_worker)
     verdicts = {(r.version, r.scenario.name): (r.verdict, r.reason) for r in cells}
     assert len(verdicts) == 6 and {v for v, _ in verdicts.values()} == {"error"}
@@ -438,55 +438,78 @@ class _Fake:
         self.path, self.key = path, key
 
 
-def test_split_by_deployment_keeps_deployments_together_balances_and_keeps_order():
+def test_deployment_pieces_keep_deployments_together_heaviest_first_in_the_runs_order():
     scenarios = [_Fake(f"s{i}", k) for i, k in enumerate("aabbbcdd")]
-    shares = matrix.split_by_deployment(scenarios, 2, lambda s: s.key)
-    assert sorted(len(s) for s in shares) == [4, 4]
-    for share in shares:
-        assert [s.path for s in share] == sorted((s.path for s in share), key=lambda p: int(p[1:]))  # the run's order
-        keys = [s.key for s in share]
-        assert all(keys.count(k) == [s.key for s in scenarios].count(k) for k in keys)  # no group is cut
-    assert sorted(s.path for share in shares for s in share) == sorted(s.path for s in scenarios)
+    pieces = matrix.deployment_pieces(scenarios, 2, lambda s: s.key)
+    assert [[s.path for s in p] for p in pieces] == [["s2", "s3", "s4"], ["s0", "s1"], ["s6", "s7"], ["s5"]]
+    assert matrix.deployment_pieces([], 2, lambda s: s.key) == []
 
 
-def test_split_by_deployment_cuts_only_a_group_larger_than_a_fair_share():
+def test_deployment_pieces_cut_only_a_group_larger_than_a_fair_share():
     scenarios = [_Fake(f"s{i}", "big" if i < 7 else "x") for i in range(8)]
-    shares = matrix.split_by_deployment(scenarios, 2, lambda s: s.key)
-    assert sorted(len(s) for s in shares) == [4, 4]
-    one_group = [_Fake("s0", "a"), _Fake("s1", "a")]
-    assert [len(s) for s in matrix.split_by_deployment(one_group, 2, lambda s: s.key)] == [1, 1]
-    assert matrix.split_by_deployment(one_group, 1, lambda s: s.key) == [one_group]
-    assert matrix.split_by_deployment([], 2, lambda s: s.key) == []
-    assert len(matrix.split_by_deployment(one_group[:1], 4, lambda s: s.key)) == 1  # no empty share
+    pieces = matrix.deployment_pieces(scenarios, 2, lambda s: s.key)
+    assert [len(p) for p in pieces] == [4, 3, 1] and [s.key for s in pieces[-1]] == ["x"]
+    weight = lambda s: 10.0 if s.path == "s7" else 1.0  # noqa: E731 - the fair share is 8.5: "big" stays whole
+    assert [len(p) for p in matrix.deployment_pieces(scenarios, 2, lambda s: s.key, weight)] == [1, 7]
 
 
-def test_release_shares_split_a_release_only_when_there_are_more_jobs_than_releases(monkeypatch):
+def test_release_work_splits_a_release_only_when_there_are_more_jobs_than_releases(monkeypatch):
     monkeypatch.setattr(eng, "MIN_SHARE", 1)
     other = load(ROOT / "scenarios" / "deployments" / "key_budget_multiplied_by_replicas.yaml")
     plan = Plan.of([ORG, KEY, other], ["1.85.0"])
-    assert [s.id for s in eng.release_shares(plan, ["1.85.0"], 1)] == ["1.85.0"]
-    two = eng.release_shares(plan, ["1.85.0"], 2)
-    assert [s.id for s in two] == ["1.85.0 part 1/2", "1.85.0 part 2/2"]
-    assert {s.version for s in two} == {"1.85.0"} and sum(len(s.scenarios) for s in two) == 3
+    one = eng.release_work(plan, ["1.85.0"], 1)
+    assert one.workers == {"1.85.0": 1}
+    assert [[s.name for s in p.scenarios] for p in one.pieces] == [[ORG.name, KEY.name, other.name]]
+    two = eng.release_work(plan, ["1.85.0"], 2)
+    assert two.workers == {"1.85.0": 2} and sorted(s.name for p in two.pieces for s in p.scenarios) == sorted(
+        [ORG.name, KEY.name, other.name])
+    assert two.pieces[0].scenarios == [other]  # the two-replica deployment is the heaviest estimate
     plan2 = Plan.of([ORG, KEY], ["1.82.3", "1.85.0"])
-    assert [s.id for s in eng.release_shares(plan2, ["1.82.3", "1.85.0"], 2)] == ["1.82.3", "1.85.0"]
+    both = eng.release_work(plan2, ["1.82.3", "1.85.0"], 2)
+    assert both.workers == {"1.82.3": 1, "1.85.0": 1} and [p.version for p in both.pieces] == ["1.82.3", "1.85.0"]
+    timed = eng.release_work(plan, ["1.85.0"], 3, weight=lambda s, v: 50.0 if (s is KEY and v == "1.85.0") else 1.0)
+    assert timed.pieces[0].scenarios[0] is KEY  # the release's own seconds order the pieces
     monkeypatch.setattr(eng, "MIN_SHARE", 2)
-    assert [s.id for s in eng.release_shares(plan, ["1.85.0"], 2)] == ["1.85.0"]  # too few scenarios to pay for a split
+    assert eng.release_work(plan, ["1.85.0"], 2).workers == {"1.85.0": 1}  # too few scenarios to pay for a split
 
 
-def share_worker(share, version, scenarios, db_kind, db_url, wants_rows, wants_readings, out, config=None):  # spawned
+def _piece(version, name, key):
+    return eng.Piece(version, [_Fake(name, key)], key)
+
+
+def test_work_hands_a_free_worker_its_own_deployment_first_then_the_heaviest_left():
+    work = eng.Work([_piece("1", "a1", "A"), _piece("1", "b1", "B"), _piece("1", "a2", "A"), _piece("2", "c", "C")],
+                    {"1": 2, "2": 1})
+    assert work.next_new({}).scenarios[0].path == "a1"
+    assert work.next_new({"1": 1}).scenarios[0].path == "b1"
+    assert work.next_new({"1": 2}).scenarios[0].path == "c"  # release 1 has all the workers it may have
+    assert work.next_new({"1": 2, "2": 1}) is None
+    share = eng.Share("1 worker 2/2", "1", keys={"B"})
+    assert work.next_for(share).scenarios[0].path == "a2"  # nothing of B left: the next one
+    assert work.next_for(share) is None and work.pieces == []
+    work = eng.Work([_piece("1", "a1", "A"), _piece("1", "b1", "B"), _piece("1", "b2", "B")], {"1": 2})
+    assert work.next_for(eng.Share("w", "1", keys={"B"})).scenarios[0].path == "b1"  # its proxies are up already
+    assert [p.scenarios[0].path for p in work.drop("1")] == ["a1", "b2"] and work.pieces == []
+
+
+def share_worker(share, version, scenarios, db_kind, db_url, wants_rows, wants_readings, out, config=None,
+                 inbox=None):  # spawned
     from harness.execution.engine import no_run_result
     from harness.verdicts import Verdict
 
-    if share.endswith("part 2/2"):
-        out.put(("failed", share, "RuntimeError: part two broke"))
+    if share.endswith("worker 2/2"):
+        out.put(("result", share, no_run_result(scenarios[0], version, Verdict.UNSUPPORTED, "ran in worker two")))
+        out.put(("failed", share, "RuntimeError: worker two broke"))
         return
-    for scenario in scenarios:
-        out.put(("result", share, no_run_result(scenario, version, Verdict.UNSUPPORTED, "ran in part one")))
+    while scenarios:
+        for scenario in scenarios:
+            out.put(("result", share, no_run_result(scenario, version, Verdict.UNSUPPORTED, "ran in worker one")))
+        out.put(("idle", share, None))
+        scenarios = inbox.get()
     out.put(("done", share, None))
 
 
-def test_a_split_release_reports_once_and_a_failed_share_errors_only_its_own_cells(monkeypatch):
+def test_a_split_release_reports_once_and_a_failed_worker_errors_only_what_it_was_given(monkeypatch):
     class Releases(Lines):
         def __init__(self, lines):
             super().__init__(lines)
@@ -500,18 +523,49 @@ def test_a_split_release_reports_once_and_a_failed_share_errors_only_its_own_cel
     hooks = Releases(lines)
     plan = Plan.of([ORG, KEY, other], ["1.85.0"])
     monkeypatch.setattr(eng, "MIN_SHARE", 1)
-    shares = eng.release_shares(plan, ["1.85.0"], 2)
-    eng._run_in_workers(Engine(hooks), plan, shares, 2, cells.append, seconds, worker=share_worker)
+    # two pieces per worker: worker two runs one cell of its two, then fails
+    slow = lambda s, v: 9.0 if s is other else 1.0  # noqa: E731
+    work = eng.release_work(plan, ["1.85.0"], 2, weight=slow)
+    work.pieces = [eng.Piece("1.85.0", [other], "x"), eng.Piece("1.85.0", [ORG, KEY], "y")]
+    eng._run_in_workers(Engine(hooks), plan, work, 2, cells.append, seconds, worker=share_worker)
     by_name = {r.scenario.name: r for r in cells}
-    assert len(cells) == 3
-    failed = {s.name for s in shares[1].scenarios}
-    for name, r in by_name.items():
-        if name in failed:
-            assert r.verdict == Verdict.ERROR and "litellm 1.85.0 part 2/2 failed: RuntimeError: part two broke" in r.reason
-        else:
-            assert r.verdict == Verdict.UNSUPPORTED
+    assert len(cells) == 3 and len(by_name) == 3
+    assert by_name[other.name].reason == "ran in worker one"
+    assert by_name[ORG.name].reason == "ran in worker two"
+    assert by_name[KEY.name].verdict == Verdict.ERROR
+    assert "litellm 1.85.0 worker 2/2 failed: RuntimeError: worker two broke" in by_name[KEY.name].reason
     assert hooks.released == [("1.85.0", sorted(by_name))] and set(seconds) == {"1.85.0"}
-    assert any("1 release in 2 worker processes (one release split into 2 shares" in line for line in lines)
+    assert any("1 release in 2 worker processes (one release in 2 pieces by deployment" in line for line in lines)
+    assert any(line.startswith("[1.85.0] 1.85.0 worker 1/2: 1 scenarios (1 deployment) in ") for line in lines)
+
+
+def test_a_free_worker_takes_the_pieces_a_busy_one_has_not_reached(monkeypatch):
+    cells, lines, seconds = [], [], {}
+    pieces = [eng.Piece("1.85.0", [s], s.name) for s in (ORG, KEY)]
+    extra = load(ROOT / "scenarios" / "deployments" / "key_budget_multiplied_by_replicas.yaml")
+    work = eng.Work([*pieces, eng.Piece("1.85.0", [extra], "z")], {"1.85.0": 2})
+    plan = Plan.of([ORG, KEY, extra], ["1.85.0"])
+    eng._run_in_workers(Engine(Lines(lines)), plan, work, 2, cells.append, seconds, worker=slow_worker)
+    ran = {r.scenario.name: r.reason for r in cells}
+    # worker 1 sleeps on its first piece; worker 2 takes both others meanwhile
+    assert ran == {ORG.name: "1.85.0 worker 1/2", KEY.name: "1.85.0 worker 2/2", extra.name: "1.85.0 worker 2/2"}
+
+
+def slow_worker(share, version, scenarios, db_kind, db_url, wants_rows, wants_readings, out, config=None,
+                inbox=None):  # spawned
+    import time
+
+    from harness.execution.engine import no_run_result
+    from harness.verdicts import Verdict
+
+    while scenarios:
+        if share.endswith("1/2"):
+            time.sleep(3)
+        for scenario in scenarios:
+            out.put(("result", share, no_run_result(scenario, version, Verdict.UNSUPPORTED, share)))
+        out.put(("idle", share, None))
+        scenarios = inbox.get()
+    out.put(("done", share, None))
 
 
 def test_timings_remember_seconds_estimate_the_unknown_and_survive_a_bad_file(tmp_path):
@@ -528,13 +582,20 @@ def test_timings_remember_seconds_estimate_the_unknown_and_survive_a_bad_file(tm
     timings.record([ran, broken])
     again = Timings(path)
     assert again.weight(ORG) == 3.25 and again.weight(KEY) == ONE_PROXY_S  # an error measured nothing
+    other_run = Timings(path)  # another checkout's run writes meanwhile; both figures stay
+    other_run.record([ScenarioResult(scenario=KEY, version="1.108.7", verdict=Verdict.PASSED, reason="", steps=[step],
+                                     seconds=20.0)])
+    again.record([ScenarioResult(scenario=ORG, version="1.108.7", verdict=Verdict.PASSED, reason="", steps=[step],
+                                 seconds=1.5)])
+    last = Timings(path)
+    assert last.weight(ORG, "1.85.0") == 3.25 and last.weight(ORG, "1.108.7") == 1.5 and last.weight(ORG) == 1.5
+    assert last.weight(KEY, "1.108.7") == 20.0 and last.weight(KEY, "1.82.3") == 20.0  # any release's, else
     path.write_text("{not json")
     assert Timings(path).weight(ORG) == ONE_PROXY_S
 
 
-def test_split_by_weight_spreads_the_heavy_scenarios():
+def test_pieces_by_weight_put_the_heavy_deployments_first():
     scenarios = [_Fake(f"s{i}", "one") for i in range(6)] + [_Fake(f"h{i}", f"dep{i}") for i in range(4)]
     weight = lambda s: 10.0 if s.path.startswith("h") else 1.0  # noqa: E731
-    shares = matrix.split_by_deployment(scenarios, 2, lambda s: s.key, weight)
-    assert [sum(1 for s in share if s.path.startswith("h")) for share in shares] == [2, 2]  # not all on one side
-    assert sorted(sum(weight(s) for s in share) for share in shares) == [20.0, 26.0]  # the one-proxy group kept whole
+    pieces = matrix.deployment_pieces(scenarios, 2, lambda s: s.key, weight)
+    assert [p[0].path for p in pieces] == ["h0", "h1", "h2", "h3", "s0"]  # the one-proxy group kept whole, last

@@ -10,8 +10,9 @@
 * `jobs > 1`: worker processes, at most `jobs` at a time, each an `Engine` of its own with its
   own database server; their hook calls come back over a queue, so the hooks run here as if the
   cells had run here. Each release is one worker's share, or, when there are more jobs than
-  releases (`check` of one release), its scenarios are split into shares by deployment
-  (`plan.split_by_deployment`: scenarios that share proxies stay together).
+  releases (`check` of one release), its scenarios are cut into pieces by deployment
+  (`plan.deployment_pieces`: scenarios that share proxies stay together) that up to
+  jobs // releases workers of that release take one at a time as they come free (`Work`).
 * One rule per outcome, whoever runs the cell: a release whose environment cannot be built is
   `uninstallable` for every scenario when the reason is the release (the installer's line, a
   deny-listed release), `error` when the harness could not ask (index unreachable); a worker
@@ -26,7 +27,7 @@ import queue as queue_mod
 import signal
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
@@ -34,7 +35,7 @@ from ..errors import HarnessError, ReleaseUnavailable
 from ..scenario.model import Scenario
 from ..verdicts import Verdict
 from .hooks import HookList, Hooks
-from .plan import Plan, order_results, split_by_deployment
+from .plan import Plan, deployment_pieces, order_results
 from .results import RunConfig, RunOutcome, ScenarioResult
 from .session import ReleaseSession, deployment_key
 from .timings import Timings, estimate
@@ -187,15 +188,15 @@ class Engine:
                 collect(result)
         versions = [v for v in plan.versions if v not in plan.selection.refused and plan.scenarios_of(v)]
         timings = Timings()
-        shares = release_shares(plan, versions, self.jobs, timings.weight) if self.jobs > 1 else []
-        jobs = max(1, min(self.jobs, len(shares)))
+        work = release_work(plan, versions, self.jobs, timings.weight) if self.jobs > 1 else Work([], {})
+        jobs = max(1, min(self.jobs, len(work.pieces), sum(work.workers.values())))
         if jobs == 1:
             for version in versions:
                 t = time.perf_counter()
                 results += self.run_release(version, plan.scenarios_of(version))
                 release_seconds[version] = time.perf_counter() - t
         else:
-            _run_in_workers(self, plan, shares, jobs, collect, release_seconds)
+            _run_in_workers(self, plan, work, jobs, collect, release_seconds)
         timings.record(results)
         canonical = {s.path: s for s in plan.scenarios}
         for r in results:
@@ -213,31 +214,82 @@ class Engine:
 
 
 @dataclass(frozen=True)
+class Piece:
+    """Scenarios of one release that run in one worker, one after the other: a deployment's
+    scenarios (or a cut of a heavy deployment's), or a whole release when it is not split."""
+
+    version: str
+    scenarios: list[Scenario]
+    key: str  # the deployment its scenarios share ("" for a whole release)
+
+
+@dataclass
 class Share:
-    """One worker's part of a run: scenarios of one release (`id` names it in the queue's messages)."""
+    """One worker's part of a run: the scenarios of one release handed to it so far (it asks for
+    the next piece when it has run them); `id` names it in the queue's messages."""
 
     id: str
     version: str
-    scenarios: list[Scenario]
+    scenarios: list[Scenario] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)  # the deployments it has started
+    started: float = 0.0
 
 
-#: a share pays for its own LiteLLM import (~12 s of a CPU) and database server: split a release
-#: only into shares of at least this many scenarios
+#: a worker pays for its own LiteLLM import (~9 s of a CPU) and database server: split a release
+#: only when each worker gets at least this many scenarios
 MIN_SHARE = 6
 
 
-def release_shares(plan: Plan, versions: list[str], jobs: int, weight=estimate) -> list[Share]:
-    """One share per release; with more jobs than releases each release is split (by deployment,
-    balanced by `weight`, a scenario's expected seconds) into up to jobs // releases shares of at
-    least MIN_SHARE scenarios, so one release's independent deployments run side by side."""
-    shares = []
+@dataclass
+class Work:
+    """The pieces not yet handed to a worker, and how many workers each release may have at once.
+
+    A worker that has run its piece takes the next piece of its release, preferring a deployment
+    it has already started (no second start of those proxies), else the heaviest left; a free
+    process slot starts a worker on the first piece of a release that has started fewer workers
+    than it may have. So the workers of a split release end within about one piece of each other, whatever
+    the timings estimated."""
+
+    pieces: list[Piece]
+    workers: dict[str, int]  # version -> at most this many workers
+
+    def next_for(self, share: Share) -> Piece | None:
+        mine = [p for p in self.pieces if p.version == share.version]
+        piece = next((p for p in mine if p.key in share.keys), mine[0] if mine else None)
+        if piece is not None:
+            self.pieces.remove(piece)
+        return piece
+
+    def next_new(self, started: dict[str, int]) -> Piece | None:
+        """The first piece of a release that has started fewer workers than it may have (a worker
+        that failed is not replaced: its release's other workers take what is left)."""
+        piece = next((p for p in self.pieces if started.get(p.version, 0) < self.workers[p.version]), None)
+        if piece is not None:
+            self.pieces.remove(piece)
+        return piece
+
+    def drop(self, version: str) -> list[Piece]:
+        """The pieces of `version` left (removed): its last worker failed."""
+        gone = [p for p in self.pieces if p.version == version]
+        self.pieces = [p for p in self.pieces if p.version != version]
+        return gone
+
+
+def release_work(plan: Plan, versions: list[str], jobs: int, weight=lambda scenario, version: estimate(scenario)) -> Work:
+    """One worker per release, given the whole release; with more jobs than releases each release
+    may have up to jobs // releases workers (each with at least MIN_SHARE scenarios), and its
+    scenarios are cut into deployment pieces (`plan.deployment_pieces`, heaviest first by `weight`,
+    a scenario's expected seconds on a release) that its workers take as they come free."""
+    pieces: list[Piece] = []
+    workers: dict[str, int] = {}
     for version in versions:
         scenarios = plan.scenarios_of(version)
         parts = max(1, min(jobs // max(1, len(versions)), len(scenarios) // MIN_SHARE))
-        split = split_by_deployment(scenarios, parts, deployment_key, weight)
-        shares += [Share(version if len(split) == 1 else f"{version} part {i}/{len(split)}", version, part)
-                   for i, part in enumerate(split, 1)]
-    return shares
+        cut = (deployment_pieces(scenarios, parts, deployment_key, lambda s, v=version: weight(s, v)) if parts > 1
+               else [scenarios])
+        workers[version] = min(parts, len(cut))
+        pieces += [Piece(version, piece, deployment_key(piece[0]) if parts > 1 else "") for piece in cut if piece]
+    return Work(pieces, workers)
 
 
 class _ToParent(Hooks):
@@ -263,8 +315,10 @@ class _ToParent(Hooks):
 
 
 def _worker(share: str, version: str, scenarios: list[Scenario], db_kind: str, db_url: str | None, wants_rows: bool,
-            wants_readings: bool, out, config: RunConfig = RunConfig()) -> None:
-    """Entry point of a worker process: one share of one release, its own database server."""
+            wants_readings: bool, out, config: RunConfig = RunConfig(), inbox=None) -> None:
+    """Entry point of a worker process: one share of one release, its own database server. It
+    runs `scenarios`, then (with an `inbox`) says it is idle and runs the pieces the parent sends
+    the same way, on the same engine (its proxies stay up for a later piece), until it gets None."""
     # The parent decides when to stop: Ctrl-C reaches the whole process group, but only the
     # parent acts on it (it sends SIGTERM). SIGTERM unwinds the `with` below, which stops the
     # proxies and the database server.
@@ -277,7 +331,14 @@ def _worker(share: str, version: str, scenarios: list[Scenario], db_kind: str, d
     _stop_when_orphaned()
     try:
         with Engine(_ToParent(out, share, wants_rows, wants_readings), config, db_kind=db_kind, db_url=db_url) as engine:
-            engine.run_release(version, scenarios)
+            piece = scenarios
+            while piece:
+                for scenario in piece:
+                    engine.run_cell(scenario, version)
+                if inbox is None:
+                    break
+                out.put(("idle", share, None))
+                piece = inbox.get()
         out.put(("done", share, None))
     except KeyboardInterrupt:
         out.put(("failed", share, "stopped before it finished"))
@@ -304,24 +365,26 @@ def _stop_when_orphaned() -> None:
     threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
-def _run_in_workers(engine: Engine, plan: Plan, shares: list[Share], jobs: int, collect,
+def _run_in_workers(engine: Engine, plan: Plan, work: Work, jobs: int, collect,
                     release_seconds: dict[str, float], worker=None) -> None:
     """`worker` (default `_worker`) is a module-level function, so spawned processes can import it.
-    A release's `after_release` comes when its last share ends; its seconds run from its first
-    share's start to its last share's end."""
+    At most `jobs` workers at a time, each started on a piece and given the next piece of its
+    release (`work.next_for`) each time it says it is idle. A release's `after_release` comes
+    when its last worker ends; its seconds run from its first worker's start to its last one's end."""
     worker = worker or _worker
     hooks = engine.hooks
     by_path = {s.path: s for s in plan.scenarios}
-    by_id = {share.id: share for share in shares}
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    pending = list(shares)
+    split = {v for v, n in work.workers.items() if n > 1}
+    shares: dict[str, Share] = {}
     running: dict[str, Any] = {}  # share id -> Process
-    started_at: dict[str, float] = {}  # version -> its first share's start
-    left = {v: sum(1 for s in shares if s.version == v) for v in dict.fromkeys(s.version for s in shares)}
-    got: dict[str, list[ScenarioResult]] = {v: [] for v in left}
-    done_paths: dict[str, set[str]] = {share.id: set() for share in shares}
+    inboxes: dict[str, Any] = {}  # share id -> the queue its next piece goes to
+    started_at: dict[str, float] = {}  # version -> its first worker's start
+    got: dict[str, list[ScenarioResult]] = {v: [] for v in work.workers}
+    done_paths: dict[str, set[str]] = {}
     gone_since: dict[str, float] = {}
+    numbers: dict[str, int] = {}
 
     def take(share: Share, result: ScenarioResult) -> None:
         got[share.version].append(result)
@@ -329,12 +392,38 @@ def _run_in_workers(engine: Engine, plan: Plan, shares: list[Share], jobs: int, 
         hooks.after_scenario(result)
         collect(result)
 
+    def hand(share: Share, piece: Piece) -> None:
+        share.scenarios += piece.scenarios
+        share.keys.add(piece.key)
+
+    def start(piece: Piece) -> None:
+        numbers[piece.version] = numbers.get(piece.version, 0) + 1
+        n, limit = numbers[piece.version], work.workers[piece.version]
+        share = Share(piece.version if limit == 1 else f"{piece.version} worker {n}/{limit}", piece.version,
+                      started=time.perf_counter())
+        hand(share, piece)
+        shares[share.id], done_paths[share.id] = share, set()
+        inbox = ctx.Queue() if piece.version in split else None
+        proc = ctx.Process(target=worker, name=f"harness-worker-{share.id.replace(' ', '-').replace('/', '-')}",
+                           args=(share.id, share.version, piece.scenarios, engine.db_kind, engine.db_url,
+                                 hooks.wants_rows, hooks.wants_readings, out, engine.config)
+                           + ((inbox,) if inbox is not None else ()))
+        proc.start()
+        running[share.id] = proc
+        if inbox is not None:
+            inboxes[share.id] = inbox
+        started_at.setdefault(share.version, share.started)
+
     def finish(share: Share, failure: str | None) -> None:
         proc = running.pop(share.id)
         proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()
             proc.join(timeout=5)
+        inbox = inboxes.pop(share.id, None)
+        if inbox is not None:
+            inbox.close()
+        reason = ""
         if failure is not None:
             hooks.progress(f"worker failed: {failure}" + (f" ({share.id})" if share.id != share.version else ""),
                            share.version)
@@ -342,26 +431,34 @@ def _run_in_workers(engine: Engine, plan: Plan, shares: list[Share], jobs: int, 
             for scenario in share.scenarios:
                 if scenario.path not in done_paths[share.id]:
                     take(share, no_run_result(scenario, share.version, Verdict.ERROR, reason))
-        left[share.version] -= 1
-        if left[share.version] == 0:
-            release_seconds[share.version] = time.perf_counter() - started_at[share.version]
-            hooks.after_release(share.version, got[share.version], release_seconds[share.version])
+        if share.version in split:
+            deployments = len(share.keys)
+            hooks.progress(f"{share.id}: {len(done_paths[share.id])} scenarios ({deployments} deployment"
+                           f"{'s' if deployments != 1 else ''}) in {time.perf_counter() - share.started:.1f}s",
+                           share.version)
+        if any(s.version == share.version for s in (shares[i] for i in running)):
+            return  # its release's other workers take the pieces left
+        for piece in work.drop(share.version):  # only after a failure: a finished worker took them all
+            for scenario in piece.scenarios:
+                take(share, no_run_result(scenario, share.version, Verdict.ERROR, reason))
+        release_seconds[share.version] = time.perf_counter() - started_at[share.version]
+        hooks.after_release(share.version, got[share.version], release_seconds[share.version])
 
-    releases = len(left)
-    split = f" (one release split into {len(shares)} shares by deployment)" if releases == 1 and len(shares) > 1 else (
-        f" ({len(shares)} shares: releases split by deployment)" if len(shares) > releases else "")
-    hooks.progress(f"running {releases} release{'s' if releases != 1 else ''} in {jobs} worker processes{split}, "
+    releases = len(work.workers)
+    pieces = len(work.pieces)
+    note = (f" (one release in {pieces} pieces by deployment, each to the next free worker)" if releases == 1
+            else f" ({len(split)} releases in pieces by deployment)") if split else ""
+    hooks.progress(f"running {releases} release{'s' if releases != 1 else ''} in {jobs} worker processes{note}, "
                    "each with its own PostgreSQL server")
     try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                share = pending.pop(0)
-                proc = ctx.Process(target=worker, name=f"harness-worker-{share.id.replace(' ', '-').replace('/', '-')}",
-                                   args=(share.id, share.version, share.scenarios, engine.db_kind, engine.db_url,
-                                         hooks.wants_rows, hooks.wants_readings, out, engine.config))
-                proc.start()
-                running[share.id] = proc
-                started_at.setdefault(share.version, time.perf_counter())
+        while work.pieces or running:
+            while len(running) < jobs:
+                piece = work.next_new(numbers)
+                if piece is None:
+                    break
+                start(piece)
+            if not running:
+                break  # defensive: a piece left always has a worker of its release running or to start
             try:
                 kind, share_id, payload = out.get(timeout=0.5)
             except queue_mod.Empty:
@@ -371,9 +468,9 @@ def _run_in_workers(engine: Engine, plan: Plan, shares: list[Share], jobs: int, 
                         continue
                     # its last messages may still be in flight: give them a moment
                     if now - gone_since.setdefault(share_id, now) > 3:
-                        finish(by_id[share_id], f"exited with code {proc.exitcode} without reporting")
+                        finish(shares[share_id], f"exited with code {proc.exitcode} without reporting")
                 continue
-            share = by_id[share_id]
+            share = shares[share_id]
             version = share.version
             if kind == "progress":
                 hooks.progress(payload, version)
@@ -386,6 +483,11 @@ def _run_in_workers(engine: Engine, plan: Plan, shares: list[Share], jobs: int, 
                 hooks.after_step(by_path.get(path), version, step)
             elif kind == "result":
                 take(share, payload)
+            elif kind == "idle":
+                piece = work.next_for(share)
+                if piece is not None:
+                    hand(share, piece)
+                inboxes[share_id].put(piece.scenarios if piece is not None else None)
             elif kind == "done":
                 finish(share, None)
             elif kind == "failed":
@@ -401,4 +503,6 @@ def _run_in_workers(engine: Engine, plan: Plan, shares: list[Share], jobs: int, 
                 proc.join(timeout=5)
         raise
     finally:
+        for inbox in inboxes.values():
+            inbox.close()
         out.close()

@@ -125,16 +125,17 @@ class Plan:
         return sum(len(self.scenarios_of(v)) for v in self.versions)
 
 
-def split_by_deployment(scenarios: list[Scenario], parts: int, key, weight=lambda s: 1.0) -> list[list[Scenario]]:
-    """`scenarios` in at most `parts` shares for parallel workers of one release, balanced by
-    `weight` (a scenario's expected seconds). Scenarios with the same `key` share one deployment
-    (its proxies start once), so they stay together, except that a group heavier than a fair
-    share is cut into pieces of about a fair share (one more start of that deployment beats one
-    worker running alone). Heaviest piece first, each to the lightest share; each share keeps the
-    scenarios' order; none is empty."""
-    if parts <= 1 or len(scenarios) <= 1:
-        return [list(scenarios)] if scenarios else []
-    fair = sum(weight(s) for s in scenarios) / parts
+def deployment_pieces(scenarios: list[Scenario], parts: int, key, weight=lambda s: 1.0) -> list[list[Scenario]]:
+    """`scenarios` in pieces for `parts` parallel workers of one release, heaviest first by
+    `weight` (a scenario's expected seconds), each piece in the scenarios' order. Scenarios with
+    the same `key` share one deployment (its proxies start once), so they make one piece, except
+    that a group heavier than a fair share (the total over `parts`) is cut into pieces of about a
+    fair share (one more start of that deployment beats one worker running alone). The workers
+    take the pieces as they come free (engine.Work), so a wrong weight costs at most one piece's
+    imbalance."""
+    if not scenarios:
+        return []
+    fair = sum(weight(s) for s in scenarios) / max(1, parts)
     groups: dict[str, list[Scenario]] = {}
     for scenario in scenarios:
         groups.setdefault(key(scenario), []).append(scenario)
@@ -148,11 +149,4 @@ def split_by_deployment(scenarios: list[Scenario], parts: int, key, weight=lambd
             piece.append(scenario)
             load += weight(scenario)
         pieces.append(piece)
-    shares: list[list[Scenario]] = [[] for _ in range(min(parts, len(pieces)))]
-    loads = [0.0] * len(shares)
-    for piece in sorted(pieces, key=lambda p: sum(weight(s) for s in p), reverse=True):
-        lightest = loads.index(min(loads))
-        shares[lightest].extend(piece)
-        loads[lightest] += sum(weight(s) for s in piece)
-    rank = {s.path: i for i, s in enumerate(scenarios)}
-    return [sorted(share, key=lambda s: rank[s.path]) for share in shares if share]
+    return sorted(pieces, key=lambda p: sum(weight(s) for s in p), reverse=True)  # stable: ties keep the run's order
