@@ -11,6 +11,7 @@ standard library and the daemon's wire only.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -87,8 +88,6 @@ def _follow(sock: socket.socket, pid: int) -> int:
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
             if line.startswith(b'{"exit"'):
-                import json
-
                 code = json.loads(line)["exit"]
     sock.close()
     if code is None:
