@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -99,7 +101,14 @@ class FakeProvider:
                 event.set()
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
+            # shutdown() waits for serve_forever's select, which only looks at the flag every
+            # poll interval (0.5 s): connecting wakes it at once.
+            waiter = threading.Thread(target=server.shutdown, name="fake-provider-stop", daemon=True)
+            waiter.start()
+            while waiter.is_alive():
+                with contextlib.suppress(OSError):
+                    socket.create_connection(server.server_address, timeout=1).close()
+                waiter.join(0.02)
             server.server_close()
         atexit.unregister(self.stop)
 
