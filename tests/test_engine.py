@@ -141,6 +141,22 @@ def test_the_launcher_answers_version_as_the_bridge_does_and_old_launchers_are_r
     assert ensure_engine("wasm") == built
     assert 'case "$1" in' in built.query_engine.read_text()
     assert os.access(built.query_engine, os.X_OK)
+    # so does another complete build beside it: a release environment generated with it still
+    # runs its launcher's --version (the generated client's BINARY_PATHS); a half build is left
+    sibling, half = target.parent / "0000older0build0", target.parent / "0000half0build00"
+    for other in (sibling, half):
+        (other / "bin").mkdir(parents=True)
+        (other / "bin" / "query-engine").write_text(old)
+        (other / "bin" / "schema-engine").write_text("#!/bin/sh\n")
+    (sibling / MARKER).write_text(json.dumps({"node": node}))
+    try:
+        assert ensure_engine("wasm") == built
+        refreshed = (sibling / "bin" / "query-engine").read_text()
+        assert 'case "$1" in' in refreshed and str(sibling / "bridge.mjs") in refreshed
+        assert (half / "bin" / "query-engine").read_text() == old
+    finally:
+        shutil.rmtree(sibling)
+        shutil.rmtree(half)
 
 
 @needs_node
