@@ -19,6 +19,7 @@ the daemon's end of the socket pair closes.
 from __future__ import annotations
 
 import atexit
+import gc
 import io
 import os
 import signal
@@ -119,6 +120,7 @@ def main() -> int:
 
     cli.parser()  # imports every command module
     _preload()
+    gc.freeze()  # what is imported stays out of the forks' collections (no copy-on-write of it)
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon's session; its children take theirs from the client
     send_line(channel, {"ready": True, "pid": os.getpid()})

@@ -300,7 +300,7 @@ class ProxyTarget:
             if progress is not None and now - last_note > 10:
                 progress(f"still waiting for the proxy ({now - started:.0f}s)")
                 last_note = now
-            time.sleep(0.05)
+            time.sleep(0.01)  # a refused connection costs ~1 ms; the proxy is up within ~0.4 s
         self.started_in_s = time.monotonic() - started
 
     def stop(self, how: str = "term", grace: float = 10.0) -> str:
