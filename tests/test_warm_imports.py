@@ -97,3 +97,31 @@ def test_settle_does_not_wait_for_the_logging_workers_own_loop(monkeypatch) -> N
         return still
 
     assert asyncio.run(scenario()) == []  # without the fix: ["...<locals>._worker_loop"]
+
+
+def test_settle_does_not_wait_for_a_task_asleep_past_the_long_lived_age(monkeypatch) -> None:
+    """1.108 starts a reservation-lease renewal per call that sleeps half a Redis TTL: it would
+    count as long-lived before it wakes, so settle treats it as such at once (it made every
+    call of `spend` 0.5 s). A shorter sleep is still a follow-up to wait for."""
+    import asyncio
+
+    agent = load_agent()
+    monkeypatch.setattr(asyncio, "sleep", asyncio.sleep)  # restored after _track_sleeps replaces it
+    agent._track_sleeps()
+    monkeypatch.setattr(agent, "_logging_workers", lambda: [])
+
+    async def scenario() -> tuple[list[str], bool]:
+        agent._state["baseline_tasks"] = __import__("weakref").WeakSet(asyncio.all_tasks())
+
+        async def _renew_lease():
+            await asyncio.sleep(30)
+
+        renewal = asyncio.create_task(_renew_lease())
+        follow_up = asyncio.create_task(asyncio.sleep(agent.LONG_LIVED_S * 0.4))
+        # a deadline before the renewal could count as long-lived by age
+        still = await agent._settle(timeout=agent.LONG_LIVED_S * 0.8)
+        done = follow_up.done()
+        renewal.cancel()
+        return still, done
+
+    assert asyncio.run(scenario()) == ([], True)  # without the tracking: (["..._renew_lease"], True)

@@ -229,7 +229,10 @@ async def _settle(timeout: float = 10.0) -> list[str]:
         pending = [t for t in asyncio.all_tasks() if t is not me and not t.done() and t not in baseline]
         for task in pending:
             first_seen.setdefault(task, now)
-        young = [t for t in pending if now - first_seen[t] < LONG_LIVED_S]
+        # a task asleep past the age at which it counts as long-lived is one now (1.108's
+        # reservation lease renewal sleeps half a Redis TTL after every call, say)
+        young = [t for t in pending if now - first_seen[t] < LONG_LIVED_S
+                 and _SLEEPING_UNTIL.get(t, now) - first_seen[t] < LONG_LIVED_S]
         for task in pending:
             if task not in young:
                 baseline.add(task)
@@ -238,6 +241,28 @@ async def _settle(timeout: float = 10.0) -> list[str]:
         if now > deadline:
             return [_task_label(t) for t in young]
         await asyncio.sleep(0.01)
+
+
+#: task -> the loop time its `asyncio.sleep` ends (_track_sleeps)
+_SLEEPING_UNTIL: "weakref.WeakKeyDictionary[asyncio.Task, float]" = weakref.WeakKeyDictionary()
+
+
+def _track_sleeps() -> None:
+    """Note when each task's `asyncio.sleep` ends, for settle (before LiteLLM imports asyncio's
+    sleep by name). The loop may be uvloop, whose timers cannot be read."""
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay, result=None):
+        task = asyncio.current_task()
+        if task is None or delay <= 0:
+            return await real_sleep(delay, result)
+        _SLEEPING_UNTIL[task] = asyncio.get_running_loop().time() + delay
+        try:
+            return await real_sleep(delay, result)
+        finally:
+            _SLEEPING_UNTIL.pop(task, None)
+
+    asyncio.sleep = sleep
 
 
 def _logging_workers() -> list:
@@ -583,6 +608,7 @@ def _prepare():
     _track_in_memory_caches()  # before the proxy module builds its caches
     _capture_schedulers()  # before it imports AsyncIOScheduler
     _count_engine_timeouts()
+    _track_sleeps()
     from litellm.proxy.proxy_server import app
 
     _wrap_lifespan(app)
