@@ -144,6 +144,31 @@ def test_take_hands_over_a_zygote_that_only_the_client_holds(world) -> None:
     assert info["spares"][0]["pid"] != zygote.adopted_from["pid"]
 
 
+def test_two_takes_of_one_release_at_once_both_get_a_zygote(world) -> None:
+    """`check -j 2`: both workers ask for the release's zygote while its one spare imports; the
+    take that loses the race waits for a second import instead of being refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    daemon.start()
+    with ThreadPoolExecutor(2) as pool:
+        zygotes = list(pool.map(lambda _i: take(world), range(2)))
+    try:
+        assert all(z is not None for z in zygotes), zygotes
+        assert len({z.adopted_from["pid"] for z in zygotes}) == 2
+    finally:
+        for zygote in zygotes:
+            if zygote is not None:
+                zygote.stop(grace=2)
+
+
+def test_a_failed_import_is_refused_with_its_reason(world) -> None:
+    world.agent.write_text("import sys\nprint('no litellm here', file=sys.stderr)\nsys.exit(3)\n")
+    daemon.start()
+    said: list[str] = []
+    assert take(world, said.append) is None
+    assert any("failed" in line and "import" in line for line in said), said
+
+
 def test_a_client_killed_mid_run_leaves_no_zygote_or_replica(world) -> None:
     daemon.start()
     wait_ready(0)

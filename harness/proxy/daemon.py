@@ -413,7 +413,6 @@ class Daemon:
         self.handed: list[Handed] = []
         self.ended: list[tuple[float, Path]] = []
         self.served = 0
-        self.failures: dict[str, str] = {}
         self.stopping = threading.Event()
         self.counter = 0
         #: the warm embedded PostgreSQL (`postgres`, a harness.db.EmbeddedServer), started on first request
@@ -449,7 +448,6 @@ class Daemon:
         except BaseException as exc:  # noqa: BLE001 - reported to the takers, never raised in a thread
             spare.zygote.stop(grace=0)
             spare.error = (str(exc) or type(exc).__name__).splitlines()[0]
-            self.failures[spare.key] = spare.error
             self.log(f"spare for litellm {spare.spec['label']} failed: {spare.error}")
         with self.cond:
             spare.ready = spare.error is None
@@ -499,20 +497,24 @@ class Daemon:
             return
         spec, key = message["spec"], message["key"]
         deadline = time.monotonic() + float(message.get("wait_s", IMPORT_TIMEOUT_S))
-        warmed = False
+        watched: Spare | None = None  # the spare this take waits for
         with self.cond:
             self.recent[key] = (spec, time.monotonic())
             self._evict()
             while True:
                 spare = self.spares.get(key)
                 if spare is None:
-                    if warmed:  # the import this take started failed: say why, do not retry forever
-                        send_line(conn, {"refused": f"its import of litellm {spec['label']} failed: "
-                                                     f"{self.failures.get(key, 'see the daemon log')}"})
+                    if watched is not None and watched.error is not None:  # say why, do not retry forever
+                        send_line(conn, {"refused": f"its import of litellm {spec['label']} failed: {watched.error}"})
                         return
+                    # none yet, or another take (a second worker of the same release) got the one
+                    # this take waited for: import another one now
                     self._warm(key, spec)
-                    warmed = True
+                    if key not in self.spares:
+                        send_line(conn, {"refused": "the daemon is stopping"})
+                        return
                     continue
+                watched = spare
                 if spare.ready and (not spare.zygote.alive or fingerprint(spare.spec) != key):
                     del self.spares[key]  # died, or its files changed since it was started
                     self._discard(spare)
