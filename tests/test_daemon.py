@@ -301,9 +301,15 @@ def test_only_a_session_that_would_start_an_embedded_server_leases_the_daemons(m
     monkeypatch.setenv("HARNESS_DB", "container")
     assert not daemon.wants_embedded("auto", None)
     monkeypatch.setenv("HARNESS_DB", "auto")
-    monkeypatch.setattr("harness.db.probe_engine", lambda: SimpleNamespace(ok=True))
-    assert not daemon.wants_embedded(None, None)  # a Docker engine answers: auto may take a container
-    monkeypatch.setattr("harness.db.probe_engine", lambda: SimpleNamespace(ok=False))
+    # the rule is harness.services.providers.resolve's, the one start_server follows
+    engine = SimpleNamespace(ok=True, host="unix:///run/test.sock", describe=lambda: "an engine answered")
+    monkeypatch.setattr("harness.services.providers.probe_engine", lambda: engine)
+    monkeypatch.setattr("harness.services.providers.image_present_at", lambda host, image: True)
+    assert not daemon.wants_embedded(None, None)  # a Docker engine answers with the image: a container
+    monkeypatch.setattr("harness.services.providers.image_present_at", lambda host, image: False)
+    assert daemon.wants_embedded(None, None)  # ...without it, auto pulls nothing: embedded
+    monkeypatch.setattr("harness.services.providers.probe_engine",
+                        lambda: SimpleNamespace(ok=False, describe=lambda: "no engine"))
     assert daemon.wants_embedded(None, None)
 
 

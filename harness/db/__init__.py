@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from harness.services.docker import probe_engine
 from harness.services.messages import redact_url
-from harness.services.providers import Service, select
+from harness.services.providers import Plan, Service, resolve, select
 
 from . import container, embedded, urlserver
 from .base import Database, Server
@@ -31,7 +31,7 @@ KINDS = POSTGRESQL.kinds
 
 __all__ = [
     "KINDS", "Server", "Database", "ContainerServer", "EmbeddedServer", "UrlServer", "LeasedServer",
-    "start_server", "ensure_template", "clone", "reset", "verify_schema", "template_name",
+    "start_server", "server_plan", "ensure_template", "clone", "reset", "verify_schema", "template_name",
     "list_migrations", "schema_hash", "probe_engine", "redact_url",
 ]
 
@@ -43,3 +43,8 @@ def start_server(kind: str | None = "auto", url: str | None = None) -> Server:
     argument, else env `HARNESS_DB_URL`.
     """
     return select(POSTGRESQL, kind, url)
+
+
+def server_plan(kind: str | None = "auto", url: str | None = None) -> Plan:
+    """Which server `start_server(kind, url)` would start here, and why, starting nothing."""
+    return resolve(POSTGRESQL, kind, url)

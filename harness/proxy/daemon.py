@@ -294,31 +294,34 @@ def take(release, env: dict[str, str], progress: Callable[[str], None], timeout:
 
 def wants_embedded(kind: str | None, url: str | None) -> bool:
     """Whether harness.db.start_server(kind, url) would start an embedded server here."""
-    chosen = (kind if kind not in (None, "", "auto") else os.environ.get("HARNESS_DB", "")).strip().lower() or "auto"
-    if chosen != "auto":
-        return chosen == "embedded"
-    if url or os.environ.get("HARNESS_DB_URL"):
-        return False
-    from ..db import probe_engine
+    return _embedded_plan(kind, url) is not None
 
-    return not probe_engine().ok  # auto takes a container when an engine answers
+
+def _embedded_plan(kind: str | None, url: str | None):
+    from ..db import server_plan
+
+    try:
+        plan = server_plan(kind, url)
+    except HarnessError:
+        return None  # a bad kind, or no engine for a container: start_server says so itself
+    return plan if plan.kind == "embedded" else None
 
 
 def lease_postgres(kind: str | None, url: str | None, progress: Callable[[str], None]):
     """The daemon's warm embedded server (a harness.db.LeasedServer) for a session that would start
     an embedded one, or None (mode off, no daemon, another database asked for, or the daemon
     could not start it)."""
-    if mode() == "off" or not wants_embedded(kind, url) or status() is None:
+    plan = _embedded_plan(kind, url) if mode() != "off" else None
+    if plan is None or status() is None:
         return None
     answer = request({"op": "postgres", "code": code_fingerprint()}, timeout=90)
     if answer is None or "url" not in answer[0]:
         progress(f"warm daemon's PostgreSQL not used: {answer[0].get('refused', 'no answer') if answer else 'no answer'}")
         return None
     reply = answer[0]
-    requested = "requested" if kind not in (None, "", "auto") else "HARNESS_DB" if os.environ.get("HARNESS_DB") else "auto"
     from ..db import LeasedServer
 
-    server = LeasedServer(reply["url"], reason=f"embedded {requested}; kept warm by the daemon, pid {reply['pid']}")
+    server = LeasedServer(reply["url"], reason=f"embedded {plan.source}; kept warm by the daemon, pid {reply['pid']}")
     try:
         return server.start()
     except HarnessError as exc:

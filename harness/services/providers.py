@@ -1,5 +1,6 @@
 """Which provider runs a service: the kind asked for, else the service's variable (`HARNESS_DB`,
-`HARNESS_REDIS`), else `auto`; one function for every service, driven by its registry.
+`HARNESS_REDIS`), else `auto`; one rule for every service, driven by its registry: `resolve`
+says which provider and why (starting nothing), `select` starts it.
 
 `auto` takes the URL (argument, else `<variable>_URL`) when there is one; else a container when
 a Docker engine answers within 2 s and the service's image is present locally (nothing is pulled
@@ -57,8 +58,19 @@ def new_password() -> str:
     return secrets.token_hex(16)
 
 
-def select(service: Service, kind: str | None, url: str | None) -> Any:
-    """Start (or attach to) `service` with the provider `kind` names, or the one auto picks."""
+@dataclass
+class Plan:
+    """Which provider `select` would start and why, before anything starts (also asked by the
+    warm daemon: does this session want an embedded server?)."""
+
+    kind: str        # a key of the service's providers
+    source: str      # "requested", the service's variable, or "auto"
+    choice: Choice
+    finish: Callable[[Any], None] = lambda server: None   # completes the server's reason
+
+
+def resolve(service: Service, kind: str | None, url: str | None) -> Plan:
+    """The provider for `kind` (else the service's variable, else auto) and its choice."""
     requested = kind not in (None, "", "auto")
     source = "requested" if requested else service.variable
     if not requested:
@@ -69,37 +81,51 @@ def select(service: Service, kind: str | None, url: str | None) -> Any:
     url = url or os.environ.get(service.variable + "_URL") or None
     if kind == "auto":
         return _auto(service, url)
-    start = service.providers[kind]
     if kind == "url":
         if not url:
             raise HarnessError(f"{service.option} url needs a {service.url_noun}",
                                hint=f"pass {service.option}-url or set {service.variable}_URL={service.url_example}")
-        return start(Choice(f"url {source}: {redact_url(url)}", url=url))
+        return Plan(kind, source, Choice(f"url {source}: {redact_url(url)}", url=url))
     if kind == "container":
         probe = require_engine(service.option)
-        server = start(Choice(f"container {source}: {probe.describe()}", probe=probe))
-        server.reason += f"; image {server.image} ({service.name} {server.version})"
-        return server
-    server = start(Choice(f"{kind} {source}", url=url))
-    server.reason += f": {server.describe()}"
+
+        def finish(server) -> None:
+            server.reason += f"; image {server.image} ({service.name} {server.version})"
+
+        return Plan(kind, source, Choice(f"container {source}: {probe.describe()}", probe=probe), finish)
+
+    def finish(server) -> None:
+        server.reason += f": {server.describe()}"
+
+    return Plan(kind, source, Choice(f"{kind} {source}", url=url), finish)
+
+
+def select(service: Service, kind: str | None, url: str | None) -> Any:
+    """Start (or attach to) `service` with the provider `kind` names, or the one auto picks."""
+    plan = resolve(service, kind, url)
+    server = service.providers[plan.kind](plan.choice)
+    plan.finish(server)
     return server
 
 
-def _auto(service: Service, url: str | None) -> Any:
+def _auto(service: Service, url: str | None) -> Plan:
     if url:
-        return service.providers["url"](Choice(f"{service.variable}_URL is set: using {redact_url(url)}", url=url))
+        return Plan("url", "auto", Choice(f"{service.variable}_URL is set: using {redact_url(url)}", url=url))
     t0 = time.monotonic()
     probe = probe_engine()
     probe_s = time.monotonic() - t0
     if probe.ok:
         image = service.image()
         if image_present_at(probe.host, image):
-            server = service.providers["container"](Choice(probe.describe(), probe=probe))
-            server.reason += f"; using container {image} ({service.name} {server.version})"
-            return server
+            def finish(server) -> None:
+                server.reason += f"; using container {image} ({service.name} {server.version})"
+
+            return Plan("container", "auto", Choice(probe.describe(), probe=probe), finish)
         why = f"{probe.describe()} but image {image} is not present locally (no pull in auto mode)"
     else:
         why = probe.describe()
-    server = service.providers["embedded"](Choice(why))
-    server.reason = f"{why}; using embedded {server.describe(brief=True)} (engine check took {probe_s:.2f} s)"
-    return server
+
+    def finish(server) -> None:
+        server.reason = f"{why}; using embedded {server.describe(brief=True)} (engine check took {probe_s:.2f} s)"
+
+    return Plan("embedded", "auto", Choice(why), finish)
