@@ -5,7 +5,8 @@ bridge and the embedded PostgreSQL all see the edge.
 At each edge it runs (1) the reset-job tests (LiteLLM 1.82.3's ResetBudgetJob through its own
 Prisma client, with `litellm_settings.timezone` UTC and America/New_York) and (2) the shipped
 scenarios whose verdict hangs on the calendar (scenarios/reset_job/ and scenarios/timezone/, or
-the `--scenarios` given) on one release through the CLI, then checks that the edge really reached them: the job's
+the `--scenarios` given; not those tagged `long` unless --long-scenarios) on one release
+through the CLI, then checks that the edge really reached them: the job's
 start time and each scenario's frozen clock fall on the edge's date.
 
     python scripts/calendar_edges.py [--litellm 1.85.0] [--edge "2027-01-31 23:50:00" ...]
@@ -27,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: (instant in UTC, why it is an edge). The late-evening edges start 10 minutes before midnight:
@@ -45,6 +48,13 @@ EDGES = [
 #: the layers whose verdicts depend on the date (budget windows, reset times); the others
 #: (counters, deployments, endpoints) run once in the main test run
 DATE_SENSITIVE = ("scenarios/reset_job", "scenarios/timezone")
+
+
+def tagged_long(path: str) -> bool:
+    """A `long` scenario (PR #40639's 33,000 seeded end users, 1-2 min a run) tests paging, not
+    the calendar; the pytest plugin leaves them out of CI's run too (--long-scenarios)."""
+    data = yaml.safe_load((ROOT / path).read_text())
+    return isinstance(data, dict) and "long" in (data.get("tags") or [])
 
 
 def run(cmd: list[str], edge: str, log: Path) -> tuple[int, str]:
@@ -93,6 +103,7 @@ def main() -> int:
     parser.add_argument("--edge", action="append", help="an instant in UTC, 'YYYY-MM-DD HH:MM:SS' (repeatable)")
     parser.add_argument("--scenarios", nargs="+", default=list(DATE_SENSITIVE), metavar="PATH",
                         help="scenario files or folders (default: %(default)s)")
+    parser.add_argument("--long-scenarios", action="store_true", help="also the scenarios tagged `long`")
     args = parser.parse_args()
     if not shutil.which("faketime"):
         print("calendar edges: `faketime` is missing (apt-get install faketime)", file=sys.stderr)
@@ -100,6 +111,11 @@ def main() -> int:
     edges = [(e, "given") for e in args.edge] if args.edge else EDGES
     scenarios = sorted(str(p.relative_to(ROOT)) for given in args.scenarios
                        for p in ([ROOT / given] if (ROOT / given).is_file() else (ROOT / given).rglob("*.yaml")))
+    if not args.long_scenarios:
+        left_out = [path for path in scenarios if tagged_long(path)]
+        scenarios = [path for path in scenarios if path not in left_out]
+        if left_out:
+            print(f"calendar edges: left out, tagged `long` (--long-scenarios runs them): {', '.join(left_out)}", flush=True)
     failed = 0
     for edge, why in edges:
         work = Path(tempfile.mkdtemp(prefix="lh-edge-"))
