@@ -19,7 +19,7 @@ RULES = ("local_midnight", "next_monday", "first_of_next_month")
 def zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file (tzdata)
         raise ValueError(f"{shorten(repr(name))} is not a time zone name (IANA, e.g. Asia/Tokyo)") from None
 
 

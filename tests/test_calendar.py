@@ -33,3 +33,16 @@ def test_next_boundary(rule: str, now: str, tz: str | None, expected: str) -> No
 def test_unknown_zone_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="not a time zone name"):
         next_boundary("local_midnight", datetime(2026, 3, 4, tzinfo=UTC), "Mars/Olympus")
+
+
+def test_a_name_too_long_for_a_file_is_not_a_time_zone(monkeypatch) -> None:
+    """With the tzdata package installed (a fresh venv), zoneinfo opens the name as a file in it:
+    a 5,000-character name raised OSError (File name too long), not the one-line error."""
+    import harness.calendar as calendar
+
+    def too_long(name):
+        raise OSError(36, "File name too long", name)
+
+    monkeypatch.setattr(calendar, "ZoneInfo", too_long)
+    with pytest.raises(ValueError, match="is not a time zone name"):
+        calendar.zone("x" * 5000)
