@@ -53,6 +53,24 @@ def test_at_moves_now_and_the_report_says_so(tmp_path: Path) -> None:
     assert "budget_reset_at=2027-03-03T00:00:00+00:00" in last_state, last_state
 
 
+
+@pytest.mark.slow
+def test_end_user_reset_minutes_before_tokyo_midnight(tmp_path: Path) -> None:
+    """Five minutes before the reset time, an end user's in-memory spend counter (10 minutes from
+    its first write) outlives the reset. #24675's scenario asks for its request past that life, so
+    it holds then too (with a 1s margin it failed on 1.85.0 from 14:50 to 14:59 UTC, Tokyo's last
+    10 minutes of the day); #39726's scenario, the counter left in place, reproduces there."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "scenarios/reset_job/default_end_user_budget_reset.yaml",
+         "scenarios/reset_job/end_user_reset_stale_counter.yaml", "--litellm", "1.85.0",
+         "--at", "2026-12-03T14:55:00Z", "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASSED default_end_user_budget_reset on litellm 1.85.0 at 2026-12-03T14:55:00+00:00" in proc.stdout
+    assert "REPRODUCED end_user_reset_stale_counter on litellm 1.85.0" in proc.stdout
+    assert "counter spend:end_user:customer-1=0.1" in proc.stdout
+
 OPERATOR_CONFIG = """
 model_list:
   - model_name: gpt-4o
