@@ -39,6 +39,7 @@ EDGES = [
     ("2027-02-01 00:00:30", "the 1st after a 31-day month"),
     ("2027-01-31 23:50:00", "31 January 23:50"),
     ("2027-02-28 23:50:00", "28 February 23:50, non-leap year"),
+    ("2027-03-01 14:52:00", "Tokyo's 23:52: its daily reset falls in a spend counter's 10-minute life"),
     ("2027-03-07 23:50:00", "Sunday 23:50, for weekly budgets"),
     ("2027-03-14 06:30:00", "New York springs forward (01:30 EST)"),
     ("2027-11-07 05:30:00", "New York falls back (01:30 EDT)"),
