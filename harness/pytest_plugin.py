@@ -29,11 +29,6 @@ class ScenarioUnsupported(Exception):
     pass
 
 
-#: a scenario tag for files that take minutes per release (e.g. 33,000 seeded end users): the
-#: plugin skips them unless --long-scenarios; run, matrix and check always run them
-LONG_TAG = "long"
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("litellm-harness", "LiteLLM budget scenarios")
     options.add_to(group.addoption)
@@ -41,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="examples of the seeded exploration test (tests/test_explore.py: `explore --seed 1` "
                     "on 1.85.0, every finding replayed); 0 skips it (default 4)")
     group.addoption("--long-scenarios", dest="long_scenarios", action="store_true",
-                    help=f"also run scenario files tagged `{LONG_TAG}` (minutes per release; skipped otherwise, saying so)")
+                    help="also run scenario files tagged `long` (minutes per release; skipped otherwise, saying so)")
     parser.addini("litellm_versions", "releases scenario files run on when no --litellm-version is given",
                   type="args", default=DEFAULT_VERSIONS.split())
 
@@ -94,8 +89,8 @@ class ScenarioFile(pytest.File):
             for tag in scenario.meta.tags:
                 self.config.addinivalue_line("markers", f"{tag}: scenario tag")  # so -m works without warnings
                 item.add_marker(getattr(pytest.mark, tag))
-            if LONG_TAG in scenario.meta.tags and not self.config.getoption("long_scenarios"):
-                item.add_marker(pytest.mark.skip(reason=f"tagged `{LONG_TAG}` (minutes per release): "
+            if scenario.meta.long and not self.config.getoption("long_scenarios"):
+                item.add_marker(pytest.mark.skip(reason="tagged `long` (minutes per release): "
                                                  "run with --long-scenarios, or `python -m harness run`"))
             elif scenario.expected_to_fail_on(version):
                 item.add_marker(

@@ -28,9 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.scenario.loader import load  # noqa: E402
 
 #: (instant in UTC, why it is an edge). The late-evening edges start 10 minutes before midnight:
 #: every scenario of the run must start on that day (a run takes ~2 min; under load 23:59 was missed)
@@ -49,13 +50,6 @@ EDGES = [
 #: the layers whose verdicts depend on the date (budget windows, reset times); the others
 #: (counters, deployments, endpoints) run once in the main test run
 DATE_SENSITIVE = ("scenarios/reset_job", "scenarios/timezone")
-
-
-def tagged_long(path: str) -> bool:
-    """A `long` scenario (PR #40639's 33,000 seeded end users, 1-2 min a run) tests paging, not
-    the calendar; the pytest plugin leaves them out of CI's run too (--long-scenarios)."""
-    data = yaml.safe_load((ROOT / path).read_text())
-    return isinstance(data, dict) and "long" in (data.get("tags") or [])
 
 
 def run(cmd: list[str], edge: str, log: Path) -> tuple[int, str]:
@@ -113,7 +107,8 @@ def main() -> int:
     scenarios = sorted(str(p.relative_to(ROOT)) for given in args.scenarios
                        for p in ([ROOT / given] if (ROOT / given).is_file() else (ROOT / given).rglob("*.yaml")))
     if not args.long_scenarios:
-        left_out = [path for path in scenarios if tagged_long(path)]
+        # a `long` scenario (PR #40639's 33,000 seeded end users) tests paging, not the calendar
+        left_out = [path for path in scenarios if load(ROOT / path).meta.long]
         scenarios = [path for path in scenarios if path not in left_out]
         if left_out:
             print(f"calendar edges: left out, tagged `long` (--long-scenarios runs them): {', '.join(left_out)}", flush=True)

@@ -53,7 +53,6 @@ def test_at_moves_now_and_the_report_says_so(tmp_path: Path) -> None:
     assert "budget_reset_at=2027-03-03T00:00:00+00:00" in last_state, last_state
 
 
-
 @pytest.mark.slow
 def test_end_user_reset_minutes_before_tokyo_midnight(tmp_path: Path) -> None:
     """Five minutes before the reset time, an end user's in-memory spend counter (10 minutes from
@@ -70,6 +69,7 @@ def test_end_user_reset_minutes_before_tokyo_midnight(tmp_path: Path) -> None:
     assert "PASSED default_end_user_budget_reset on litellm 1.85.0 at 2026-12-03T14:55:00+00:00" in proc.stdout
     assert "REPRODUCED end_user_reset_stale_counter on litellm 1.85.0" in proc.stdout
     assert "counter spend:end_user:customer-1=0.1" in proc.stdout
+
 
 OPERATOR_CONFIG = """
 model_list:

@@ -35,6 +35,10 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------------------------------------
 # The scenario
 
+#: a tag for files that take minutes per release (e.g. 33,000 seeded end users): the pytest plugin
+#: and the calendar edges leave them out unless --long-scenarios; run, matrix and check run them
+LONG_TAG = "long"
+
 
 class Metadata(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -50,6 +54,10 @@ class Metadata(_Strict):
         "line are joined by ' || ' (any of them), e.g. '<1.83.3 || >=1.84.0,<1.84.2'",
     )
     tags: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]] = []
+
+    @property
+    def long(self) -> bool:
+        return LONG_TAG in self.tags
 
     @field_validator("affects")
     @classmethod
